@@ -1,0 +1,105 @@
+# normscope build.
+#   make                 library + CLI (float), ./normscope links to it
+#   make PRECISION=double the same in double (build/double)
+#   make check           dependencies, then unit + CLI tests in float and double
+#   make check SAN=1     the same under AddressSanitizer and UBSan
+#   make bench           normscope against the PyTorch peer
+#   make demo            train, plot and report on Fashion-MNIST
+#   make install         PREFIX=/usr/local: binary, headers, library, .pc
+PRECISION ?= float
+SAN ?=
+PREFIX ?= /usr/local
+PYTHON ?= /usr/bin/python3
+
+ifneq ($(PRECISION),float)
+ifneq ($(PRECISION),double)
+$(error PRECISION must be float or double)
+endif
+endif
+
+B := build/$(PRECISION)$(if $(SAN),-san)
+PKGS := hdf5 lapacke inih zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) openblas check 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) openblas 2>/dev/null) -lhdf5_hl -lgsl -larpack
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+CC ?= cc
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
+OPT := -O3 -march=native -fno-math-errno
+ifdef SAN
+OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+DEFS := -D_POSIX_C_SOURCE=200809L $(if $(filter double,$(PRECISION)),-DNS_DOUBLE)
+CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -fopenmp $(DEFS) -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := -fopenmp $(if $(SAN),-fsanitize=address,undefined) $(LDFLAGS)
+LIBS := $(PKG_LIBS) -lm
+
+LIB_SRC := $(sort $(wildcard src/core/*.c src/nn/*.c src/norm/*.c src/train/*.c \
+             src/data/*.c src/io/*.c src/analysis/*.c src/plot/*.c))
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/obj/%.o)
+TESTS := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+LIBA := $(B)/libnormscope.a
+BIN := $(B)/normscope
+
+.PHONY: all lib tests check check-one bench demo deps install clean
+all: $(BIN)
+ifeq ($(PRECISION)$(SAN),float)
+	@ln -sf $(BIN) normscope
+endif
+
+lib: $(LIBA)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(LIBA) $(LIBS)
+
+$(B)/tests/%: $(B)/obj/tests/%.o $(B)/obj/tests/testutil.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(B)/obj/tests/testutil.o $(LIBA) $(CHECK_LIBS) $(LIBS)
+
+tests: $(TESTS) $(BIN)
+
+# One precision: every Check suite, then the CLI tests.
+check-one: tests
+	@PYTHON=$(PYTHON) NS_BIN=$(abspath $(BIN)) NS_PRECISION=$(PRECISION) \
+	  sh tests/run_tests.sh $(TESTS)
+
+# Both precisions (gradient checks run in the double build).
+check: deps
+	$(MAKE) check-one PRECISION=double
+	$(MAKE) check-one PRECISION=float
+	@echo "all test suites passed"
+
+bench: deps all
+	PYTHON=$(PYTHON) sh bench/run.sh $(abspath $(BIN))
+
+demo: deps all
+	PYTHON=$(PYTHON) sh analyses/demo.sh $(abspath $(BIN))
+
+deps:
+	@sh .ci/deps
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include/normscope $(DESTDIR)$(PREFIX)/share/normscope/plots
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/normscope
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/libnormscope.a
+	install -m 644 include/normscope/*.h $(DESTDIR)$(PREFIX)/include/normscope/
+	install -m 644 plots/*.gp $(DESTDIR)$(PREFIX)/share/normscope/plots/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/#define NS_VERSION "\(.*\)"/\1/p' include/normscope/core.h)|' \
+	  normscope.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/normscope.pc
+
+clean:
+	rm -rf build normscope
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
