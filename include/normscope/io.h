@@ -1,0 +1,105 @@
+/*
+ * normscope HDF5 files: atomic creation (written under a temporary name,
+ * renamed when complete), attribute and dataset helpers, and the run file
+ * of DESIGN.md section 3 (checkpoints of parameters and state by layer).
+ * HDF5's own error printing is turned off; its failures are translated into
+ * ns_error messages that name the file.
+ */
+#ifndef NORMSCOPE_IO_H
+#define NORMSCOPE_IO_H
+
+#include <hdf5.h>
+
+#include "normscope/nn.h"
+
+#define NS_RUN_FORMAT "normscope-run"
+#define NS_RESULT_FORMAT "normscope-result"
+#define NS_RUN_FORMAT_VERSION 1
+
+/* An HDF5 file being written under a temporary name. */
+typedef struct ns_h5out {
+    hid_t fid;
+    char path[1024];  /* final name */
+    char tmp[1100];   /* name while being written */
+} ns_h5out;
+
+/* Creates `path` for writing through a temporary file in the same
+ * directory.  Refuses an existing path unless force (NS_EINVAL: "'x' exists;
+ * use --force to overwrite"); NS_EIO when the directory is not writable. */
+int ns_h5out_create(ns_h5out *o, const char *path, int force);
+/* Starts from a copy of an existing file (for resume/append). */
+int ns_h5out_from_copy(ns_h5out *o, const char *src, const char *path);
+/* Closes and renames into place. */
+int ns_h5out_commit(ns_h5out *o);
+/* Closes and removes the temporary file; safe to call after commit. */
+void ns_h5out_abort(ns_h5out *o);
+
+/* Opens an existing file read-only.  NS_EIO when missing or unreadable,
+ * NS_EFORMAT when it is not HDF5. */
+int ns_h5_open(const char *path, hid_t *fid);
+/* Opens a normscope file and checks its `format` attribute equals want
+ * (NS_RUN_FORMAT or NS_RESULT_FORMAT): "not a normscope run file". */
+int ns_h5_open_format(const char *path, const char *want, hid_t *fid);
+void ns_h5_close(hid_t fid);
+
+/* 1 if the link path exists (intermediate groups included), else 0. */
+int ns_h5_exists(hid_t loc, const char *path);
+/* Creates the group path with intermediate groups if missing. */
+int ns_h5_group(hid_t loc, const char *path);
+
+/* Attributes on the object at obj ("." for loc itself). */
+int ns_h5_attr_str(hid_t loc, const char *obj, const char *name, const char *val);
+int ns_h5_attr_double(hid_t loc, const char *obj, const char *name, double val);
+int ns_h5_attr_int(hid_t loc, const char *obj, const char *name, int64_t val);
+int ns_h5_attr_doubles(hid_t loc, const char *obj, const char *name,
+                       const double *val, size_t n);
+/* Readers: NS_EFORMAT naming the attribute when it is missing. */
+int ns_h5_get_str(hid_t loc, const char *obj, const char *name, char *buf, size_t len);
+int ns_h5_get_double(hid_t loc, const char *obj, const char *name, double *val);
+int ns_h5_get_int(hid_t loc, const char *obj, const char *name, int64_t *val);
+/* Reads up to n doubles; *got receives the attribute's length. */
+int ns_h5_get_doubles(hid_t loc, const char *obj, const char *name, double *val,
+                      size_t n, size_t *got);
+
+/* Datasets (groups on the path are created).  Chunked + deflate when
+ * compress is set. */
+int ns_h5_write_real(hid_t loc, const char *path, int ndim, const size_t *dims,
+                     const ns_real *data);
+int ns_h5_write_double(hid_t loc, const char *path, int ndim, const size_t *dims,
+                       const double *data);
+int ns_h5_write_int(hid_t loc, const char *path, int ndim, const size_t *dims,
+                    const int64_t *data);
+/* Sets the `description` (and `units` when not NULL) attributes. */
+int ns_h5_describe(hid_t loc, const char *path, const char *description,
+                   const char *units);
+/* Reads a dataset of exactly n values into ns_real / double (converting).
+ * NS_EFORMAT when missing or of another size. */
+int ns_h5_read_real(hid_t loc, const char *path, ns_real *out, size_t n);
+int ns_h5_read_double(hid_t loc, const char *path, double *out, size_t n);
+/* Size (number of values) and shape of a dataset. */
+int ns_h5_shape(hid_t loc, const char *path, int *ndim, size_t dims[8], size_t *n);
+/* Reads a whole 1-D/2-D dataset into a new double array. */
+int ns_h5_read_double_alloc(hid_t loc, const char *path, double **out, size_t *n);
+
+/* The file name HDF5 reports for loc (for error messages). */
+const char *ns_h5_name(hid_t loc);
+
+/* ----------------------------------------------------------- run files */
+
+/* Writes /checkpoints/<step>/{params,state}/<layer>/<name>. */
+int ns_run_write_checkpoint(hid_t fid, const ns_net *net, uint64_t step);
+/* Loads parameters and state of a checkpoint into net; every tensor must be
+ * present with the same size (NS_EFORMAT naming it otherwise). */
+int ns_run_read_checkpoint(hid_t fid, ns_net *net, uint64_t step);
+/* Steps of all checkpoints, ascending (caller frees with ns_free). */
+int ns_run_checkpoints(hid_t fid, uint64_t **steps, size_t *n);
+
+/* Writes the standard attributes of a result group: command line, source
+ * run file and checkpoint, mode, seed, version, created. */
+int ns_result_group_attrs(hid_t fid, const char *group, const char *cmdline,
+                          const char *source, const char *mode, uint64_t seed);
+
+/* ISO 8601 UTC time of now into buf. */
+void ns_iso_time(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * normscope networks: layers behind one small ops table, a network built
+ * from an architecture string, parameters/gradients/state in single slabs,
+ * forward and backward passes, softmax cross-entropy.
+ *
+ * A network is a list of layers in forward order.  Each layer reads the
+ * output of one earlier layer (src; -1 is the network input), and the
+ * residual add reads a second one (src2), so residual blocks stay a flat
+ * list whose names follow forward order: 00-conv, 01-bn, 02-relu, ...
+ * All tensors are NCHW, row-major, sample-major; weights use PyTorch's
+ * layout (dense: out x in; conv: out x in x kh x kw).
+ */
+#ifndef NORMSCOPE_NN_H
+#define NORMSCOPE_NN_H
+
+#include "normscope/core.h"
+
+/* How layers with batch dependence or randomness behave in a forward pass. */
+typedef enum ns_mode {
+    NS_MODE_TRAIN = 0, /* batch statistics, running statistics updated, dropout on */
+    NS_MODE_EVAL = 1,  /* running statistics, dropout off */
+    NS_MODE_BATCH = 2  /* batch statistics, nothing updated, dropout off */
+} ns_mode;
+
+#define NS_MAX_TENSORS 6
+
+/* A named tensor of a layer: a view into one of the network's slabs. */
+typedef struct ns_tensor {
+    char name[24];    /* PyTorch's name: weight, bias, running_mean, ... */
+    ns_real *data;
+    ns_real *grad;    /* parameters only; NULL for state */
+    size_t size;
+    int ndim;
+    size_t dims[4];
+} ns_tensor;
+
+/* Parameter initialisers. */
+typedef enum ns_init_kind {
+    NS_INIT_TORCH = 0,   /* PyTorch's default: U(+-1/sqrt(fan_in)) for weight and bias */
+    NS_INIT_HE_NORMAL,   /* N(0, 2/fan_in), bias 0 */
+    NS_INIT_HE_UNIFORM,  /* U(+-sqrt(6/fan_in)), bias 0 */
+    NS_INIT_XAVIER,      /* U(+-sqrt(6/(fan_in+fan_out))), bias 0 */
+    NS_INIT_GAUSS        /* N(0, sw2/fan_in), bias N(0, sb2): mean-field init */
+} ns_init_kind;
+
+typedef struct ns_init {
+    ns_init_kind kind;
+    double sw2, sb2;     /* NS_INIT_GAUSS variances */
+} ns_init;
+
+/* Per-forward context: mode, and the random stream for dropout. */
+typedef struct ns_ctx {
+    ns_mode mode;
+    uint64_t seed;       /* run seed */
+    uint64_t step;       /* optimiser step; dropout masks depend on (seed, step, layer) */
+} ns_ctx;
+
+typedef struct ns_layer ns_layer;
+
+/* The operations of one layer kind.  forward writes y from x (and x2 for
+ * the residual add) and returns a status; backward writes (acc bit 0 clear)
+ * or adds (bit 0 set) the input gradient into dx (NULL: not needed), the
+ * same with bit 1 for dx2, and always adds parameter gradients. */
+typedef struct ns_layer_ops {
+    const char *kind;
+    int (*forward)(ns_layer *L, ns_real *y, const ns_real *x, const ns_real *x2,
+                   size_t n, const ns_ctx *ctx);
+    void (*backward)(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
+                     const ns_real *dy, const ns_real *y, const ns_real *x,
+                     size_t n);
+    /* (Re)initialises parameters and state; may be NULL (no parameters). */
+    void (*init)(ns_layer *L, const ns_init *init, ns_rng *r);
+    /* Frees impl; may be NULL. */
+    void (*release)(ns_layer *L);
+} ns_layer_ops;
+
+/* One layer.  Shapes are per sample; max_batch bounds every call. */
+struct ns_layer {
+    const ns_layer_ops *ops;
+    char name[32];             /* "03-bn": position and kind */
+    int src, src2;             /* input layers (-1 network input; src2 -1 unless add) */
+    size_t in_c, in_h, in_w;
+    size_t out_c, out_h, out_w;
+    size_t max_batch;
+    int nparam, nstate;
+    ns_tensor param[NS_MAX_TENSORS];
+    ns_tensor state[NS_MAX_TENSORS];
+    size_t cache_bytes;        /* bytes kept for backward besides the output, at max_batch */
+    int is_norm;               /* sits in a normalization slot */
+    const ns_layer *prev_norm; /* the previous normalization layer (read-only), or NULL */
+    ns_mode last_mode;         /* mode of the last forward (backward follows it) */
+    void *impl;
+};
+
+static inline size_t ns_layer_in_size(const ns_layer *L) { return L->in_c * L->in_h * L->in_w; }
+static inline size_t ns_layer_out_size(const ns_layer *L) { return L->out_c * L->out_h * L->out_w; }
+
+/* Declares a tensor of a layer under construction (data bound later). */
+int ns_layer_add_param(ns_layer *L, const char *name, int ndim, const size_t *dims);
+int ns_layer_add_state(ns_layer *L, const char *name, int ndim, const size_t *dims);
+
+/* Fills nw weights and nb biases (b may be NULL) per the initialiser, with
+ * the fan-in and fan-out of the layer (PyTorch's definitions). */
+void ns_init_fill(ns_real *W, size_t nw, ns_real *b, size_t nb, double fan_in,
+                  double fan_out, const ns_init *init, ns_rng *r);
+
+/* Options that shape a network. */
+typedef struct ns_net_opts {
+    char norm[32];         /* method placed in every `norm` slot: "bn", "none" */
+    size_t norm_group;     /* samples per normalisation group (0: the whole batch) */
+    double bn_momentum;    /* 0.1 */
+    double bn_eps;         /* 1e-5 */
+    int bn_affine;         /* 1 */
+    size_t max_batch;      /* largest batch any call will pass */
+} ns_net_opts;
+
+/* Fills opts with the defaults above (norm "bn", max_batch 128). */
+void ns_net_opts_default(ns_net_opts *o);
+
+typedef struct ns_net {
+    size_t nlayers;
+    ns_layer *layers;
+    size_t in_c, in_h, in_w;   /* input shape per sample */
+    size_t nout;               /* outputs per sample (logits) */
+    size_t max_batch;
+    size_t nparams, nstate;    /* slab lengths */
+    ns_real *params, *grads, *state;
+    ns_real **act;             /* output of each layer, max_batch * out_size */
+    ns_real **dact;            /* gradient of each layer's output */
+    unsigned char *seen;       /* backward scratch, one flag per layer */
+    const ns_real *input;      /* input of the last forward */
+    size_t last_n;
+    ns_net_opts opts;
+    char arch[4096];           /* the expanded architecture string */
+} ns_net;
+
+/*
+ * Builds a network from an architecture string for inputs of shape
+ * (c, h, w) and nout outputs.  Grammar, comma separated:
+ *   fc:N            dense layer with N outputs (flattens its input); fc:out = nout
+ *   convKxK:C[/S][pP]  KxK convolution, C channels, stride S (1), padding P (K/2)
+ *   maxpool:K[/S] | avgpool:K[/S]   pooling, stride S (K)
+ *   gap | flatten   global average pool; explicit flatten (a no-op view)
+ *   relu | lrelu[:A] | tanh | erf | id     activations (A = 0.01)
+ *   dropout:P       inverted dropout with drop probability P
+ *   norm            the normalization slot (method from opts->norm)
+ *   bn              batch normalization regardless of opts->norm
+ *   res:C[/S]       basic residual block: conv3x3:C/S,norm,relu,conv3x3:C,norm,
+ *                   plus the shortcut (identity, or conv1x1:C/S,norm when
+ *                   the shape changes), add, relu
+ * and presets (see ns_arch_expand): mlp[:WxD], deepmlp[:WxD], cnn, vgg11-s,
+ * vgg16-s, resnet8, resnet20.  Errors (NS_EINVAL) name the bad token.
+ */
+int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
+                 size_t w, size_t nout, ns_net **out);
+void ns_net_free(ns_net *net);
+
+/* Expands a preset into its architecture string (returns NS_EINVAL for an
+ * unknown one); plain strings are copied.  ns_arch_presets lists names. */
+int ns_arch_expand(const char *arch, char *buf, size_t len);
+const char *ns_arch_presets(void);
+
+/* Initialises every parameter and resets state from the seed. */
+void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed);
+
+/* Forward pass on n <= max_batch samples; returns the logits (n x nout). */
+int ns_net_forward(ns_net *net, const ns_real *x, size_t n, const ns_ctx *ctx);
+const ns_real *ns_net_logits(const ns_net *net);
+
+/* Backward pass after a forward on the same batch: dlogits (n x nout) in,
+ * parameter gradients added to net->grads. */
+void ns_net_backward(ns_net *net, const ns_real *dlogits);
+
+/* Sets every parameter gradient to zero. */
+void ns_net_zero_grad(ns_net *net);
+
+/* Bytes of activations kept for backward for a batch of n samples. */
+size_t ns_net_activation_bytes(const ns_net *net, size_t n);
+size_t ns_layer_activation_bytes(const ns_layer *L, size_t n);
+
+/* Layer lookup by name ("03-bn"); NULL if absent. */
+ns_layer *ns_net_find(ns_net *net, const char *name);
+
+/* Prints a one-line-per-layer summary. */
+void ns_net_print(const ns_net *net, FILE *f);
+
+/* Mean softmax cross-entropy of logits (n x k) against labels y.  Writes
+ * dlogits = (softmax - onehot) / n when dlogits is not NULL; *loss gets the
+ * mean loss (double) and *correct (may be NULL) the number of argmax hits. */
+void ns_softmax_ce(const ns_real *logits, const int32_t *y, size_t n, size_t k,
+                   ns_real *dlogits, double *loss, size_t *correct);
+
+/* Layer constructors used by the builder and by the norm registry: each
+ * fills L (ops, out shape, tensors, impl) for the input shape already in L. */
+int ns_dense_create(ns_layer *L, size_t nout);
+int ns_conv_create(ns_layer *L, size_t cout, size_t k, size_t stride, size_t pad);
+int ns_pool_create(ns_layer *L, int is_max, size_t k, size_t stride);
+int ns_gap_create(ns_layer *L);
+int ns_flatten_create(ns_layer *L);
+int ns_act_create(ns_layer *L, const char *kind, double alpha);
+int ns_dropout_create(ns_layer *L, double p);
+int ns_add_create(ns_layer *L, const ns_layer *other);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * normscope train: trains an architecture with a normalization method and
+ * writes a run file with checkpoints and history (DESIGN.md section 3).
+ */
+#include "cli.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "normscope/norm.h"
+#include "normscope/train.h"
+
+static const char usage_text[] =
+    "usage: normscope train [options] -o RUN.h5\n"
+    "       normscope train --resume RUN.h5 --epochs E [-o OUT.h5]\n"
+    "\n"
+    "Trains a network and writes a run file: configuration, checkpoints of\n"
+    "parameters and running statistics (step 0 is the initialisation), and the\n"
+    "per-step and per-epoch history.  Progress goes to stderr, a summary to stdout.\n"
+    "\n"
+    "model:\n"
+    "  --arch A           preset or architecture string (default mlp); presets:\n"
+    "                     %s\n"
+    "                     strings: e.g. conv3x3:32,norm,relu,conv3x3:64/2,norm,relu,gap,fc:out\n"
+    "  --norm NAME        method in every normalization slot (default bn); --list-norms\n"
+    "  --norm-group S     normalise in groups of S samples (ghost batch; default: whole batch)\n"
+    "  --bn-momentum M    running-statistics momentum (default 0.1)\n"
+    "  --bn-eps E         variance epsilon (default 1e-5)\n"
+    "  --no-bn-affine     BN without gamma and beta\n"
+    "  --init I           torch (default), he-normal, he-uniform, xavier, gauss:SW2,SB2\n"
+    "data:\n"
+    "  --data D           fashion-mnist (default), idx:DIR, cifar10:DIR, FILE.h5,\n"
+    "                     gauss:K:D[:N], spirals, moons, rings, xor\n"
+    "  --train-n N        use the first N training samples (default all)\n"
+    "  --test-n N         use the first N test samples (default all)\n"
+    "  --no-standardize   keep raw inputs (default: per-channel standardisation with\n"
+    "                     the training split's mean and std)\n"
+    "optimisation:\n"
+    "  --optim O          sgd (default), adam, adamw\n"
+    "  --lr LR            learning rate (default 0.05)\n"
+    "  --momentum M       SGD momentum (default 0.9)\n"
+    "  --nesterov         Nesterov momentum\n"
+    "  --wd W             weight decay (default 0)\n"
+    "  --beta1 B --beta2 B --adam-eps E   Adam settings (0.9, 0.999, 1e-8)\n"
+    "  --schedule S       const (default), step:E1,E2[@GAMMA] (epochs), cosine\n"
+    "  --warmup N         linear warm-up over N steps\n"
+    "  --epochs E         epochs (default 3)\n"
+    "  --steps S          train for S steps instead of whole epochs\n"
+    "  --batch B          mini-batch size (default 128)\n"
+    "  --seed S           seed of initialisation, shuffling and dropout (default 1)\n"
+    "run file:\n"
+    "  -o, --output PATH  run file to write (refuses an existing file)\n"
+    "  --force            overwrite an existing output file\n"
+    "  --ckpt-every E     checkpoint every E epochs (default 1; 0: first and last only)\n"
+    "  --ckpt-steps S,..  also checkpoint after these steps\n"
+    "  --resume RUN       continue a run from its last checkpoint, bit for bit (same\n"
+    "                     threads); --epochs/--steps give the new total; writes RUN in\n"
+    "                     place unless -o is given\n"
+    "other:\n"
+    "  --threads T        threads (default: all cores); results depend on T\n"
+    "  --quiet            no progress on stderr\n"
+    "  --list-norms       list normalization methods\n"
+    "  -h, --help         this help\n";
+
+enum {
+    O_ARCH = 256, O_NORM, O_NORMGROUP, O_BNMOM, O_BNEPS, O_NOAFFINE, O_INIT, O_DATA,
+    O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_B1, O_B2,
+    O_AEPS, O_SCHED, O_WARMUP, O_EPOCHS, O_STEPS, O_BATCH, O_SEED, O_FORCE, O_CKEVERY,
+    O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS
+};
+
+static const struct option options[] = {
+    {"arch", required_argument, NULL, O_ARCH},
+    {"norm", required_argument, NULL, O_NORM},
+    {"norm-group", required_argument, NULL, O_NORMGROUP},
+    {"bn-momentum", required_argument, NULL, O_BNMOM},
+    {"bn-eps", required_argument, NULL, O_BNEPS},
+    {"no-bn-affine", no_argument, NULL, O_NOAFFINE},
+    {"init", required_argument, NULL, O_INIT},
+    {"data", required_argument, NULL, O_DATA},
+    {"train-n", required_argument, NULL, O_TRAINN},
+    {"test-n", required_argument, NULL, O_TESTN},
+    {"no-standardize", no_argument, NULL, O_NOSTD},
+    {"optim", required_argument, NULL, O_OPTIM},
+    {"lr", required_argument, NULL, O_LR},
+    {"momentum", required_argument, NULL, O_MOM},
+    {"nesterov", no_argument, NULL, O_NEST},
+    {"wd", required_argument, NULL, O_WD},
+    {"beta1", required_argument, NULL, O_B1},
+    {"beta2", required_argument, NULL, O_B2},
+    {"adam-eps", required_argument, NULL, O_AEPS},
+    {"schedule", required_argument, NULL, O_SCHED},
+    {"warmup", required_argument, NULL, O_WARMUP},
+    {"epochs", required_argument, NULL, O_EPOCHS},
+    {"steps", required_argument, NULL, O_STEPS},
+    {"batch", required_argument, NULL, O_BATCH},
+    {"seed", required_argument, NULL, O_SEED},
+    {"output", required_argument, NULL, 'o'},
+    {"force", no_argument, NULL, O_FORCE},
+    {"ckpt-every", required_argument, NULL, O_CKEVERY},
+    {"ckpt-steps", required_argument, NULL, O_CKSTEPS},
+    {"resume", required_argument, NULL, O_RESUME},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"quiet", no_argument, NULL, O_QUIET},
+    {"list-norms", no_argument, NULL, O_LISTNORMS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void list_norms(void)
+{
+    for (size_t i = 0; i < ns_norm_count(); i++) {
+        const ns_norm_method *m = ns_norm_at(i);
+        printf("%-8s %s [%s]\n", m->name, m->summary, m->reference);
+    }
+}
+
+static int parse_steps(ns_train_config *c, const char *s)
+{
+    char *copy = strdup(s), *save = NULL;
+    if (!copy)
+        return -1;
+    c->nckpt_steps = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t v;
+        if (c->nckpt_steps >= 64 || ns_cli_size("train", "--ckpt-steps", t, &v)) {
+            free(copy);
+            if (c->nckpt_steps >= 64)
+                ns_cli_usage_error("train", "--ckpt-steps takes at most 64 steps");
+            return -1;
+        }
+        c->ckpt_steps[c->nckpt_steps++] = v;
+    }
+    free(copy);
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    ns_train_config c;
+    ns_train_config_default(&c);
+    const char *out = NULL, *resume = NULL;
+    int force = 0, epochs_set = 0, steps_set = 0;
+    double d;
+    uint64_t u;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":o:h", options, NULL)) != -1) {
+        int bad = 0;
+        switch (opt) {
+        case O_ARCH: snprintf(c.arch, sizeof c.arch, "%s", optarg); break;
+        case O_NORM:
+            if (!ns_norm_find(optarg))
+                return ns_cli_usage_error("train", "unknown normalization method '%s' "
+                                          "(see --list-norms)", optarg);
+            snprintf(c.net.norm, sizeof c.net.norm, "%s", optarg);
+            break;
+        case O_NORMGROUP: bad = ns_cli_size("train", "--norm-group", optarg, &c.net.norm_group); break;
+        case O_BNMOM: bad = ns_cli_double("train", "--bn-momentum", optarg, &c.net.bn_momentum); break;
+        case O_BNEPS: bad = ns_cli_double("train", "--bn-eps", optarg, &c.net.bn_eps); break;
+        case O_NOAFFINE: c.net.bn_affine = 0; break;
+        case O_INIT:
+            if (ns_parse_init(optarg, &c.init))
+                return ns_cli_usage_error("train", "%s", ns_errmsg());
+            break;
+        case O_DATA: snprintf(c.data, sizeof c.data, "%s", optarg); break;
+        case O_TRAINN: bad = ns_cli_size("train", "--train-n", optarg, &c.train_n); break;
+        case O_TESTN: bad = ns_cli_size("train", "--test-n", optarg, &c.test_n); break;
+        case O_NOSTD: c.standardize = 0; break;
+        case O_OPTIM:
+            if (ns_parse_optim(optarg, &c.optim))
+                return ns_cli_usage_error("train", "%s", ns_errmsg());
+            break;
+        case O_LR: bad = ns_cli_double("train", "--lr", optarg, &c.lr); break;
+        case O_MOM: bad = ns_cli_double("train", "--momentum", optarg, &c.momentum); break;
+        case O_NEST: c.nesterov = 1; break;
+        case O_WD: bad = ns_cli_double("train", "--wd", optarg, &c.wd); break;
+        case O_B1: bad = ns_cli_double("train", "--beta1", optarg, &c.beta1); break;
+        case O_B2: bad = ns_cli_double("train", "--beta2", optarg, &c.beta2); break;
+        case O_AEPS: bad = ns_cli_double("train", "--adam-eps", optarg, &c.adam_eps); break;
+        case O_SCHED:
+            if (ns_parse_schedule(optarg, &c))
+                return ns_cli_usage_error("train", "%s", ns_errmsg());
+            break;
+        case O_WARMUP: bad = ns_cli_size("train", "--warmup", optarg, &c.warmup); break;
+        case O_EPOCHS: bad = ns_cli_size("train", "--epochs", optarg, &c.epochs); epochs_set = 1; break;
+        case O_STEPS: bad = ns_cli_size("train", "--steps", optarg, &c.steps); steps_set = 1; break;
+        case O_BATCH: bad = ns_cli_size("train", "--batch", optarg, &c.batch); break;
+        case O_SEED: bad = ns_cli_u64("train", "--seed", optarg, &u); c.seed = u; break;
+        case 'o': out = optarg; break;
+        case O_FORCE: force = 1; break;
+        case O_CKEVERY: bad = ns_cli_size("train", "--ckpt-every", optarg, &c.ckpt_every); break;
+        case O_CKSTEPS: bad = parse_steps(&c, optarg); break;
+        case O_RESUME: resume = optarg; break;
+        case O_THREADS:
+            bad = ns_cli_double("train", "--threads", optarg, &d);
+            if (!bad && (d < 1 || d > 256 || d != floor(d)))
+                return ns_cli_usage_error("train", "--threads must be an integer in 1..256");
+            c.threads = (int)d;
+            break;
+        case O_QUIET: ns_progress_set_quiet(1); break;
+        case O_LISTNORMS: list_norms(); return NS_EXIT_OK;
+        case 'h': printf(usage_text, ns_arch_presets()); return NS_EXIT_OK;
+        case ':': return ns_cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
+        default: return ns_cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
+        }
+        if (bad)
+            return NS_EXIT_USAGE;
+    }
+    if (optind < argc)
+        return ns_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (steps_set && !epochs_set)
+        c.epochs = 0;
+    if (resume && !out)
+        out = resume;
+    if (!out)
+        return ns_cli_usage_error("train", "no output file given (use -o RUN.h5)");
+    if (resume && !epochs_set && !steps_set)
+        return ns_cli_usage_error("train", "--resume needs the new length (--epochs or --steps)");
+    if (!resume && ns_train_config_check(&c))
+        return ns_cli_usage_error("train", "%s", ns_errmsg());
+    /* The architecture is checked before any data is read. */
+    if (!resume) {
+        char buf[4096];
+        if (ns_arch_expand(c.arch, buf, sizeof buf))
+            return ns_cli_usage_error("train", "%s", ns_errmsg());
+    }
+    ns_train_result r;
+    int st = ns_train(&c, resume, out, force || (resume && !strcmp(resume, out)),
+                      ns_cli_cmdline(), &r);
+    if (st && st != NS_ENUMERIC)
+        return ns_cli_fail(st, NULL);
+    printf("run file: %s\n", out);
+    printf("arch %s, norm %s, data %s, %zu steps, seed %llu\n", c.arch, c.net.norm,
+           c.data, r.steps, (unsigned long long)c.seed);
+    if (st == NS_ENUMERIC) {
+        printf("diverged at step %zu (non-finite loss)\n", r.diverged_step);
+        return ns_cli_fail(st, NULL);
+    }
+    printf("test accuracy %.2f%%, test loss %.4f, train loss %.4f\n",
+           100 * r.final_test_acc, r.final_test_loss, r.final_train_loss);
+    printf("training time %.1f s (%.0f img/s)%s\n", r.seconds, r.images_per_second,
+           r.interrupted ? ", interrupted: resume with --resume" : "");
+    return r.interrupted ? NS_EXIT_FAIL : NS_EXIT_OK;
+}

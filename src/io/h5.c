@@ -1,0 +1,510 @@
+/*
+ * HDF5 helpers: atomic output files, attributes and datasets.  HDF5's
+ * automatic error stack printing is silenced once; every failure becomes an
+ * ns_error message naming the file and the object.
+ */
+#include "normscope/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void quiet_hdf5(void)
+{
+    static int done;
+    if (!done) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        done = 1;
+    }
+}
+
+const char *ns_h5_name(hid_t loc)
+{
+    static _Thread_local char buf[1024];
+    if (H5Fget_name(loc, buf, sizeof buf) < 0)
+        snprintf(buf, sizeof buf, "?");
+    return buf;
+}
+
+void ns_iso_time(char *buf, size_t len)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ------------------------------------------------------- atomic output */
+
+int ns_h5out_create(ns_h5out *o, const char *path, int force)
+{
+    quiet_hdf5();
+    memset(o, 0, sizeof *o);
+    o->fid = H5I_INVALID_HID;
+    if (!path || !*path)
+        return ns_error(NS_EINVAL, "no output file given (use -o PATH)");
+    if (strlen(path) >= sizeof o->path)
+        return ns_error(NS_EINVAL, "output path too long");
+    struct stat sb;
+    if (!force && stat(path, &sb) == 0)
+        return ns_error(NS_EINVAL, "'%s' exists; use --force to overwrite", path);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return ns_error(NS_EINVAL, "'%s' is a directory", path);
+    snprintf(o->path, sizeof o->path, "%s", path);
+    snprintf(o->tmp, sizeof o->tmp, "%s.tmp-%ld", path, (long)getpid());
+    /* Probe the directory with a plain open so the message is the OS's. */
+    int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        return ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
+    close(fd);
+    unlink(o->tmp);
+    o->fid = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (o->fid < 0)
+        return ns_error(NS_EIO, "cannot create '%s'", path);
+    return NS_OK;
+}
+
+int ns_h5out_from_copy(ns_h5out *o, const char *src, const char *path)
+{
+    quiet_hdf5();
+    memset(o, 0, sizeof *o);
+    o->fid = H5I_INVALID_HID;
+    snprintf(o->path, sizeof o->path, "%s", path);
+    snprintf(o->tmp, sizeof o->tmp, "%s.tmp-%ld", path, (long)getpid());
+    FILE *in = fopen(src, "rb");
+    if (!in)
+        return ns_error(NS_EIO, "cannot open '%s': %s", src, strerror(errno));
+    FILE *out = fopen(o->tmp, "wb");
+    if (!out) {
+        fclose(in);
+        return ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
+    }
+    char buf[1 << 16];
+    size_t k;
+    int bad = 0;
+    while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, k, out) != k)
+            bad = 1;
+    bad |= ferror(in);
+    fclose(in);
+    if (fclose(out) != 0 || bad) {
+        unlink(o->tmp);
+        return ns_error(NS_EIO, "cannot copy '%s' to '%s'", src, o->tmp);
+    }
+    o->fid = H5Fopen(o->tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (o->fid < 0) {
+        unlink(o->tmp);
+        return ns_error(NS_EFORMAT, "cannot read '%s': not an HDF5 file", src);
+    }
+    return NS_OK;
+}
+
+int ns_h5out_commit(ns_h5out *o)
+{
+    if (o->fid < 0)
+        return ns_error(NS_EFAIL, "'%s': file not open", o->path);
+    herr_t e = H5Fclose(o->fid);
+    o->fid = H5I_INVALID_HID;
+    if (e < 0) {
+        unlink(o->tmp);
+        return ns_error(NS_EIO, "cannot write '%s'", o->path);
+    }
+    if (rename(o->tmp, o->path) != 0) {
+        int err = errno;
+        unlink(o->tmp);
+        return ns_error(NS_EIO, "cannot write '%s': %s", o->path, strerror(err));
+    }
+    o->tmp[0] = '\0';
+    return NS_OK;
+}
+
+void ns_h5out_abort(ns_h5out *o)
+{
+    if (o->fid >= 0)
+        H5Fclose(o->fid);
+    o->fid = H5I_INVALID_HID;
+    if (o->tmp[0])
+        unlink(o->tmp);
+    o->tmp[0] = '\0';
+}
+
+/* ---------------------------------------------------------------- open */
+
+int ns_h5_open(const char *path, hid_t *fid)
+{
+    quiet_hdf5();
+    *fid = H5I_INVALID_HID;
+    if (access(path, R_OK) != 0)
+        return ns_error(NS_EIO, "cannot open '%s': %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        return ns_error(NS_EFORMAT, "cannot read '%s': not an HDF5 file", path);
+    *fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*fid < 0)
+        return ns_error(NS_EFORMAT, "cannot read '%s': damaged HDF5 file", path);
+    return NS_OK;
+}
+
+int ns_h5_open_format(const char *path, const char *want, hid_t *fid)
+{
+    int st = ns_h5_open(path, fid);
+    if (st)
+        return st;
+    char fmt[64] = "";
+    if (ns_h5_get_str(*fid, ".", "format", fmt, sizeof fmt) || strcmp(fmt, want) != 0) {
+        ns_h5_close(*fid);
+        *fid = H5I_INVALID_HID;
+        return ns_error(NS_EFORMAT, "cannot read '%s': not a normscope %s file", path,
+                        strcmp(want, NS_RUN_FORMAT) == 0 ? "run" : "result");
+    }
+    return NS_OK;
+}
+
+void ns_h5_close(hid_t fid)
+{
+    if (fid >= 0)
+        H5Fclose(fid);
+}
+
+int ns_h5_exists(hid_t loc, const char *path)
+{
+    if (strcmp(path, ".") == 0 || strcmp(path, "/") == 0)
+        return 1;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    /* H5Lexists needs every intermediate link to exist. */
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0)
+                return 0;
+            if (c == '\0')
+                return 1;
+            *p = c;
+        }
+    }
+}
+
+static hid_t lcpl_intermediate(void)
+{
+    hid_t p = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(p, 1);
+    return p;
+}
+
+int ns_h5_group(hid_t loc, const char *path)
+{
+    if (ns_h5_exists(loc, path))
+        return NS_OK;
+    hid_t lcpl = lcpl_intermediate();
+    hid_t g = H5Gcreate2(loc, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (g < 0)
+        return ns_error(NS_EIO, "cannot write '%s': cannot create group '%s'",
+                        ns_h5_name(loc), path);
+    H5Gclose(g);
+    return NS_OK;
+}
+
+/* ---------------------------------------------------------- attributes */
+
+static int attr_write(hid_t loc, const char *obj, const char *name, hid_t type,
+                      hid_t space, const void *val)
+{
+    if (H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) > 0)
+        H5Adelete_by_name(loc, obj, name, H5P_DEFAULT);
+    hid_t a = H5Acreate_by_name(loc, obj, name, type, space, H5P_DEFAULT,
+                                H5P_DEFAULT, H5P_DEFAULT);
+    int st = NS_OK;
+    if (a < 0 || H5Awrite(a, type, val) < 0)
+        st = ns_error(NS_EIO, "cannot write attribute '%s' of '%s' in '%s'", name,
+                      obj, ns_h5_name(loc));
+    if (a >= 0)
+        H5Aclose(a);
+    return st;
+}
+
+int ns_h5_attr_str(hid_t loc, const char *obj, const char *name, const char *val)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(val) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t s = H5Screate(H5S_SCALAR);
+    int st = attr_write(loc, obj, name, t, s, val);
+    H5Sclose(s);
+    H5Tclose(t);
+    return st;
+}
+
+int ns_h5_attr_double(hid_t loc, const char *obj, const char *name, double val)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    int st = attr_write(loc, obj, name, H5T_NATIVE_DOUBLE, s, &val);
+    H5Sclose(s);
+    return st;
+}
+
+int ns_h5_attr_int(hid_t loc, const char *obj, const char *name, int64_t val)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    int st = attr_write(loc, obj, name, H5T_NATIVE_INT64, s, &val);
+    H5Sclose(s);
+    return st;
+}
+
+int ns_h5_attr_doubles(hid_t loc, const char *obj, const char *name,
+                       const double *val, size_t n)
+{
+    hsize_t d = n;
+    hid_t s = H5Screate_simple(1, &d, NULL);
+    int st = attr_write(loc, obj, name, H5T_NATIVE_DOUBLE, s, val);
+    H5Sclose(s);
+    return st;
+}
+
+static hid_t attr_open(hid_t loc, const char *obj, const char *name)
+{
+    if (!ns_h5_exists(loc, obj) || H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) <= 0) {
+        ns_error(NS_EFORMAT, "cannot read '%s': attribute '%s' of '%s' is missing",
+                 ns_h5_name(loc), name, obj);
+        return H5I_INVALID_HID;
+    }
+    return H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+int ns_h5_get_str(hid_t loc, const char *obj, const char *name, char *buf, size_t len)
+{
+    hid_t a = attr_open(loc, obj, name);
+    if (a < 0)
+        return NS_EFORMAT;
+    int st = NS_OK;
+    hid_t ft = H5Aget_type(a);
+    if (H5Tget_class(ft) != H5T_STRING) {
+        st = ns_error(NS_EFORMAT, "cannot read '%s': attribute '%s' is not a string",
+                      ns_h5_name(loc), name);
+    } else if (H5Tis_variable_str(ft) > 0) {
+        char *v = NULL;
+        hid_t mt = H5Tcopy(ft);
+        if (H5Aread(a, mt, &v) < 0 || !v)
+            st = ns_error(NS_EFORMAT, "cannot read attribute '%s'", name);
+        else
+            snprintf(buf, len, "%s", v);
+        if (v)
+            H5free_memory(v);
+        H5Tclose(mt);
+    } else {
+        size_t sz = H5Tget_size(ft);
+        char *tmp = ns_malloc(sz + 1);
+        /* Same type as the file's (character sets do not convert). */
+        hid_t mt = H5Tcopy(ft);
+        H5Tset_size(mt, sz + 1);
+        H5Tset_strpad(mt, H5T_STR_NULLTERM);
+        if (!tmp || H5Aread(a, mt, tmp) < 0) {
+            st = ns_error(NS_EFORMAT, "cannot read attribute '%s'", name);
+        } else {
+            tmp[sz] = '\0';
+            snprintf(buf, len, "%s", tmp);
+        }
+        H5Tclose(mt);
+        ns_free(tmp);
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+    return st;
+}
+
+static int get_numeric(hid_t loc, const char *obj, const char *name, hid_t mt,
+                       void *val, size_t n, size_t *got)
+{
+    hid_t a = attr_open(loc, obj, name);
+    if (a < 0)
+        return NS_EFORMAT;
+    hid_t sp = H5Aget_space(a);
+    hssize_t cnt = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    int st = NS_OK;
+    if (got)
+        *got = cnt > 0 ? (size_t)cnt : 0;
+    if (cnt < 1 || (size_t)cnt > n) {
+        st = ns_error(NS_EFORMAT, "cannot read '%s': attribute '%s' has %lld values",
+                      ns_h5_name(loc), name, (long long)cnt);
+    } else if (H5Aread(a, mt, val) < 0) {
+        st = ns_error(NS_EFORMAT, "cannot read '%s': attribute '%s' is not numeric",
+                      ns_h5_name(loc), name);
+    }
+    H5Aclose(a);
+    return st;
+}
+
+int ns_h5_get_double(hid_t loc, const char *obj, const char *name, double *val)
+{
+    return get_numeric(loc, obj, name, H5T_NATIVE_DOUBLE, val, 1, NULL);
+}
+
+int ns_h5_get_int(hid_t loc, const char *obj, const char *name, int64_t *val)
+{
+    return get_numeric(loc, obj, name, H5T_NATIVE_INT64, val, 1, NULL);
+}
+
+int ns_h5_get_doubles(hid_t loc, const char *obj, const char *name, double *val,
+                      size_t n, size_t *got)
+{
+    return get_numeric(loc, obj, name, H5T_NATIVE_DOUBLE, val, n, got);
+}
+
+/* ------------------------------------------------------------ datasets */
+
+static int write_ds(hid_t loc, const char *path, hid_t ft, hid_t mt, int ndim,
+                    const size_t *dims, const void *data)
+{
+    hsize_t hd[8];
+    size_t total = 1;
+    for (int i = 0; i < ndim; i++) {
+        hd[i] = dims[i];
+        total *= dims[i];
+    }
+    if (ns_h5_exists(loc, path))
+        H5Ldelete(loc, path, H5P_DEFAULT);
+    hid_t sp = H5Screate_simple(ndim, hd, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    /* Compress large data sets; small ones stay contiguous for speed. */
+    if (total >= 65536 && ndim >= 1) {
+        hsize_t chunk[8];
+        size_t csz = 1;
+        for (int i = ndim - 1; i >= 0; i--) {
+            chunk[i] = hd[i];
+            if (csz * hd[i] > 262144)
+                chunk[i] = hd[i] ? (262144 / csz ? 262144 / csz : 1) : 1;
+            csz *= chunk[i];
+        }
+        H5Pset_chunk(dcpl, ndim, chunk);
+        H5Pset_deflate(dcpl, 4);
+    }
+    hid_t lcpl = lcpl_intermediate();
+    hid_t d = H5Dcreate2(loc, path, ft, sp, lcpl, dcpl, H5P_DEFAULT);
+    int st = NS_OK;
+    if (d < 0 || H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        st = ns_error(NS_EIO, "cannot write '%s': data set '%s'", ns_h5_name(loc), path);
+    if (d >= 0)
+        H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    return st;
+}
+
+int ns_h5_write_real(hid_t loc, const char *path, int ndim, const size_t *dims,
+                     const ns_real *data)
+{
+#ifdef NS_DOUBLE
+    return write_ds(loc, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ndim, dims, data);
+#else
+    return write_ds(loc, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, dims, data);
+#endif
+}
+
+int ns_h5_write_double(hid_t loc, const char *path, int ndim, const size_t *dims,
+                       const double *data)
+{
+    return write_ds(loc, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ndim, dims, data);
+}
+
+int ns_h5_write_int(hid_t loc, const char *path, int ndim, const size_t *dims,
+                    const int64_t *data)
+{
+    return write_ds(loc, path, H5T_STD_I64LE, H5T_NATIVE_INT64, ndim, dims, data);
+}
+
+int ns_h5_describe(hid_t loc, const char *path, const char *description,
+                   const char *units)
+{
+    int st = ns_h5_attr_str(loc, path, "description", description);
+    if (!st && units)
+        st = ns_h5_attr_str(loc, path, "units", units);
+    return st;
+}
+
+int ns_h5_shape(hid_t loc, const char *path, int *ndim, size_t dims[8], size_t *n)
+{
+    if (!ns_h5_exists(loc, path))
+        return ns_error(NS_EFORMAT, "cannot read '%s': data set '%s' is missing",
+                        ns_h5_name(loc), path);
+    hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
+    if (d < 0)
+        return ns_error(NS_EFORMAT, "cannot read '%s': '%s' is not a data set",
+                        ns_h5_name(loc), path);
+    hid_t sp = H5Dget_space(d);
+    hsize_t hd[8];
+    int nd = H5Sget_simple_extent_dims(sp, hd, NULL);
+    H5Sclose(sp);
+    H5Dclose(d);
+    if (nd < 0 || nd > 8)
+        return ns_error(NS_EFORMAT, "cannot read '%s': bad shape of '%s'",
+                        ns_h5_name(loc), path);
+    size_t total = 1;
+    for (int i = 0; i < nd; i++) {
+        dims[i] = hd[i];
+        total *= hd[i];
+    }
+    *ndim = nd;
+    *n = total;
+    return NS_OK;
+}
+
+static int read_ds(hid_t loc, const char *path, hid_t mt, void *out, size_t n)
+{
+    int nd;
+    size_t dims[8], total;
+    int st = ns_h5_shape(loc, path, &nd, dims, &total);
+    if (st)
+        return st;
+    if (total != n)
+        return ns_error(NS_EFORMAT, "cannot read '%s': '%s' has %zu values, expected %zu",
+                        ns_h5_name(loc), path, total, n);
+    hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
+    herr_t e = H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    H5Dclose(d);
+    if (e < 0)
+        return ns_error(NS_EFORMAT, "cannot read '%s': data set '%s' is damaged",
+                        ns_h5_name(loc), path);
+    return NS_OK;
+}
+
+int ns_h5_read_real(hid_t loc, const char *path, ns_real *out, size_t n)
+{
+#ifdef NS_DOUBLE
+    return read_ds(loc, path, H5T_NATIVE_DOUBLE, out, n);
+#else
+    return read_ds(loc, path, H5T_NATIVE_FLOAT, out, n);
+#endif
+}
+
+int ns_h5_read_double(hid_t loc, const char *path, double *out, size_t n)
+{
+    return read_ds(loc, path, H5T_NATIVE_DOUBLE, out, n);
+}
+
+int ns_h5_read_double_alloc(hid_t loc, const char *path, double **out, size_t *n)
+{
+    int nd;
+    size_t dims[8];
+    *out = NULL;
+    int st = ns_h5_shape(loc, path, &nd, dims, n);
+    if (st)
+        return st;
+    *out = ns_malloc((*n ? *n : 1) * sizeof **out);
+    if (!*out)
+        return NS_ENOMEM;
+    st = read_ds(loc, path, H5T_NATIVE_DOUBLE, *out, *n);
+    if (st) {
+        ns_free(*out);
+        *out = NULL;
+    }
+    return st;
+}

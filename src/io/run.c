@@ -1,0 +1,144 @@
+/*
+ * Run-file checkpoints (DESIGN.md section 3):
+ *   /checkpoints/<step>/params/<layer>/<name>   weights in PyTorch layout
+ *   /checkpoints/<step>/state/<layer>/<name>    running statistics, counters
+ * and the common attributes of analysis result groups.
+ */
+#include "normscope/io.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int write_tensors(hid_t fid, const char *base, const ns_layer *L,
+                         const ns_tensor *t, int n)
+{
+    char path[512];
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s/%s", base, L->name, t[i].name);
+        int st = ns_h5_write_real(fid, path, t[i].ndim, t[i].dims, t[i].data);
+        if (st)
+            return st;
+    }
+    return NS_OK;
+}
+
+int ns_run_write_checkpoint(hid_t fid, const ns_net *net, uint64_t step)
+{
+    char p[128], s[128];
+    snprintf(p, sizeof p, "/checkpoints/%llu/params", (unsigned long long)step);
+    snprintf(s, sizeof s, "/checkpoints/%llu/state", (unsigned long long)step);
+    int st = ns_h5_group(fid, p);
+    if (!st)
+        st = ns_h5_group(fid, s);
+    for (size_t i = 0; !st && i < net->nlayers; i++) {
+        const ns_layer *L = &net->layers[i];
+        st = write_tensors(fid, p, L, L->param, L->nparam);
+        if (!st)
+            st = write_tensors(fid, s, L, L->state, L->nstate);
+    }
+    return st;
+}
+
+static int read_tensors(hid_t fid, const char *base, ns_layer *L, ns_tensor *t, int n)
+{
+    char path[512];
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s/%s", base, L->name, t[i].name);
+        int st = ns_h5_read_real(fid, path, t[i].data, t[i].size);
+        if (st)
+            return st;
+    }
+    return NS_OK;
+}
+
+int ns_run_read_checkpoint(hid_t fid, ns_net *net, uint64_t step)
+{
+    char p[128], s[128];
+    snprintf(p, sizeof p, "/checkpoints/%llu", (unsigned long long)step);
+    if (!ns_h5_exists(fid, p))
+        return ns_error(NS_EINVAL, "'%s' has no checkpoint at step %llu",
+                        ns_h5_name(fid), (unsigned long long)step);
+    snprintf(p, sizeof p, "/checkpoints/%llu/params", (unsigned long long)step);
+    snprintf(s, sizeof s, "/checkpoints/%llu/state", (unsigned long long)step);
+    int st = NS_OK;
+    for (size_t i = 0; !st && i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        st = read_tensors(fid, p, L, L->param, L->nparam);
+        if (!st)
+            st = read_tensors(fid, s, L, L->state, L->nstate);
+    }
+    /* NaN weights make every analysis meaningless: refuse them here. */
+    for (size_t i = 0; !st && i < net->nparams; i++)
+        if (!(net->params[i] == net->params[i]) ||
+            net->params[i] - net->params[i] != 0)
+            st = ns_error(NS_ENUMERIC, "'%s': checkpoint %llu holds non-finite weights",
+                          ns_h5_name(fid), (unsigned long long)step);
+    return st;
+}
+
+static herr_t collect(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    (void)g;
+    (void)info;
+    uint64_t **acc = op;
+    char *end;
+    unsigned long long v = strtoull(name, &end, 10);
+    if (*end)
+        return 0;
+    size_t *n = (size_t *)acc[1];
+    uint64_t *arr = realloc(acc[0], (*n + 1) * sizeof *arr);
+    if (!arr)
+        return -1;
+    arr[(*n)++] = v;
+    acc[0] = arr;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int ns_run_checkpoints(hid_t fid, uint64_t **steps, size_t *n)
+{
+    *steps = NULL;
+    *n = 0;
+    if (!ns_h5_exists(fid, "/checkpoints"))
+        return ns_error(NS_EFORMAT, "cannot read '%s': no checkpoints", ns_h5_name(fid));
+    uint64_t *acc[2] = {NULL, (uint64_t *)n};
+    hid_t g = H5Gopen2(fid, "/checkpoints", H5P_DEFAULT);
+    herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, collect, acc);
+    H5Gclose(g);
+    if (e < 0) {
+        free(acc[0]);
+        *n = 0;
+        return ns_error(NS_EFORMAT, "cannot read '%s': bad checkpoint list", ns_h5_name(fid));
+    }
+    qsort(acc[0], *n, sizeof(uint64_t), cmp_u64);
+    /* Hand back memory from ns_malloc so callers free with ns_free. */
+    *steps = ns_malloc((*n ? *n : 1) * sizeof(uint64_t));
+    if (!*steps) {
+        free(acc[0]);
+        return NS_ENOMEM;
+    }
+    if (*n)
+        memcpy(*steps, acc[0], *n * sizeof(uint64_t));
+    free(acc[0]);
+    return NS_OK;
+}
+
+int ns_result_group_attrs(hid_t fid, const char *group, const char *cmdline,
+                          const char *source, const char *mode, uint64_t seed)
+{
+    char now[32];
+    ns_iso_time(now, sizeof now);
+    int st = ns_h5_group(fid, group);
+    if (!st) st = ns_h5_attr_str(fid, group, "command_line", cmdline ? cmdline : "");
+    if (!st) st = ns_h5_attr_str(fid, group, "source", source ? source : "");
+    if (!st) st = ns_h5_attr_str(fid, group, "mode", mode ? mode : "");
+    if (!st) st = ns_h5_attr_int(fid, group, "seed", (int64_t)seed);
+    if (!st) st = ns_h5_attr_str(fid, group, "normscope_version", NS_VERSION);
+    if (!st) st = ns_h5_attr_str(fid, group, "created", now);
+    return st;
+}

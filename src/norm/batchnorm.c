@@ -1,0 +1,371 @@
+/*
+ * Batch normalization (Ioffe & Szegedy 2015), as PyTorch's BatchNorm1d/2d:
+ * per channel over (N, H, W),
+ *   train:  xhat = (x - mu_B) / sqrt(var_B + eps), var_B biased;
+ *           running <- (1 - m) running + m stat, with the unbiased variance
+ *   eval:   xhat = (x - running_mean) / sqrt(running_var + eps)
+ *   y = gamma xhat + beta   (affine optional)
+ * Ghost/split BN: the batch is cut into groups of `group` consecutive
+ * samples, each normalised with its own statistics and each updating the
+ * running statistics in turn (PyTorch's BN applied chunk by chunk).
+ * NS_MODE_BATCH normalises with batch statistics and updates nothing, for
+ * analyses of the batch function.
+ *
+ * Like PyTorch, the layer keeps only per-channel statistics for backward:
+ * xhat is recomputed from the input, which the previous layer keeps anyway.
+ * Statistics are accumulated in double.  Loops run sample-major so that
+ * dense activations (H = W = 1) vectorise across channels; convolutional
+ * maps are split over channels between threads.
+ */
+#include "normscope/norm.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct bn_impl {
+    double momentum, eps;
+    int affine;
+    size_t group;       /* samples per group, 0: whole batch */
+    double *mean;       /* ngroups_max * C: mean used by the last forward */
+    double *invstd;     /* ngroups_max * C */
+    double *s1, *s2;    /* C: scratch sums */
+    ns_real *a, *b;     /* C: per-channel scale and shift of the last group */
+    size_t ngroups, gsize; /* of the last forward */
+} bn_impl;
+
+/* Large maps are worth a thread each; dense activations are not. */
+#define BN_PAR(C, P, n) ((P) > 1 && (C) * (P) * (n) > 32768)
+
+/* s[c] = sum over samples lo..hi-1 and positions of (x - center[c]),
+ * squared when sq is set. */
+static void channel_sums(const ns_real *x, size_t lo, size_t hi, size_t C, size_t P,
+                         const double *center, int sq, double *s)
+{
+    size_t size = C * P;
+    if (P == 1) {
+        memset(s, 0, C * sizeof *s);
+        for (size_t i = lo; i < hi; i++) {
+            const ns_real *xi = x + i * size;
+            if (sq) {
+#pragma omp simd
+                for (size_t c = 0; c < C; c++) {
+                    double d = (double)xi[c] - center[c];
+                    s[c] += d * d;
+                }
+            } else {
+#pragma omp simd
+                for (size_t c = 0; c < C; c++)
+                    s[c] += xi[c];
+            }
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (BN_PAR(C, P, hi - lo))
+    for (size_t c = 0; c < C; c++) {
+        double acc = 0, m = center ? center[c] : 0;
+        for (size_t i = lo; i < hi; i++) {
+            const ns_real *xp = x + i * size + c * P;
+            if (sq) {
+#pragma omp simd reduction(+ : acc)
+                for (size_t j = 0; j < P; j++) {
+                    double d = (double)xp[j] - m;
+                    acc += d * d;
+                }
+            } else {
+#pragma omp simd reduction(+ : acc)
+                for (size_t j = 0; j < P; j++)
+                    acc += xp[j];
+            }
+        }
+        s[c] = acc;
+    }
+}
+
+/* y = a[c] x + b[c] over samples lo..hi-1. */
+static void channel_affine(ns_real *y, const ns_real *x, size_t lo, size_t hi, size_t C,
+                           size_t P, const ns_real *a, const ns_real *b)
+{
+    size_t size = C * P;
+    if (P == 1) {
+        for (size_t i = lo; i < hi; i++) {
+            const ns_real *xi = x + i * size;
+            ns_real *yi = y + i * size;
+#pragma omp simd
+            for (size_t c = 0; c < C; c++)
+                yi[c] = a[c] * xi[c] + b[c];
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (BN_PAR(C, P, hi - lo))
+    for (size_t c = 0; c < C; c++)
+        for (size_t i = lo; i < hi; i++) {
+            const ns_real *xp = x + i * size + c * P;
+            ns_real *yp = y + i * size + c * P;
+            ns_real ac = a[c], bc = b[c];
+#pragma omp simd
+            for (size_t j = 0; j < P; j++)
+                yp[j] = ac * xp[j] + bc;
+        }
+}
+
+static size_t group_size(const bn_impl *b, size_t n)
+{
+    return (b->group == 0 || b->group > n) ? n : b->group;
+}
+
+static int bn_forward(ns_layer *L, ns_real *y, const ns_real *x,
+                      const ns_real *x2, size_t n, const ns_ctx *ctx)
+{
+    (void)x2;
+    bn_impl *b = L->impl;
+    size_t C = L->in_c, P = L->in_h * L->in_w;
+    const ns_real *gamma = b->affine ? L->param[0].data : NULL;
+    const ns_real *beta = b->affine ? L->param[1].data : NULL;
+    ns_real *rmean = L->state[0].data, *rvar = L->state[1].data;
+    ns_real *nbt = L->state[2].data;
+    L->last_mode = ctx->mode;
+
+    if (ctx->mode == NS_MODE_EVAL) {
+        b->ngroups = 1;
+        b->gsize = n;
+        for (size_t c = 0; c < C; c++) {
+            double is = 1.0 / sqrt((double)rvar[c] + b->eps), g = gamma ? gamma[c] : 1;
+            b->mean[c] = rmean[c];
+            b->invstd[c] = is;
+            b->a[c] = (ns_real)(g * is);
+            b->b[c] = (ns_real)((beta ? beta[c] : 0) - g * is * rmean[c]);
+        }
+        channel_affine(y, x, 0, n, C, P, b->a, b->b);
+        return NS_OK;
+    }
+
+    size_t g = group_size(b, n);
+    size_t ng = (n + g - 1) / g;
+    for (size_t k = 0; k < ng; k++) {
+        size_t lo = k * g, hi = lo + g < n ? lo + g : n;
+        if ((hi - lo) * P < 2)
+            return ns_error(NS_EINVAL,
+                            "batch normalization in '%s' needs more than one value "
+                            "per channel (a group of %zu sample%s of %zux%zu)",
+                            L->name, hi - lo, hi - lo == 1 ? "" : "s", L->in_h, L->in_w);
+    }
+    b->ngroups = ng;
+    b->gsize = g;
+    int update = ctx->mode == NS_MODE_TRAIN;
+    for (size_t k = 0; k < ng; k++) {
+        size_t lo = k * g, hi = lo + g < n ? lo + g : n;
+        double cnt = (double)((hi - lo) * P);
+        double *mu = b->mean + k * C, *is = b->invstd + k * C;
+        channel_sums(x, lo, hi, C, P, NULL, 0, b->s1);
+        for (size_t c = 0; c < C; c++)
+            mu[c] = b->s1[c] / cnt;
+        channel_sums(x, lo, hi, C, P, mu, 1, b->s2);
+        for (size_t c = 0; c < C; c++) {
+            double var = b->s2[c] / cnt, gm = gamma ? gamma[c] : 1;
+            is[c] = 1.0 / sqrt(var + b->eps);
+            b->a[c] = (ns_real)(gm * is[c]);
+            b->b[c] = (ns_real)((beta ? beta[c] : 0) - gm * is[c] * mu[c]);
+            if (update) {
+                double m = b->momentum;
+                rmean[c] = (ns_real)((1 - m) * rmean[c] + m * mu[c]);
+                rvar[c] = (ns_real)((1 - m) * rvar[c] + m * var * cnt / (cnt - 1));
+            }
+        }
+        channel_affine(y, x, lo, hi, C, P, b->a, b->b);
+    }
+    if (update)
+        nbt[0] += (ns_real)ng;
+    return NS_OK;
+}
+
+/* s1[c] = sum dy, s2[c] = sum dy xhat, xhat = (x - mu[c]) is[c]. */
+static void grad_sums(const ns_real *dy, const ns_real *x, size_t lo, size_t hi, size_t C,
+                      size_t P, const double *mu, const double *is, double *s1, double *s2)
+{
+    size_t size = C * P;
+    if (P == 1) {
+        memset(s1, 0, C * sizeof *s1);
+        memset(s2, 0, C * sizeof *s2);
+        for (size_t i = lo; i < hi; i++) {
+            const ns_real *d = dy + i * size, *xi = x + i * size;
+#pragma omp simd
+            for (size_t c = 0; c < C; c++) {
+                s1[c] += d[c];
+                s2[c] += (double)d[c] * ((double)xi[c] - mu[c]);
+            }
+        }
+        for (size_t c = 0; c < C; c++)
+            s2[c] *= is[c];
+        return;
+    }
+#pragma omp parallel for schedule(static) if (BN_PAR(C, P, hi - lo))
+    for (size_t c = 0; c < C; c++) {
+        double a1 = 0, a2 = 0, m = mu[c];
+        for (size_t i = lo; i < hi; i++) {
+            const ns_real *d = dy + i * size + c * P, *xp = x + i * size + c * P;
+#pragma omp simd reduction(+ : a1, a2)
+            for (size_t j = 0; j < P; j++) {
+                a1 += d[j];
+                a2 += (double)d[j] * ((double)xp[j] - m);
+            }
+        }
+        s1[c] = a1;
+        s2[c] = a2 * is[c];
+    }
+}
+
+/* dx = A[c] dy + B[c] x + D[c]: the BN input gradient written as an affine
+ * function of dy and x per channel (so xhat is never stored). */
+static void grad_apply(ns_real *dx, int acc, const ns_real *dy, const ns_real *x,
+                       size_t lo, size_t hi, size_t C, size_t P, const ns_real *A,
+                       const ns_real *Bc, const ns_real *D)
+{
+    size_t size = C * P;
+    ns_real keep = acc ? 1 : 0;
+    if (P == 1) {
+        for (size_t i = lo; i < hi; i++) {
+            const ns_real *d = dy + i * size, *xi = x + i * size;
+            ns_real *o = dx + i * size;
+#pragma omp simd
+            for (size_t c = 0; c < C; c++)
+                o[c] = keep * o[c] + A[c] * d[c] + Bc[c] * xi[c] + D[c];
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (BN_PAR(C, P, hi - lo))
+    for (size_t c = 0; c < C; c++)
+        for (size_t i = lo; i < hi; i++) {
+            const ns_real *d = dy + i * size + c * P, *xp = x + i * size + c * P;
+            ns_real *o = dx + i * size + c * P;
+            ns_real a = A[c], bb = Bc[c], dd = D[c];
+#pragma omp simd
+            for (size_t j = 0; j < P; j++)
+                o[j] = keep * o[j] + a * d[j] + bb * xp[j] + dd;
+        }
+}
+
+static void bn_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
+                        const ns_real *dy, const ns_real *y, const ns_real *x,
+                        size_t n)
+{
+    (void)dx2;
+    (void)y;
+    bn_impl *b = L->impl;
+    size_t C = L->in_c, P = L->in_h * L->in_w;
+    const ns_real *gamma = b->affine ? L->param[0].data : NULL;
+    ns_real *dgamma = b->affine ? L->param[0].grad : NULL;
+    ns_real *dbeta = b->affine ? L->param[1].grad : NULL;
+    int eval = L->last_mode == NS_MODE_EVAL;
+    size_t g = b->gsize, ng = b->ngroups;
+    /* A, B, D reuse the forward's scale/shift scratch. */
+    ns_real *A = b->a, *Bc = b->b, *D = A + C;
+    for (size_t k = 0; k < ng; k++) {
+        size_t lo = k * g, hi = lo + g < n ? lo + g : n;
+        double cnt = (double)((hi - lo) * P);
+        const double *mu = b->mean + k * C, *is = b->invstd + k * C;
+        grad_sums(dy, x, lo, hi, C, P, mu, is, b->s1, b->s2);
+        for (size_t c = 0; c < C; c++) {
+            if (dgamma) {
+                dgamma[c] += (ns_real)b->s2[c];
+                dbeta[c] += (ns_real)b->s1[c];
+            }
+            double gi = (gamma ? gamma[c] : 1) * is[c];
+            if (eval) {
+                /* dx = gamma is dy */
+                A[c] = (ns_real)gi;
+                Bc[c] = 0;
+                D[c] = 0;
+            } else {
+                /* dx = gamma is (dy - s1/m - xhat s2/m), xhat = (x - mu) is */
+                double m1 = b->s1[c] / cnt, m2 = b->s2[c] / cnt;
+                A[c] = (ns_real)gi;
+                Bc[c] = (ns_real)(-gi * m2 * is[c]);
+                D[c] = (ns_real)(-gi * m1 + gi * m2 * is[c] * mu[c]);
+            }
+        }
+        if (dx)
+            grad_apply(dx, acc, dy, x, lo, hi, C, P, A, Bc, D);
+    }
+}
+
+static void bn_init(ns_layer *L, const ns_init *init, ns_rng *r)
+{
+    (void)init;
+    (void)r;
+    bn_impl *b = L->impl;
+    size_t C = L->in_c;
+    if (b->affine)
+        for (size_t c = 0; c < C; c++) {
+            L->param[0].data[c] = 1;
+            L->param[1].data[c] = 0;
+        }
+    for (size_t c = 0; c < C; c++) {
+        L->state[0].data[c] = 0;
+        L->state[1].data[c] = 1;
+    }
+    L->state[2].data[0] = 0;
+}
+
+static void bn_release(ns_layer *L)
+{
+    bn_impl *b = L->impl;
+    if (!b)
+        return;
+    ns_free(b->mean);
+    ns_free(b->invstd);
+    ns_free(b->s1);
+    ns_free(b->s2);
+    ns_free(b->a);
+    ns_free(b->b);
+    ns_free(b);
+    L->impl = NULL;
+}
+
+static const ns_layer_ops bn_ops = {"bn", bn_forward, bn_backward, bn_init, bn_release};
+
+int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t group)
+{
+    if (!(momentum >= 0 && momentum <= 1))
+        return ns_error(NS_EINVAL, "batch-norm momentum %g is not in [0, 1]", momentum);
+    if (!(eps > 0))
+        return ns_error(NS_EINVAL, "batch-norm eps %g is not positive", eps);
+    bn_impl *b = ns_calloc(1, sizeof *b);
+    if (!b)
+        return NS_ENOMEM;
+    L->impl = b;
+    L->ops = &bn_ops;
+    L->is_norm = 1;
+    b->momentum = momentum;
+    b->eps = eps;
+    b->affine = affine;
+    b->group = group;
+    L->out_c = L->in_c;
+    L->out_h = L->in_h;
+    L->out_w = L->in_w;
+    size_t C = L->in_c, ngmax = L->max_batch;
+    b->mean = ns_malloc(ngmax * C * sizeof *b->mean);
+    b->invstd = ns_malloc(ngmax * C * sizeof *b->invstd);
+    b->s1 = ns_malloc(C * sizeof *b->s1);
+    b->s2 = ns_malloc(C * sizeof *b->s2);
+    b->a = ns_malloc(2 * C * sizeof *b->a);
+    b->b = ns_malloc(C * sizeof *b->b);
+    if (!b->mean || !b->invstd || !b->s1 || !b->s2 || !b->a || !b->b)
+        return NS_ENOMEM;
+    /* Kept for backward: the statistics of each group. */
+    size_t ng = group && group < L->max_batch ? (L->max_batch + group - 1) / group : 1;
+    L->cache_bytes = 2 * ng * C * sizeof(double);
+    size_t cd[1] = {C}, one[1] = {1};
+    int st = NS_OK;
+    if (affine) {
+        st = ns_layer_add_param(L, "weight", 1, cd);
+        if (!st)
+            st = ns_layer_add_param(L, "bias", 1, cd);
+    }
+    if (!st)
+        st = ns_layer_add_state(L, "running_mean", 1, cd);
+    if (!st)
+        st = ns_layer_add_state(L, "running_var", 1, cd);
+    if (!st)
+        st = ns_layer_add_state(L, "num_batches_tracked", 1, one);
+    return st;
+}

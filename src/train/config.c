@@ -1,0 +1,261 @@
+/*
+ * Training configuration: defaults (the recipe that trains the presets
+ * well without further flags), validation, names of settings, and its
+ * storage as attributes of /config in the run file.
+ */
+#include "normscope/train.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ns_train_config_default(ns_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->arch, sizeof c->arch, "mlp");
+    snprintf(c->data, sizeof c->data, "fashion-mnist");
+    ns_net_opts_default(&c->net);
+    c->init.kind = NS_INIT_TORCH;
+    c->init.sw2 = 2;
+    c->optim = NS_OPTIM_SGD;
+    c->lr = 0.05;
+    c->momentum = 0.9;
+    c->beta1 = 0.9;
+    c->beta2 = 0.999;
+    c->adam_eps = 1e-8;
+    c->gamma = 0.1;
+    c->epochs = 3;
+    c->batch = 128;
+    c->seed = 1;
+    c->ckpt_every = 1;
+    c->standardize = 1;
+}
+
+int ns_train_config_check(const ns_train_config *c)
+{
+    if (!(c->lr > 0) || c->lr > 1e6)
+        return ns_error(NS_EINVAL, "--lr must be positive, got %g", c->lr);
+    if (!(c->momentum >= 0 && c->momentum < 1))
+        return ns_error(NS_EINVAL, "--momentum must be in [0, 1), got %g", c->momentum);
+    if (!(c->wd >= 0))
+        return ns_error(NS_EINVAL, "--wd must be non-negative, got %g", c->wd);
+    if (c->batch == 0 || c->batch > 65536)
+        return ns_error(NS_EINVAL, "--batch must be between 1 and 65536, got %zu", c->batch);
+    if (c->epochs == 0 && c->steps == 0)
+        return ns_error(NS_EINVAL, "--epochs or --steps must be positive");
+    if (c->nesterov && c->momentum == 0)
+        return ns_error(NS_EINVAL, "--nesterov needs a positive --momentum");
+    if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
+        return ns_error(NS_EINVAL, "Adam betas must be in [0, 1)");
+    if (!(c->net.bn_momentum >= 0 && c->net.bn_momentum <= 1))
+        return ns_error(NS_EINVAL, "--bn-momentum must be in [0, 1], got %g", c->net.bn_momentum);
+    if (!(c->net.bn_eps > 0))
+        return ns_error(NS_EINVAL, "--bn-eps must be positive, got %g", c->net.bn_eps);
+    if (c->net.norm_group > c->batch)
+        return ns_error(NS_EINVAL, "--norm-group %zu is larger than --batch %zu",
+                        c->net.norm_group, c->batch);
+    if (c->init.kind == NS_INIT_GAUSS && (!(c->init.sw2 > 0) || !(c->init.sb2 >= 0)))
+        return ns_error(NS_EINVAL, "--init gauss needs sw2 > 0 and sb2 >= 0");
+    return NS_OK;
+}
+
+int ns_parse_optim(const char *s, ns_optim_kind *k)
+{
+    if (!strcmp(s, "sgd")) *k = NS_OPTIM_SGD;
+    else if (!strcmp(s, "adam")) *k = NS_OPTIM_ADAM;
+    else if (!strcmp(s, "adamw")) *k = NS_OPTIM_ADAMW;
+    else return ns_error(NS_EINVAL, "unknown optimiser '%s' (sgd, adam, adamw)", s);
+    return NS_OK;
+}
+
+const char *ns_optim_name(ns_optim_kind k)
+{
+    return k == NS_OPTIM_ADAM ? "adam" : k == NS_OPTIM_ADAMW ? "adamw" : "sgd";
+}
+
+int ns_parse_schedule(const char *s, ns_train_config *c)
+{
+    if (!strcmp(s, "const") || !strcmp(s, "constant")) {
+        c->schedule = NS_SCHED_CONST;
+        return NS_OK;
+    }
+    if (!strcmp(s, "cosine")) {
+        c->schedule = NS_SCHED_COSINE;
+        return NS_OK;
+    }
+    if (strncmp(s, "step:", 5) == 0) {
+        const char *p = s + 5;
+        char *end;
+        c->nmilestones = 0;
+        for (;;) {
+            long e = strtol(p, &end, 10);
+            if (end == p || e <= 0 || c->nmilestones >= NS_MAX_MILESTONES)
+                return ns_error(NS_EINVAL, "bad schedule '%s' (step:E1,E2[@GAMMA])", s);
+            c->milestones[c->nmilestones++] = (size_t)e;
+            if (*end == ',') {
+                p = end + 1;
+                continue;
+            }
+            break;
+        }
+        if (*end == '@') {
+            const char *g = end + 1;
+            c->gamma = strtod(g, &end);
+            if (end == g || !(c->gamma > 0))
+                return ns_error(NS_EINVAL, "bad schedule '%s' (step:E1,E2[@GAMMA])", s);
+        }
+        if (*end)
+            return ns_error(NS_EINVAL, "bad schedule '%s' (step:E1,E2[@GAMMA])", s);
+        c->schedule = NS_SCHED_STEP;
+        return NS_OK;
+    }
+    return ns_error(NS_EINVAL, "unknown schedule '%s' (const, step:E1,E2[@GAMMA], cosine)", s);
+}
+
+void ns_schedule_name(const ns_train_config *c, char *buf, size_t len)
+{
+    if (c->schedule == NS_SCHED_CONST) {
+        snprintf(buf, len, "const");
+    } else if (c->schedule == NS_SCHED_COSINE) {
+        snprintf(buf, len, "cosine");
+    } else {
+        size_t u = (size_t)snprintf(buf, len, "step:");
+        for (size_t i = 0; i < c->nmilestones && u < len; i++)
+            u += (size_t)snprintf(buf + u, len - u, "%s%zu", i ? "," : "", c->milestones[i]);
+        if (u < len)
+            snprintf(buf + u, len - u, "@%g", c->gamma);
+    }
+}
+
+int ns_parse_init(const char *s, ns_init *init)
+{
+    memset(init, 0, sizeof *init);
+    if (!strcmp(s, "torch")) init->kind = NS_INIT_TORCH;
+    else if (!strcmp(s, "he-normal")) init->kind = NS_INIT_HE_NORMAL;
+    else if (!strcmp(s, "he-uniform")) init->kind = NS_INIT_HE_UNIFORM;
+    else if (!strcmp(s, "xavier")) init->kind = NS_INIT_XAVIER;
+    else if (!strncmp(s, "gauss:", 6)) {
+        char *end;
+        init->kind = NS_INIT_GAUSS;
+        init->sw2 = strtod(s + 6, &end);
+        if (end == s + 6 || *end != ',')
+            return ns_error(NS_EINVAL, "bad initialiser '%s' (gauss:SW2,SB2)", s);
+        const char *b = end + 1;
+        init->sb2 = strtod(b, &end);
+        if (end == b || *end || !(init->sw2 > 0) || !(init->sb2 >= 0))
+            return ns_error(NS_EINVAL, "bad initialiser '%s' (gauss:SW2,SB2 with SW2 > 0, SB2 >= 0)", s);
+    } else
+        return ns_error(NS_EINVAL, "unknown initialiser '%s' (torch, he-normal, he-uniform, "
+                        "xavier, gauss:SW2,SB2)", s);
+    return NS_OK;
+}
+
+void ns_init_name(const ns_init *init, char *buf, size_t len)
+{
+    switch (init->kind) {
+    case NS_INIT_TORCH: snprintf(buf, len, "torch"); break;
+    case NS_INIT_HE_NORMAL: snprintf(buf, len, "he-normal"); break;
+    case NS_INIT_HE_UNIFORM: snprintf(buf, len, "he-uniform"); break;
+    case NS_INIT_XAVIER: snprintf(buf, len, "xavier"); break;
+    case NS_INIT_GAUSS: snprintf(buf, len, "gauss:%.17g,%.17g", init->sw2, init->sb2); break;
+    }
+}
+
+int ns_train_config_save(hid_t fid, const ns_train_config *c)
+{
+    const char *g = "/config";
+    char buf[256];
+    int st = ns_h5_group(fid, g);
+    if (!st) st = ns_h5_attr_str(fid, g, "arch", c->arch);
+    if (!st) st = ns_h5_attr_str(fid, g, "data", c->data);
+    if (!st) st = ns_h5_attr_str(fid, g, "norm", c->net.norm);
+    if (!st) st = ns_h5_attr_int(fid, g, "norm_group", (int64_t)c->net.norm_group);
+    if (!st) st = ns_h5_attr_double(fid, g, "bn_momentum", c->net.bn_momentum);
+    if (!st) st = ns_h5_attr_double(fid, g, "bn_eps", c->net.bn_eps);
+    if (!st) st = ns_h5_attr_int(fid, g, "bn_affine", c->net.bn_affine);
+    ns_init_name(&c->init, buf, sizeof buf);
+    if (!st) st = ns_h5_attr_str(fid, g, "init", buf);
+    if (!st) st = ns_h5_attr_str(fid, g, "optim", ns_optim_name(c->optim));
+    if (!st) st = ns_h5_attr_double(fid, g, "lr", c->lr);
+    if (!st) st = ns_h5_attr_double(fid, g, "momentum", c->momentum);
+    if (!st) st = ns_h5_attr_double(fid, g, "wd", c->wd);
+    if (!st) st = ns_h5_attr_int(fid, g, "nesterov", c->nesterov);
+    if (!st) st = ns_h5_attr_double(fid, g, "beta1", c->beta1);
+    if (!st) st = ns_h5_attr_double(fid, g, "beta2", c->beta2);
+    if (!st) st = ns_h5_attr_double(fid, g, "adam_eps", c->adam_eps);
+    ns_schedule_name(c, buf, sizeof buf);
+    if (!st) st = ns_h5_attr_str(fid, g, "schedule", buf);
+    if (!st) st = ns_h5_attr_int(fid, g, "warmup", (int64_t)c->warmup);
+    if (!st) st = ns_h5_attr_int(fid, g, "epochs", (int64_t)c->epochs);
+    if (!st) st = ns_h5_attr_int(fid, g, "steps", (int64_t)c->steps);
+    if (!st) st = ns_h5_attr_int(fid, g, "batch", (int64_t)c->batch);
+    if (!st) st = ns_h5_attr_int(fid, g, "seed", (int64_t)c->seed);
+    if (!st) st = ns_h5_attr_int(fid, g, "ckpt_every", (int64_t)c->ckpt_every);
+    if (!st) st = ns_h5_attr_int(fid, g, "standardize", c->standardize);
+    if (!st) st = ns_h5_attr_int(fid, g, "train_n", (int64_t)c->train_n);
+    if (!st) st = ns_h5_attr_int(fid, g, "test_n", (int64_t)c->test_n);
+    if (!st) st = ns_h5_attr_int(fid, g, "threads", c->threads);
+    if (!st && c->nckpt_steps) {
+        double v[64];
+        for (size_t i = 0; i < c->nckpt_steps; i++)
+            v[i] = (double)c->ckpt_steps[i];
+        st = ns_h5_attr_doubles(fid, g, "ckpt_steps", v, c->nckpt_steps);
+    }
+    return st;
+}
+
+static int get_size(hid_t fid, const char *g, const char *name, size_t *v)
+{
+    int64_t x;
+    int st = ns_h5_get_int(fid, g, name, &x);
+    if (!st)
+        *v = (size_t)x;
+    return st;
+}
+
+int ns_train_config_load(hid_t fid, ns_train_config *c)
+{
+    const char *g = "/config";
+    char buf[256];
+    int64_t iv;
+    ns_train_config_default(c);
+    int st = ns_h5_get_str(fid, g, "arch", c->arch, sizeof c->arch);
+    if (!st) st = ns_h5_get_str(fid, g, "data", c->data, sizeof c->data);
+    if (!st) st = ns_h5_get_str(fid, g, "norm", c->net.norm, sizeof c->net.norm);
+    if (!st) st = get_size(fid, g, "norm_group", &c->net.norm_group);
+    if (!st) st = ns_h5_get_double(fid, g, "bn_momentum", &c->net.bn_momentum);
+    if (!st) st = ns_h5_get_double(fid, g, "bn_eps", &c->net.bn_eps);
+    if (!st && !(st = ns_h5_get_int(fid, g, "bn_affine", &iv))) c->net.bn_affine = (int)iv;
+    if (!st && !(st = ns_h5_get_str(fid, g, "init", buf, sizeof buf))) st = ns_parse_init(buf, &c->init);
+    if (!st && !(st = ns_h5_get_str(fid, g, "optim", buf, sizeof buf))) st = ns_parse_optim(buf, &c->optim);
+    if (!st) st = ns_h5_get_double(fid, g, "lr", &c->lr);
+    if (!st) st = ns_h5_get_double(fid, g, "momentum", &c->momentum);
+    if (!st) st = ns_h5_get_double(fid, g, "wd", &c->wd);
+    if (!st && !(st = ns_h5_get_int(fid, g, "nesterov", &iv))) c->nesterov = (int)iv;
+    if (!st) st = ns_h5_get_double(fid, g, "beta1", &c->beta1);
+    if (!st) st = ns_h5_get_double(fid, g, "beta2", &c->beta2);
+    if (!st) st = ns_h5_get_double(fid, g, "adam_eps", &c->adam_eps);
+    if (!st && !(st = ns_h5_get_str(fid, g, "schedule", buf, sizeof buf))) st = ns_parse_schedule(buf, c);
+    if (!st) st = get_size(fid, g, "warmup", &c->warmup);
+    if (!st) st = get_size(fid, g, "epochs", &c->epochs);
+    if (!st) st = get_size(fid, g, "steps", &c->steps);
+    if (!st) st = get_size(fid, g, "batch", &c->batch);
+    if (!st && !(st = ns_h5_get_int(fid, g, "seed", &iv))) c->seed = (uint64_t)iv;
+    if (!st) st = get_size(fid, g, "ckpt_every", &c->ckpt_every);
+    if (!st && !(st = ns_h5_get_int(fid, g, "standardize", &iv))) c->standardize = (int)iv;
+    if (!st) st = get_size(fid, g, "train_n", &c->train_n);
+    if (!st) st = get_size(fid, g, "test_n", &c->test_n);
+    if (!st && !(st = ns_h5_get_int(fid, g, "threads", &iv))) c->threads = (int)iv;
+    if (!st && H5Aexists_by_name(fid, g, "ckpt_steps", H5P_DEFAULT) > 0) {
+        double v[64];
+        size_t n;
+        st = ns_h5_get_doubles(fid, g, "ckpt_steps", v, 64, &n);
+        for (size_t i = 0; !st && i < n; i++)
+            c->ckpt_steps[i] = (size_t)v[i];
+        c->nckpt_steps = st ? 0 : n;
+    }
+    c->net.max_batch = c->batch;
+    if (st)
+        return ns_error(NS_EFORMAT, "cannot read '%s': bad /config (%s)", ns_h5_name(fid),
+                        ns_errmsg());
+    return NS_OK;
+}

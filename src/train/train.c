@@ -1,0 +1,568 @@
+/*
+ * The training loop.  Mini-batch SGD-family training with evaluation each
+ * epoch, checkpoints, history tables and a run file written atomically.
+ *
+ * Reproducibility: the shuffle of epoch e comes from the stream (seed, e)
+ * and dropout masks from (seed, step), so the random numbers of a step
+ * depend only on the seed and the step.  A checkpoint plus the optimiser
+ * state therefore resumes bit-for-bit (same thread count), and identical
+ * seeds and thread counts give identical runs.
+ */
+#include "normscope/train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "table.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+int ns_train_load_data(const ns_train_config *c, int split, ns_dataset **out,
+                       double *mean, double *std)
+{
+    ns_dataset *d = NULL, *sub = NULL;
+    *out = NULL;
+    int st = ns_data_load(c->data, split, &d);
+    if (st)
+        return st;
+    size_t want = split == NS_SPLIT_TRAIN ? c->train_n : c->test_n;
+    if (want && want < d->n) {
+        size_t *idx = ns_malloc(want * sizeof *idx);
+        if (!idx) {
+            ns_data_free(d);
+            return NS_ENOMEM;
+        }
+        for (size_t i = 0; i < want; i++)
+            idx[i] = i;
+        st = ns_data_subset(d, idx, want, &sub);
+        ns_free(idx);
+        ns_data_free(d);
+        if (st)
+            return st;
+        d = sub;
+    }
+    if (d->c > 16) {
+        ns_data_free(d);
+        return ns_error(NS_EINVAL, "data set '%s' has %zu channels (at most 16 supported)",
+                        c->data, d->c);
+    }
+    if (split == NS_SPLIT_TRAIN && mean && std) {
+        if (c->standardize) {
+            ns_data_channel_stats(d, mean, std);
+        } else {
+            for (size_t k = 0; k < d->c; k++) {
+                mean[k] = 0;
+                std[k] = 1;
+            }
+        }
+    }
+    if (c->standardize && mean && std)
+        ns_data_standardize(d, mean, std);
+    *out = d;
+    return NS_OK;
+}
+
+int ns_evaluate(ns_net *net, const ns_dataset *d, double *loss, double *acc)
+{
+    size_t B = net->max_batch, dim = ns_data_dim(d);
+    ns_real *x = ns_malloc(B * dim * sizeof *x);
+    int32_t *y = ns_malloc(B * sizeof *y);
+    size_t *idx = ns_malloc(B * sizeof *idx);
+    int st = NS_OK;
+    if (!x || !y || !idx) {
+        st = NS_ENOMEM;
+        goto cleanup;
+    }
+    double total = 0;
+    size_t hits = 0;
+    ns_ctx ctx = {.mode = NS_MODE_EVAL};
+    for (size_t i = 0; i < d->n; i += B) {
+        size_t n = d->n - i < B ? d->n - i : B;
+        for (size_t j = 0; j < n; j++)
+            idx[j] = i + j;
+        ns_data_gather(d, idx, n, x, y);
+        if ((st = ns_net_forward(net, x, n, &ctx)))
+            goto cleanup;
+        double l;
+        size_t h;
+        ns_softmax_ce(ns_net_logits(net), y, n, net->nout, NULL, &l, &h);
+        total += l * (double)n;
+        hits += h;
+    }
+    *loss = total / (double)d->n;
+    *acc = (double)hits / (double)d->n;
+cleanup:
+    ns_free(x);
+    ns_free(y);
+    ns_free(idx);
+    return st;
+}
+
+/* ------------------------------------------------------------ state */
+
+enum { S_STEP, S_EPOCH, S_LOSS, S_ACC, S_LR, S_GNORM, S_ACT, S_NCOL };
+enum { E_EPOCH, E_STEP, E_TLOSS, E_TACC, E_VLOSS, E_VACC, E_LR, E_SEC, E_IPS, E_NCOL };
+
+static void tables_init(ns_table *ts, ns_table *te, size_t nw)
+{
+    static const char *sn[S_NCOL] = {"step", "epoch", "loss", "acc", "lr", "grad_norm",
+                                     "act_bytes"};
+    static const char *sd[S_NCOL] = {
+        "optimiser step (1-based: the row describes step k)", "epoch (0-based) of the step",
+        "mini-batch training loss (mean cross-entropy)", "mini-batch training accuracy",
+        "learning rate used by the step", "L2 norm of the full parameter gradient",
+        "bytes of activations kept for backward"};
+    static const char *en[E_NCOL] = {"epoch", "step", "train_loss", "train_acc", "test_loss",
+                                     "test_acc", "lr", "seconds", "images_per_second"};
+    static const char *ed[E_NCOL] = {
+        "epochs completed", "optimiser steps completed", "mean training loss over the epoch",
+        "training accuracy over the epoch (train mode)", "test loss (eval mode)",
+        "test accuracy (eval mode)", "learning rate at the end of the epoch",
+        "wall time of the epoch's training steps", "training throughput"};
+    memset(ts, 0, sizeof *ts);
+    memset(te, 0, sizeof *te);
+    ts->ncols = S_NCOL;
+    te->ncols = E_NCOL;
+    for (int i = 0; i < S_NCOL; i++) {
+        ts->names[i] = sn[i];
+        ts->desc[i] = sd[i];
+    }
+    ts->is_int[S_STEP] = ts->is_int[S_EPOCH] = 1;
+    for (int i = 0; i < E_NCOL; i++) {
+        te->names[i] = en[i];
+        te->desc[i] = ed[i];
+    }
+    te->is_int[E_EPOCH] = te->is_int[E_STEP] = 1;
+    ts->width = nw;
+}
+
+static int write_root_attrs(hid_t fid, const ns_train_config *c, const char *cmdline,
+                            const ns_dataset *train, const ns_dataset *test,
+                            const double *mean, const double *std)
+{
+    char now[32];
+    ns_iso_time(now, sizeof now);
+    int st = ns_h5_attr_str(fid, ".", "format", NS_RUN_FORMAT);
+    if (!st) st = ns_h5_attr_int(fid, ".", "format_version", NS_RUN_FORMAT_VERSION);
+    if (!st) st = ns_h5_attr_str(fid, ".", "arch", c->arch);
+    if (!st) st = ns_h5_attr_str(fid, ".", "norm", c->net.norm);
+    if (!st) st = ns_h5_attr_int(fid, ".", "seed", (int64_t)c->seed);
+    if (!st) st = ns_h5_attr_str(fid, ".", "dataset", c->data);
+    if (!st) st = ns_h5_attr_str(fid, ".", "command_line", cmdline ? cmdline : "");
+    if (!st) st = ns_h5_attr_str(fid, ".", "normscope_version", NS_VERSION);
+    if (!st) st = ns_h5_attr_str(fid, ".", "created", now);
+    if (!st) st = ns_h5_attr_str(fid, ".", "precision", NS_REAL_NAME);
+    if (!st) st = ns_h5_attr_str(fid, ".", "status", "running");
+    if (!st) st = ns_train_config_save(fid, c);
+    if (!st) st = ns_h5_group(fid, "/data");
+    if (!st) st = ns_h5_attr_doubles(fid, "/data", "mean", mean, train->c);
+    if (!st) st = ns_h5_attr_doubles(fid, "/data", "std", std, train->c);
+    if (!st) st = ns_h5_attr_str(fid, "/data", "preprocessing",
+                                 c->standardize ? "x <- (x - mean[c]) / std[c], statistics "
+                                                  "of the training split" : "none");
+    if (!st) st = ns_h5_attr_int(fid, "/data", "train_n", (int64_t)train->n);
+    if (!st) st = ns_h5_attr_int(fid, "/data", "test_n", (int64_t)test->n);
+    if (!st) st = ns_h5_attr_int(fid, "/data", "c", (int64_t)train->c);
+    if (!st) st = ns_h5_attr_int(fid, "/data", "h", (int64_t)train->h);
+    if (!st) st = ns_h5_attr_int(fid, "/data", "w", (int64_t)train->w);
+    if (!st) st = ns_h5_attr_int(fid, "/data", "nclass", (int64_t)train->nclass);
+    return st;
+}
+
+static int checkpoint(hid_t fid, const ns_net *net, size_t step, size_t epoch, double lr,
+                      double train_loss, double test_loss, double test_acc)
+{
+    char g[64];
+    snprintf(g, sizeof g, "/checkpoints/%zu", step);
+    int st = ns_run_write_checkpoint(fid, net, step);
+    if (!st) st = ns_h5_attr_int(fid, g, "step", (int64_t)step);
+    if (!st) st = ns_h5_attr_int(fid, g, "epoch", (int64_t)epoch);
+    if (!st) st = ns_h5_attr_double(fid, g, "lr", lr);
+    if (!st) st = ns_h5_attr_double(fid, g, "train_loss", train_loss);
+    if (!st) st = ns_h5_attr_double(fid, g, "test_loss", test_loss);
+    if (!st) st = ns_h5_attr_double(fid, g, "test_acc", test_acc);
+    return st;
+}
+
+static int save_optimizer(hid_t fid, const ns_optim *o, size_t step, const double *acc3)
+{
+    if (ns_h5_exists(fid, "/optimizer"))
+        H5Ldelete(fid, "/optimizer", H5P_DEFAULT);
+    size_t dims[1] = {o->n};
+    int st = ns_h5_write_real(fid, "/optimizer/buf1", 1, dims, o->buf1);
+    if (!st && o->buf2)
+        st = ns_h5_write_real(fid, "/optimizer/buf2", 1, dims, o->buf2);
+    if (!st) st = ns_h5_attr_str(fid, "/optimizer", "kind", ns_optim_name(o->kind));
+    if (!st) st = ns_h5_attr_int(fid, "/optimizer", "t", (int64_t)o->t);
+    if (!st) st = ns_h5_attr_int(fid, "/optimizer", "step", (int64_t)step);
+    if (!st) st = ns_h5_attr_doubles(fid, "/optimizer", "epoch_accumulators", acc3, 3);
+    if (!st)
+        st = ns_h5_attr_str(fid, "/optimizer", "description",
+                            "optimiser buffers (SGD momentum, or Adam m and v) after `step` "
+                            "steps; epoch_accumulators = loss sum, hits, samples of the "
+                            "epoch in progress");
+    return st;
+}
+
+static int load_optimizer(hid_t fid, ns_optim *o, size_t *step, double *acc3)
+{
+    int64_t t, s;
+    size_t got;
+    int st = ns_h5_get_int(fid, "/optimizer", "t", &t);
+    if (!st) st = ns_h5_get_int(fid, "/optimizer", "step", &s);
+    if (!st) st = ns_h5_read_real(fid, "/optimizer/buf1", o->buf1, o->n);
+    if (!st && o->buf2) st = ns_h5_read_real(fid, "/optimizer/buf2", o->buf2, o->n);
+    if (!st) st = ns_h5_get_doubles(fid, "/optimizer", "epoch_accumulators", acc3, 3, &got);
+    if (st)
+        return st;
+    o->t = (uint64_t)t;
+    *step = (size_t)s;
+    return NS_OK;
+}
+
+static int weight_layers(const ns_net *net, size_t *idx, char *names, size_t len)
+{
+    int n = 0;
+    size_t used = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const ns_layer *L = &net->layers[i];
+        if (L->nparam > 0 && !strcmp(L->param[0].name, "weight") && L->param[0].ndim >= 2) {
+            idx[n++] = i;
+            used += (size_t)snprintf(names + used, used < len ? len - used : 0, "%s%s",
+                                     n > 1 ? "," : "", L->name);
+        }
+    }
+    return n;
+}
+
+static int is_ckpt_step(const ns_train_config *c, size_t step)
+{
+    for (size_t i = 0; i < c->nckpt_steps; i++)
+        if (c->ckpt_steps[i] == step)
+            return 1;
+    return 0;
+}
+
+/* --------------------------------------------------------------- train */
+
+typedef struct trainer {
+    ns_train_config cfg;
+    ns_dataset *train, *test;
+    ns_net *net;
+    ns_optim opt;
+    ns_h5out out;
+    ns_table ts, te;
+    size_t *perm, *widx, nw;
+    ns_real *x, *dlogits;
+    int32_t *y;
+    double *wrow;
+    double mean[16], std[16];
+} trainer;
+
+static void trainer_release(trainer *t)
+{
+    ns_data_free(t->train);
+    ns_data_free(t->test);
+    ns_net_free(t->net);
+    ns_optim_release(&t->opt);
+    ns_table_release(&t->ts);
+    ns_table_release(&t->te);
+    ns_free(t->perm);
+    ns_free(t->widx);
+    ns_free(t->x);
+    ns_free(t->dlogits);
+    ns_free(t->y);
+    ns_free(t->wrow);
+}
+
+int ns_train(const ns_train_config *c, const char *resume, const char *out,
+             int force, const char *cmdline, ns_train_result *res)
+{
+    trainer T;
+    memset(&T, 0, sizeof T);
+    T.out.fid = H5I_INVALID_HID;
+    memset(res, 0, sizeof *res);
+    hid_t rfid = H5I_INVALID_HID;
+    size_t start_step = 0;
+    double acc3[3] = {0, 0, 0};  /* epoch loss sum, hits, samples */
+    char wnames[4096];
+    int st;
+
+    T.cfg = *c;
+    if (resume) {
+        if ((st = ns_h5_open_format(resume, NS_RUN_FORMAT, &rfid)))
+            goto cleanup;
+        char status[32] = "";
+        ns_h5_get_str(rfid, ".", "status", status, sizeof status);
+        if (strcmp(status, "complete") && strcmp(status, "interrupted")) {
+            st = ns_error(NS_EINVAL, "cannot resume '%s': its status is '%s'", resume, status);
+            goto cleanup;
+        }
+        if ((st = ns_train_config_load(rfid, &T.cfg)))
+            goto cleanup;
+        /* The new length comes from the command line. */
+        T.cfg.epochs = c->epochs;
+        T.cfg.steps = c->steps;
+        if (!ns_h5_exists(rfid, "/optimizer")) {
+            st = ns_error(NS_EFORMAT, "cannot resume '%s': no optimiser state", resume);
+            goto cleanup;
+        }
+    }
+    if ((st = ns_train_config_check(&T.cfg)))
+        goto cleanup;
+    ns_set_threads(T.cfg.threads);
+    T.cfg.net.max_batch = T.cfg.batch;
+
+    if ((st = ns_train_load_data(&T.cfg, NS_SPLIT_TRAIN, &T.train, T.mean, T.std)))
+        goto cleanup;
+    if ((st = ns_train_load_data(&T.cfg, NS_SPLIT_TEST, &T.test, T.mean, T.std)))
+        goto cleanup;
+    if ((st = ns_net_build(T.cfg.arch, &T.cfg.net, T.train->c, T.train->h, T.train->w,
+                           T.train->nclass, &T.net)))
+        goto cleanup;
+    ns_net_init(T.net, &T.cfg.init, T.cfg.seed);
+    if ((st = ns_optim_alloc(&T.opt, T.cfg.optim, T.net->nparams)))
+        goto cleanup;
+
+    size_t B = T.cfg.batch, N = T.train->n, dim = ns_data_dim(T.train);
+    size_t spe = (N + B - 1) / B;
+    size_t total = T.cfg.steps ? T.cfg.steps : T.cfg.epochs * spe;
+    T.perm = ns_malloc(N * sizeof *T.perm);
+    T.x = ns_malloc(B * dim * sizeof *T.x);
+    T.y = ns_malloc(B * sizeof *T.y);
+    T.dlogits = ns_malloc(B * T.net->nout * sizeof *T.dlogits);
+    T.widx = ns_malloc((T.net->nlayers + 1) * sizeof *T.widx);
+    if (!T.perm || !T.x || !T.y || !T.dlogits || !T.widx) {
+        st = NS_ENOMEM;
+        goto cleanup;
+    }
+    T.nw = (size_t)weight_layers(T.net, T.widx, wnames, sizeof wnames);
+    T.wrow = ns_malloc((T.nw + 1) * sizeof *T.wrow);
+    if (!T.wrow) {
+        st = NS_ENOMEM;
+        goto cleanup;
+    }
+    tables_init(&T.ts, &T.te, T.nw);
+
+    if (resume) {
+        uint64_t *steps = NULL;
+        size_t nck;
+        if ((st = ns_run_checkpoints(rfid, &steps, &nck)))
+            goto cleanup;
+        if ((st = load_optimizer(rfid, &T.opt, &start_step, acc3))) {
+            ns_free(steps);
+            goto cleanup;
+        }
+        ns_free(steps);
+        if ((st = ns_run_read_checkpoint(rfid, T.net, start_step)))
+            goto cleanup;
+        if ((st = ns_table_read(&T.ts, rfid, "/history/step", "weight_norm")) ||
+            (st = ns_table_read(&T.te, rfid, "/history/epoch", NULL)))
+            goto cleanup;
+        ns_h5_close(rfid);
+        rfid = H5I_INVALID_HID;
+        if (start_step >= total) {
+            st = ns_error(NS_EINVAL, "'%s' already has %zu steps; ask for more with "
+                          "--epochs or --steps", resume, start_step);
+            goto cleanup;
+        }
+        if (strcmp(resume, out) != 0) {
+            FILE *f = force ? NULL : fopen(out, "rb");
+            if (f) {
+                fclose(f);
+                st = ns_error(NS_EINVAL, "'%s' exists; use --force to overwrite", out);
+                goto cleanup;
+            }
+        }
+        if ((st = ns_h5out_from_copy(&T.out, resume, out)))
+            goto cleanup;
+        if (ns_h5_exists(T.out.fid, "/history"))
+            H5Ldelete(T.out.fid, "/history", H5P_DEFAULT);
+        st = ns_h5_attr_str(T.out.fid, ".", "status", "running");
+        if (!st) st = ns_train_config_save(T.out.fid, &T.cfg);
+        if (!st) st = ns_h5_attr_str(T.out.fid, ".", "resumed_by", cmdline ? cmdline : "");
+        if (st)
+            goto cleanup;
+        ns_note("resuming '%s' at step %zu of %zu", resume, start_step, total);
+    } else {
+        if ((st = ns_h5out_create(&T.out, out, force)))
+            goto cleanup;
+        if ((st = write_root_attrs(T.out.fid, &T.cfg, cmdline, T.train, T.test, T.mean, T.std)))
+            goto cleanup;
+        double tl, ta;
+        if ((st = ns_evaluate(T.net, T.test, &tl, &ta)))
+            goto cleanup;
+        if ((st = checkpoint(T.out.fid, T.net, 0, 0, ns_schedule_lr(&T.cfg, 0, spe, total),
+                             NAN, tl, ta)))
+            goto cleanup;
+    }
+
+    size_t act_bytes = ns_net_activation_bytes(T.net, B);
+    stop_requested = 0;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    ns_progress prog;
+    char label[64], extra[128];
+    double t_epoch = ns_time(), t_all = 0;
+    double last_tl = NAN, last_ta = NAN;
+    size_t epoch_of_perm = (size_t)-1, step = start_step;
+    snprintf(label, sizeof label, "epoch %zu/%zu", start_step / spe + 1, (total + spe - 1) / spe);
+    ns_progress_begin(&prog, label, spe);
+    while (step < total) {
+        size_t epoch = step / spe, b = step % spe;
+        if (epoch != epoch_of_perm) {
+            ns_rng r;
+            ns_rng_seed(&r, T.cfg.seed, 0x5eed0000u + epoch);
+            for (size_t i = 0; i < N; i++)
+                T.perm[i] = i;
+            ns_rng_shuffle(&r, T.perm, N);
+            epoch_of_perm = epoch;
+        }
+        size_t lo = b * B, n = N - lo < B ? N - lo : B;
+        ns_data_gather(T.train, T.perm + lo, n, T.x, T.y);
+        ns_ctx ctx = {.mode = NS_MODE_TRAIN, .seed = T.cfg.seed, .step = step};
+        if ((st = ns_net_forward(T.net, T.x, n, &ctx)))
+            break;
+        double loss;
+        size_t hits;
+        ns_softmax_ce(ns_net_logits(T.net), T.y, n, T.net->nout, T.dlogits, &loss, &hits);
+        if (!isfinite(loss)) {
+            res->diverged = 1;
+            res->diverged_step = step + 1;
+            ns_progress_end(&prog, "");
+            ns_note("training diverged: loss is %g at step %zu", loss, step + 1);
+            break;
+        }
+        ns_net_zero_grad(T.net);
+        ns_net_backward(T.net, T.dlogits);
+        double g2 = 0;
+        for (size_t i = 0; i < T.net->nparams; i++)
+            g2 += (double)T.net->grads[i] * T.net->grads[i];
+        double lr = ns_schedule_lr(&T.cfg, step, spe, total);
+        ns_optim_step(&T.opt, &T.cfg, lr, T.net->params, T.net->grads);
+        step++;
+        acc3[0] += loss * (double)n;
+        acc3[1] += (double)hits;
+        acc3[2] += (double)n;
+        for (size_t k = 0; k < T.nw; k++) {
+            const ns_tensor *W = &T.net->layers[T.widx[k]].param[0];
+            double s = 0;
+            for (size_t i = 0; i < W->size; i++)
+                s += (double)W->data[i] * W->data[i];
+            T.wrow[k] = sqrt(s);
+        }
+        double row[S_NCOL] = {(double)step, (double)epoch, loss, (double)hits / (double)n,
+                              lr, sqrt(g2), (double)act_bytes};
+        if ((st = ns_table_append(&T.ts, row, T.wrow)))
+            break;
+        snprintf(extra, sizeof extra, "loss %.4f acc %.1f%%", acc3[0] / acc3[2],
+                 100 * acc3[1] / acc3[2]);
+        ns_progress_update(&prog, b + 1, extra);
+
+        int epoch_end = step % spe == 0 || step == total;
+        if (epoch_end) {
+            double sec = ns_time() - t_epoch;
+            t_all += sec;
+            if ((st = ns_evaluate(T.net, T.test, &last_tl, &last_ta)))
+                break;
+            double erow[E_NCOL] = {(double)(epoch + 1), (double)step, acc3[0] / acc3[2],
+                                   acc3[1] / acc3[2], last_tl, last_ta, lr, sec,
+                                   acc3[2] / sec};
+            if ((st = ns_table_append(&T.te, erow, NULL)))
+                break;
+            snprintf(extra, sizeof extra, "loss %.4f acc %.2f%% test %.2f%% (%.0f img/s)",
+                     erow[E_TLOSS], 100 * erow[E_TACC], 100 * last_ta, erow[E_IPS]);
+            ns_progress_end(&prog, extra);
+            int ck = T.cfg.ckpt_every && (epoch + 1) % T.cfg.ckpt_every == 0;
+            if ((ck || step == total) &&
+                (st = checkpoint(T.out.fid, T.net, step, epoch + 1, lr, erow[E_TLOSS],
+                                 last_tl, last_ta)))
+                break;
+            acc3[0] = acc3[1] = acc3[2] = 0;
+            if (step < total) {
+                snprintf(label, sizeof label, "epoch %zu/%zu", step / spe + 1,
+                         (total + spe - 1) / spe);
+                ns_progress_begin(&prog, label, spe);
+            }
+            t_epoch = ns_time();
+        } else if (is_ckpt_step(&T.cfg, step)) {
+            if ((st = checkpoint(T.out.fid, T.net, step, epoch, lr, acc3[0] / acc3[2],
+                                 NAN, NAN)))
+                break;
+        }
+        if (stop_requested) {
+            res->interrupted = 1;
+            ns_progress_end(&prog, "");
+            ns_note("interrupted at step %zu: saving a resumable run file", step);
+            char g[64];
+            snprintf(g, sizeof g, "/checkpoints/%zu", step);
+            if (!ns_h5_exists(T.out.fid, g))
+                st = checkpoint(T.out.fid, T.net, step, epoch, lr, acc3[0] / acc3[2],
+                                NAN, NAN);
+            break;
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (st)
+        goto cleanup;
+
+    /* Close the file: optimiser state, history, memory, status. */
+    hid_t f = T.out.fid;
+    if ((st = save_optimizer(f, &T.opt, step, acc3)))
+        goto cleanup;
+    if ((st = ns_table_write(&T.ts, f, "/history/step", "weight_norm", wnames)))
+        goto cleanup;
+    if (T.nw && (st = ns_h5_describe(f, "/history/step/weight_norm",
+                                     "L2 norm of each layer's weight after the step", NULL)))
+        goto cleanup;
+    if ((st = ns_table_write(&T.te, f, "/history/epoch", NULL, NULL)))
+        goto cleanup;
+    st = ns_h5_group(f, "/memory");
+    if (!st) st = ns_h5_attr_int(f, "/memory", "activation_bytes", (int64_t)act_bytes);
+    if (!st) st = ns_h5_attr_int(f, "/memory", "peak_rss_bytes", (int64_t)ns_peak_rss());
+    if (!st) st = ns_h5_attr_int(f, "/memory", "parameter_bytes",
+                                 (int64_t)(T.net->nparams * sizeof(ns_real)));
+    if (!st)
+        st = ns_h5_attr_str(f, "/memory", "description",
+                            "activation_bytes: activations kept for backward by one "
+                            "training step at the configured batch; peak_rss_bytes: peak "
+                            "resident memory of the training process");
+    const char *status = res->diverged ? "diverged" : res->interrupted ? "interrupted"
+                                                                       : "complete";
+    if (!st) st = ns_h5_attr_str(f, ".", "status", status);
+    if (!st && res->diverged)
+        st = ns_h5_attr_int(f, ".", "diverged_step", (int64_t)res->diverged_step);
+    if (st)
+        goto cleanup;
+    if ((st = ns_h5out_commit(&T.out)))
+        goto cleanup;
+    res->steps = step;
+    res->final_test_acc = last_ta;
+    res->final_test_loss = last_tl;
+    res->final_train_loss = T.te.n ? T.te.col[E_TLOSS][T.te.n - 1] : NAN;
+    res->seconds = t_all;
+    res->images_per_second = t_all > 0 ? (double)(step - start_step) * B / t_all : 0;
+    if (res->diverged)
+        st = ns_error(NS_ENUMERIC, "training diverged at step %zu (non-finite loss); "
+                      "'%s' holds the run up to there", res->diverged_step, out);
+cleanup:
+    if (st && st != NS_ENUMERIC)
+        ns_h5out_abort(&T.out);
+    ns_h5_close(rfid);
+    trainer_release(&T);
+    return st;
+}
