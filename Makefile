@@ -80,8 +80,13 @@ check: deps
 	$(MAKE) check-one PRECISION=float
 	@echo "all test suites passed"
 
-bench: deps all
-	PYTHON=$(PYTHON) sh bench/run.sh $(abspath $(BIN))
+BENCH_BIN := $(B)/bench/ns_throughput
+$(BENCH_BIN): $(B)/obj/bench/ns_throughput.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS)
+
+bench: deps all $(BENCH_BIN)
+	PYTHON=$(PYTHON) NS_BIN=$(abspath $(BIN)) NS_THROUGHPUT=$(abspath $(BENCH_BIN)) sh bench/run.sh
 
 demo: deps all
 	PYTHON=$(PYTHON) sh analyses/demo.sh $(abspath $(BIN))

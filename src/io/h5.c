@@ -231,12 +231,12 @@ static int attr_write(hid_t loc, const char *obj, const char *name, hid_t type,
 
 int ns_h5_attr_str(hid_t loc, const char *obj, const char *name, const char *val)
 {
+    /* Variable-length UTF-8, which h5py reads as str rather than bytes. */
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(val) + 1);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
     hid_t s = H5Screate(H5S_SCALAR);
-    int st = attr_write(loc, obj, name, t, s, val);
+    int st = attr_write(loc, obj, name, t, s, &val);
     H5Sclose(s);
     H5Tclose(t);
     return st;

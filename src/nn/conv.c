@@ -20,6 +20,19 @@ typedef struct conv_impl {
     ns_real *dw;     /* nthr * cout * K */
 } conv_impl;
 
+/* Output columns j whose input column j*s - p + v lies in [0, w). */
+static void valid_range(size_t v, size_t s, size_t p, size_t w, size_t ow, size_t *j0,
+                        size_t *j1)
+{
+    /* j*s + v >= p  and  j*s + v - p < w */
+    size_t lo = v >= p ? 0 : (p - v + s - 1) / s;
+    size_t hi = w + p > v ? (w + p - v + s - 1) / s : 0;
+    *j0 = lo < ow ? lo : ow;
+    *j1 = hi < ow ? hi : ow;
+    if (*j1 < *j0)
+        *j1 = *j0;
+}
+
 static void im2col(const ns_real *x, ns_real *col, size_t c, size_t h, size_t w,
                    size_t oh, size_t ow, size_t k, size_t s, size_t p)
 {
@@ -28,6 +41,8 @@ static void im2col(const ns_real *x, ns_real *col, size_t c, size_t h, size_t w,
             for (size_t v = 0; v < k; v++) {
                 ns_real *row = col + ((ci * k + u) * k + v) * oh * ow;
                 const ns_real *xc = x + ci * h * w;
+                size_t j0, j1;
+                valid_range(v, s, p, w, ow, &j0, &j1);
                 for (size_t i = 0; i < oh; i++) {
                     ptrdiff_t ih = (ptrdiff_t)(i * s + u) - (ptrdiff_t)p;
                     ns_real *r = row + i * ow;
@@ -35,11 +50,20 @@ static void im2col(const ns_real *x, ns_real *col, size_t c, size_t h, size_t w,
                         memset(r, 0, ow * sizeof *r);
                         continue;
                     }
+                    /* input column of output j: j*s + v - p, valid for j0 <= j < j1 */
                     const ns_real *xr = xc + (size_t)ih * w;
-                    for (size_t j = 0; j < ow; j++) {
-                        ptrdiff_t iw = (ptrdiff_t)(j * s + v) - (ptrdiff_t)p;
-                        r[j] = (iw >= 0 && iw < (ptrdiff_t)w) ? xr[iw] : 0;
+                    ptrdiff_t off = (ptrdiff_t)v - (ptrdiff_t)p;
+                    for (size_t j = 0; j < j0; j++)
+                        r[j] = 0;
+                    if (s == 1) {
+                        if (j1 > j0)
+                            memcpy(r + j0, xr + (ptrdiff_t)j0 + off, (j1 - j0) * sizeof *r);
+                    } else {
+                        for (size_t j = j0; j < j1; j++)
+                            r[j] = xr[(ptrdiff_t)(j * s) + off];
                     }
+                    for (size_t j = j1; j < ow; j++)
+                        r[j] = 0;
                 }
             }
 }
@@ -55,16 +79,22 @@ static void col2im(const ns_real *col, ns_real *x, int acc, size_t c, size_t h,
             for (size_t v = 0; v < k; v++) {
                 const ns_real *row = col + ((ci * k + u) * k + v) * oh * ow;
                 ns_real *xc = x + ci * h * w;
+                size_t j0, j1;
+                valid_range(v, s, p, w, ow, &j0, &j1);
                 for (size_t i = 0; i < oh; i++) {
                     ptrdiff_t ih = (ptrdiff_t)(i * s + u) - (ptrdiff_t)p;
                     if (ih < 0 || ih >= (ptrdiff_t)h)
                         continue;
                     ns_real *xr = xc + (size_t)ih * w;
+                    ptrdiff_t off = (ptrdiff_t)v - (ptrdiff_t)p;
                     const ns_real *r = row + i * ow;
-                    for (size_t j = 0; j < ow; j++) {
-                        ptrdiff_t iw = (ptrdiff_t)(j * s + v) - (ptrdiff_t)p;
-                        if (iw >= 0 && iw < (ptrdiff_t)w)
-                            xr[iw] += r[j];
+                    if (s == 1) {
+#pragma omp simd
+                        for (size_t j = j0; j < j1; j++)
+                            xr[(ptrdiff_t)j + off] += r[j];
+                    } else {
+                        for (size_t j = j0; j < j1; j++)
+                            xr[(ptrdiff_t)(j * s) + off] += r[j];
                     }
                 }
             }
@@ -145,6 +175,7 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     }
     for (int t = 0; t < nthr; t++) {
         const ns_real *dwt = c->dw + (size_t)t * co * K;
+#pragma omp simd
         for (size_t j = 0; j < co * K; j++)
             dW[j] += dwt[j];
     }
@@ -152,6 +183,7 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
         for (size_t o = 0; o < co; o++) {
             const ns_real *d = dy + i * out + o * P;
             ns_real s = 0;
+#pragma omp simd reduction(+ : s)
             for (size_t j = 0; j < P; j++)
                 s += d[j];
             db[o] += s;

@@ -1,0 +1,86 @@
+#!/bin/sh
+# CLI tests of train and eval: bad input gives one line naming the problem,
+# exit 2 and no output file; determinism, resume bit for bit, divergence.
+# Needs NS_BIN (the normscope binary) and PYTHON (with h5py).
+NS=${NS_BIN:?NS_BIN not set}
+PY=${PYTHON:-/usr/bin/python3}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect CODE PATTERN OUTFILE -- command...: exit code, stderr pattern, no OUTFILE left
+expect() {
+    code=$1; pat=$2; out=$3; shift 3
+    "$@" >"$T/stdout" 2>"$T/stderr"; got=$?
+    if [ "$got" != "$code" ]; then bad "$* -> exit $got, wanted $code: $(cat "$T/stderr")"; return; fi
+    if ! grep -q -- "$pat" "$T/stderr"; then bad "$* -> stderr lacks '$pat': $(cat "$T/stderr")"; return; fi
+    if [ -n "$out" ] && ls "$out"* >/dev/null 2>&1; then bad "$* left $(ls "$out"*)"; return; fi
+    ok
+}
+SMALL="--train-n 1000 --test-n 200 --quiet --threads 2"
+
+expect 2 "cannot open '/nonexistent/x" "$T/a.h5" $NS train --data idx:/nonexistent/x -o "$T/a.h5" $SMALL
+echo "not hdf5" > "$T/fake.h5"
+expect 2 "not an HDF5 file" "$T/b.h5" $NS train --data "$T/fake.h5" -o "$T/b.h5" $SMALL
+mkdir "$T/idx"
+src=${NS_DATA_DIR:-/usr/share/datasets/fashion-mnist}
+for f in train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do cp "$src/$f.gz" "$T/idx/"; done
+gzip -dc "$src/train-images-idx3-ubyte.gz" | head -c 100000 > "$T/idx/train-images-idx3-ubyte"
+expect 2 "truncated" "$T/c.h5" $NS train --data "idx:$T/idx" -o "$T/c.h5" $SMALL
+expect 2 "bad architecture token 'conv3x3:foo'" "$T/d.h5" $NS train --arch conv3x3:foo,gap,fc:out -o "$T/d.h5" $SMALL
+expect 2 "unknown layer" "$T/d.h5" $NS train --arch mlp,banana -o "$T/d.h5" $SMALL
+expect 2 "unknown option '--bogus'" "$T/e.h5" $NS train --bogus -o "$T/e.h5"
+expect 2 "lr must be positive" "$T/f.h5" $NS train --lr -0.1 -o "$T/f.h5"
+expect 2 "batch must be between" "$T/g.h5" $NS train --batch 0 -o "$T/g.h5"
+expect 2 "expects a non-negative integer" "$T/g.h5" $NS train --epochs many -o "$T/g.h5"
+expect 2 "unknown normalization method 'xyz'" "$T/h.h5" $NS train --norm xyz -o "$T/h.h5"
+expect 2 "no output file" "" $NS train --epochs 1
+expect 2 "unknown data set" "$T/i.h5" $NS train --data nosuchset -o "$T/i.h5" $SMALL
+expect 2 "unknown command" "" $NS frobnicate
+expect 2 "cannot open '$T/missing.h5'" "" $NS eval "$T/missing.h5"
+expect 2 "not an HDF5 file" "" $NS eval "$T/fake.h5"
+
+# A good run, then refusal to overwrite it.
+if $NS train --arch mlp:64x1 --epochs 2 -o "$T/r.h5" $SMALL >/dev/null; then ok; else bad "small training run failed"; fi
+cp "$T/r.h5" "$T/r.copy"
+expect 2 "exists; use --force" "" $NS train --arch mlp:64x1 --epochs 1 -o "$T/r.h5" $SMALL
+cmp -s "$T/r.h5" "$T/r.copy" && ok || bad "refused overwrite still changed the file"
+expect 2 "no checkpoint at step 7" "" $NS eval "$T/r.h5" --ckpt 7
+$NS eval "$T/r.h5" --ckpt 0 >/dev/null 2>&1 && ok || bad "eval of step 0 failed"
+
+# Determinism: the same seed and threads give identical files' weights.
+$NS train --arch mlp:64x1 --epochs 2 -o "$T/r2.h5" $SMALL >/dev/null
+# Resume: 1 epoch, then resume to 2, equals 2 epochs straight.
+$NS train --arch mlp:64x1 --epochs 1 -o "$T/s.h5" $SMALL >/dev/null
+$NS train --resume "$T/s.h5" --epochs 2 -o "$T/s2.h5" --quiet >/dev/null || bad "resume failed"
+"$PY" - "$T/r.h5" "$T/r2.h5" "$T/s2.h5" <<'PYEOF' && ok || bad "determinism/resume mismatch"
+import sys, h5py, numpy as np
+def weights(p):
+    with h5py.File(p, "r") as f:
+        steps = sorted(int(s) for s in f["checkpoints"])
+        out = {}
+        def grab(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+        f["checkpoints/%d" % steps[-1]].visititems(grab)
+        return steps[-1], out, f["history/step/loss"][()]
+a, b, c = (weights(p) for p in sys.argv[1:4])
+assert a[0] == b[0] == c[0], (a[0], b[0], c[0])
+for k in a[1]:
+    assert np.array_equal(a[1][k], b[1][k]), "determinism: " + k
+    assert np.array_equal(a[1][k], c[1][k]), "resume: " + k
+assert np.array_equal(a[2], c[2]), "resumed loss history differs"
+PYEOF
+
+# Divergence: exit 1, the run file stays valid and says so.
+expect 1 "diverged" "" $NS train --arch mlp:64x1 --norm none --lr 1e4 --epochs 1 -o "$T/nan.h5" $SMALL
+"$PY" -c "
+import h5py,sys
+f=h5py.File('$T/nan.h5','r'); assert f.attrs['status']=='diverged'; assert f.attrs['diverged_step']>=1
+" && ok || bad "diverged run file not valid"
+ls "$T"/*.tmp-* >/dev/null 2>&1 && bad "temporary files left behind" || ok
+
+echo "test_train_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
