@@ -31,7 +31,8 @@ OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 endif
 DEFS := -D_POSIX_C_SOURCE=200809L $(if $(filter double,$(PRECISION)),-DNS_DOUBLE)
 CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -fopenmp $(DEFS) -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
-LDFLAGS_ALL := -fopenmp $(if $(SAN),-fsanitize=address,undefined) $(LDFLAGS)
+SANFLAGS := -fsanitize=address,undefined
+LDFLAGS_ALL := -fopenmp $(if $(SAN),$(SANFLAGS)) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/nn/*.c src/norm/*.c src/train/*.c \

@@ -33,7 +33,7 @@ enum ns_split { NS_SPLIT_TRAIN = 0, NS_SPLIT_TEST = 1 };
  *   cifar10:DIR               DIR holds data_batch_{1..5}.bin and test_batch.bin
  *   PATH.h5                   HDF5 file with /train/x, /train/y, /test/x, /test/y
  *                             (x: N,C,H,W or N,D of uint8/float/double; y: N ints)
- *   synthetic specs           see ns_data_synthetic
+ *   synthetic specs           see ns_data_synthetic (made with seed 0)
  * Returns NS_OK and a new data set in *out, or an error naming the file and
  * the problem (NS_EIO missing/unreadable, NS_EFORMAT wrong/truncated data,
  * NS_EINVAL unknown specification).  uint8 images are scaled to [0, 1].
@@ -48,7 +48,9 @@ int ns_data_load(const char *spec, int split, ns_dataset **out);
  *   moons[:N]         two half-moons in 2-D, 2 classes
  *   rings[:N]         two concentric rings in 2-D, 2 classes
  *   xor[:N]           four Gaussian blobs with XOR labels in 2-D
- * The test split uses a different stream of the same seed.
+ * N defaults to 1000 and is the size of each split.  The test split uses a
+ * different stream of the same seed (the Gaussian means are shared).
+ * Returns NS_EINVAL for an unknown name or a bad count.
  */
 int ns_data_synthetic(const char *spec, uint64_t seed, int split,
                       ns_dataset **out);
