@@ -1,0 +1,61 @@
+/*
+ * What a figure kind's export function gets and the helpers it shares with
+ * the others (not exported in include/normscope/plot.h).
+ *
+ * Adding a figure kind takes three things:
+ *   1. a row in the kinds[] table of src/plot/plot.c;
+ *   2. an export function (in its own src/plot/<kind>.c when it is long,
+ *      declared below) that reads ctx->fids, writes data files into
+ *      ctx->datadir with ns_plot_data_open/close, and passes what the script
+ *      needs (counts, labels, ranges) with ns_plot_var_*;
+ *   3. plots/<kind>.gp, which reads the variables datadir, out, fmt plus the
+ *      kind's own, and draws into `out` with the terminal for `fmt`.
+ */
+#ifndef NS_PLOT_INTERNAL_H
+#define NS_PLOT_INTERNAL_H
+
+#include <stdio.h>
+
+#include <hdf5.h>
+
+#include "normscope/io.h"
+#include "normscope/plot.h"
+
+/* Longest run label (ns_plot_run_labels). */
+#define NS_PLOT_LABEL_MAX 160
+
+struct ns_plot_ctx {
+    const ns_plot_kind *kind;
+    const char *const *paths; /* input files as given on the command line */
+    const hid_t *fids;        /* the same, open read-only, format checked */
+    size_t n;
+    char datadir[1100];       /* DIR/<kind>-data, exists and is writable */
+    char *vars;               /* gnuplot assignments "name=value; ..." */
+    size_t vars_len, vars_cap;
+};
+
+/* Appends the gnuplot assignment name='value' (quotes doubled). */
+int ns_plot_var_str(ns_plot_ctx *c, const char *name, const char *value);
+/* Appends name=value for a number (integers print without a fraction). */
+int ns_plot_var_num(ns_plot_ctx *c, const char *name, double value);
+
+/* Opens ctx->datadir/<file> for writing; path (len bytes) receives the full
+ * name.  NULL with NS_EIO recorded on failure. */
+FILE *ns_plot_data_open(ns_plot_ctx *c, const char *file, char *path, size_t len);
+/* Closes f and reports a write error on path (NS_EIO). */
+int ns_plot_data_close(FILE *f, const char *path);
+/* Writes v as a data-file number ("NaN" for non-finite values, which
+ * gnuplot treats as missing). */
+void ns_plot_data_num(FILE *f, double v);
+
+/* Labels of run files for legends: "<norm> <arch>", followed by the file's
+ * base name in parentheses where two runs would share a label (the path
+ * where base names collide too), and " [diverged]" / " [interrupted]" after
+ * unfinished runs; '|' becomes '/' (it separates labels for gnuplot).  labels
+ * has room for c->n entries of NS_PLOT_LABEL_MAX bytes. */
+void ns_plot_run_labels(const ns_plot_ctx *c, char (*labels)[NS_PLOT_LABEL_MAX]);
+
+/* Export functions of the figure kinds. */
+int ns_plot_export_curves(ns_plot_ctx *c);
+
+#endif

@@ -1,0 +1,535 @@
+/*
+ * Figures through gnuplot (DESIGN.md section 4, `normscope plot`).
+ *
+ * A figure kind is a row of kinds[] below: its name, a one-line description,
+ * the gnuplot script in plots/ and an export function that writes the data
+ * the script reads.  ns_plot_render() does the rest for every kind: it opens
+ * and checks the inputs before touching the output directory, refuses to
+ * overwrite a figure without force, writes DIR/<kind>-data/, runs
+ *   gnuplot -e "datadir='..'; out='..'; fmt='png'; scriptdir='..'; <kind's
+ *              variables>" plots/<kind>.gp
+ * with gnuplot drawing into a temporary name in DIR, and renames the figure
+ * into place only when gnuplot succeeded and wrote something.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#ifndef NS_PREFIX
+#define NS_PREFIX "/usr/local"
+#endif
+
+/* ------------------------------------------------------------ the table */
+
+static const ns_plot_kind kinds[] = {
+    {"curves", "training curves of run files overlaid: test accuracy, loss, learning rate",
+     "curves.gp", NS_RUN_FORMAT, 10, ns_plot_export_curves},
+};
+
+const ns_plot_kind *ns_plot_kinds(size_t *n)
+{
+    *n = sizeof kinds / sizeof *kinds;
+    return kinds;
+}
+
+const ns_plot_kind *ns_plot_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof kinds / sizeof *kinds; i++)
+        if (strcmp(kinds[i].name, name) == 0)
+            return &kinds[i];
+    return NULL;
+}
+
+int ns_plot_format_ok(const char *format)
+{
+    return format && (!strcmp(format, "png") || !strcmp(format, "svg") ||
+                      !strcmp(format, "pdf"));
+}
+
+/* -------------------------------------------------- helpers for kinds */
+
+static int vars_append(ns_plot_ctx *c, const char *s, size_t k)
+{
+    if (c->vars_len + k + 1 > c->vars_cap) {
+        size_t cap = c->vars_cap ? c->vars_cap : 1024;
+        while (c->vars_len + k + 1 > cap)
+            cap *= 2;
+        char *v = realloc(c->vars, cap);
+        if (!v)
+            return ns_error(NS_ENOMEM, "out of memory (%zu bytes for gnuplot variables)", cap);
+        c->vars = v;
+        c->vars_cap = cap;
+    }
+    memcpy(c->vars + c->vars_len, s, k);
+    c->vars_len += k;
+    c->vars[c->vars_len] = '\0';
+    return NS_OK;
+}
+
+/* Variable names are identifiers chosen by the code, never by the user. */
+static int var_name_ok(const char *name)
+{
+    if (!name || !*name || (*name >= '0' && *name <= '9'))
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '_'))
+            return 0;
+    return 1;
+}
+
+int ns_plot_var_str(ns_plot_ctx *c, const char *name, const char *value)
+{
+    if (!var_name_ok(name))
+        return ns_error(NS_EFAIL, "bad gnuplot variable name '%s'", name ? name : "");
+    int st = vars_append(c, name, strlen(name));
+    if (!st)
+        st = vars_append(c, "='", 2);
+    /* Inside gnuplot's single quotes nothing is special but the quote
+     * itself, written twice; newlines would end the -e command. */
+    for (const char *p = value; !st && *p; p++) {
+        if (*p == '\'')
+            st = vars_append(c, "''", 2);
+        else if (*p == '\n' || *p == '\r')
+            st = vars_append(c, " ", 1);
+        else
+            st = vars_append(c, p, 1);
+    }
+    if (!st)
+        st = vars_append(c, "'; ", 3);
+    return st;
+}
+
+int ns_plot_var_num(ns_plot_ctx *c, const char *name, double value)
+{
+    if (!var_name_ok(name))
+        return ns_error(NS_EFAIL, "bad gnuplot variable name '%s'", name ? name : "");
+    char buf[128];
+    int k;
+    if (!isfinite(value))
+        k = snprintf(buf, sizeof buf, "%s=NaN; ", name);
+    else if (value == floor(value) && fabs(value) < 1e15)
+        k = snprintf(buf, sizeof buf, "%s=%.0f; ", name, value);
+    else
+        k = snprintf(buf, sizeof buf, "%s=%.17g; ", name, value);
+    return vars_append(c, buf, (size_t)k);
+}
+
+FILE *ns_plot_data_open(ns_plot_ctx *c, const char *file, char *path, size_t len)
+{
+    if ((size_t)snprintf(path, len, "%s/%s", c->datadir, file) >= len) {
+        ns_error(NS_EINVAL, "output path too long: '%s/%s'", c->datadir, file);
+        return NULL;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f)
+        ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
+    return f;
+}
+
+int ns_plot_data_close(FILE *f, const char *path)
+{
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad)
+        return ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
+    return NS_OK;
+}
+
+void ns_plot_data_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, " %.9g", v);
+    else
+        fputs(" NaN", f);
+}
+
+static void read_str(hid_t fid, const char *name, char *buf, size_t len, const char *dflt)
+{
+    if (ns_h5_get_str(fid, ".", name, buf, len) || !*buf)
+        snprintf(buf, len, "%s", dflt);
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s && s[1] ? s + 1 : path;
+}
+
+void ns_plot_run_labels(const ns_plot_ctx *c, char (*labels)[NS_PLOT_LABEL_MAX])
+{
+    for (size_t i = 0; i < c->n; i++) {
+        char norm[32], arch[96];
+        read_str(c->fids[i], "norm", norm, sizeof norm, "?");
+        read_str(c->fids[i], "arch", arch, sizeof arch, "?");
+        snprintf(labels[i], NS_PLOT_LABEL_MAX, "%s %s", norm, arch);
+    }
+    /* Where labels collide the file names tell the runs apart; where those
+     * collide too, the paths as given. */
+    char (*next)[NS_PLOT_LABEL_MAX] = calloc(c->n ? c->n : 1, sizeof *next);
+    for (int pass = 0; next && pass < 2; pass++) {
+        for (size_t i = 0; i < c->n; i++) {
+            int dup = 0;
+            for (size_t j = 0; j < c->n; j++)
+                dup |= j != i && strcmp(labels[i], labels[j]) == 0;
+            if (!dup) {
+                memcpy(next[i], labels[i], NS_PLOT_LABEL_MAX);
+                continue;
+            }
+            char norm[32], arch[96];
+            read_str(c->fids[i], "norm", norm, sizeof norm, "?");
+            read_str(c->fids[i], "arch", arch, sizeof arch, "?");
+            snprintf(next[i], NS_PLOT_LABEL_MAX, "%s %s (%s)", norm, arch,
+                     pass == 0 ? base_name(c->paths[i]) : c->paths[i]);
+        }
+        for (size_t i = 0; i < c->n; i++)
+            memcpy(labels[i], next[i], NS_PLOT_LABEL_MAX);
+    }
+    free(next);
+    for (size_t i = 0; i < c->n; i++) {
+        char status[32];
+        read_str(c->fids[i], "status", status, sizeof status, "complete");
+        size_t k = strlen(labels[i]);
+        if (strcmp(status, "complete") != 0 && k + 4 < NS_PLOT_LABEL_MAX)
+            snprintf(labels[i] + k, NS_PLOT_LABEL_MAX - k, " [%s]", status);
+        /* '|' separates labels on gnuplot's command line. */
+        for (char *p = labels[i]; *p; p++)
+            if (*p == '|')
+                *p = '/';
+            else if ((unsigned char)*p < 0x20)
+                *p = ' ';
+    }
+}
+
+/* ------------------------------------------------------ script lookup */
+
+static int script_in(const char *dir, const char *script, char *out, size_t len)
+{
+    char p[4096];
+    if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, script) >= sizeof p ||
+        access(p, R_OK) != 0)
+        return 0;
+    return (size_t)snprintf(out, len, "%s", dir) < len;
+}
+
+int ns_plot_scripts_dir(const char *script, char *dir, size_t len)
+{
+    char tried[2048] = "";
+    size_t used = 0;
+    const char *env = getenv("NS_PLOTS_DIR");
+    if (env && *env) {
+        if (script_in(env, script, dir, len))
+            return NS_OK;
+        used += (size_t)snprintf(tried + used, sizeof tried - used, "%s, ", env);
+    }
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = '\0';
+        char *d = dirname(exe);
+        /* build/<precision>/normscope in the source tree; PREFIX/bin/normscope
+         * when installed. */
+        const char *rel[] = {"../../plots", "../share/normscope/plots"};
+        for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+            char cand[4200];
+            snprintf(cand, sizeof cand, "%s/%s", d, rel[i]);
+            if (script_in(cand, script, dir, len))
+                return NS_OK;
+            if (used < sizeof tried)
+                used += (size_t)snprintf(tried + used, sizeof tried - used, "%s, ", cand);
+        }
+    }
+    if (script_in(NS_PREFIX "/share/normscope/plots", script, dir, len))
+        return NS_OK;
+    if (used < sizeof tried)
+        snprintf(tried + used, sizeof tried - used, "%s", NS_PREFIX "/share/normscope/plots");
+    return ns_error(NS_EFAIL, "cannot find the gnuplot script '%s' (looked in %s); "
+                    "set NS_PLOTS_DIR to the plots/ directory", script, tried);
+}
+
+/* -------------------------------------------------------------- files */
+
+/* mkdir -p. */
+static int make_dirs(const char *path)
+{
+    char buf[1100];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf)
+        return ns_error(NS_EINVAL, "output path too long: '%s'", path);
+    for (char *p = buf + 1; ; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        struct stat sb;
+        if (stat(buf, &sb) != 0) {
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return ns_error(NS_EIO, "cannot create directory '%s': %s", buf,
+                                strerror(errno));
+        } else if (!S_ISDIR(sb.st_mode)) {
+            return ns_error(NS_EINVAL, "'%s' is not a directory", buf);
+        }
+        if (c == '\0')
+            return NS_OK;
+        *p = c;
+    }
+}
+
+static int join(char *out, size_t len, const char *dir, const char *a, const char *b)
+{
+    size_t k = strlen(dir);
+    const char *sep = k && dir[k - 1] == '/' ? "" : "/";
+    if ((size_t)snprintf(out, len, "%s%s%s%s", dir, sep, a, b) >= len)
+        return ns_error(NS_EINVAL, "output path too long: '%s%s%s%s'", dir, sep, a, b);
+    return NS_OK;
+}
+
+/* ------------------------------------------------------------ gnuplot */
+
+#define GNUPLOT_HINT "install gnuplot, e.g. apt-get install gnuplot-nox"
+
+/* Looks for gnuplot on PATH as execvp will, so a missing gnuplot is
+ * reported before anything is written. */
+static int gnuplot_on_path(void)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/bin:/bin";
+    for (const char *p = path; ; ) {
+        const char *e = strchr(p, ':');
+        size_t k = e ? (size_t)(e - p) : strlen(p);
+        char cand[4096];
+        if (k + 10 < sizeof cand) {
+            if (k)
+                snprintf(cand, sizeof cand, "%.*s/gnuplot", (int)k, p);
+            else
+                snprintf(cand, sizeof cand, "./gnuplot");
+            if (access(cand, X_OK) == 0)
+                return 1;
+        }
+        if (!e)
+            return 0;
+        p = e + 1;
+    }
+}
+
+/* Output worth showing: lines that are neither blank nor gnuplot's '^'
+ * pointer under the echoed command. */
+static int meaningful(const char *line)
+{
+    for (const char *p = line; *p; p++)
+        if (*p != ' ' && *p != '\t' && *p != '^')
+            return 1;
+    return 0;
+}
+
+/* The last two meaningful lines, trimmed and joined, into msg. */
+static void summarise(char *out, char *msg, size_t len)
+{
+    char *lines[2] = {NULL, NULL};
+    for (char *save = NULL, *l = strtok_r(out, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save)) {
+        while (*l == ' ' || *l == '\t')
+            l++;
+        if (meaningful(l)) {
+            lines[0] = lines[1];
+            lines[1] = l;
+        }
+    }
+    if (!lines[1])
+        snprintf(msg, len, "no message");
+    else if (!lines[0])
+        snprintf(msg, len, "%s", lines[1]);
+    else
+        snprintf(msg, len, "%s: %s", lines[0], lines[1]);
+}
+
+/* Runs gnuplot -e vars script with stdin from /dev/null, collecting its
+ * output (gnuplot reports on stderr). */
+static int run_gnuplot(const char *vars, const char *script)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return ns_error(NS_EFAIL, "cannot run gnuplot: %s", strerror(errno));
+    /* posix_spawn rather than fork: the process may hold OpenMP threads,
+     * and spawn reports a failed exec as its own return value. */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 2);
+    if (fd[0] > 2)
+        posix_spawn_file_actions_addclose(&fa, fd[0]);
+    if (fd[1] > 2)
+        posix_spawn_file_actions_addclose(&fa, fd[1]);
+    char *argv[] = {"gnuplot", "-e", (char *)vars, (char *)script, NULL};
+    pid_t pid;
+    int e = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e != 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return ns_error(NS_EFAIL, "cannot run gnuplot: %s (" GNUPLOT_HINT ")", strerror(e));
+    }
+    close(fd[1]);
+    size_t cap = 16384, used = 0;
+    char *out = malloc(cap + 1);
+    char sink[4096];
+    for (;;) {
+        char *dst = out && used < cap ? out + used : sink;
+        size_t room = out && used < cap ? cap - used : sizeof sink;
+        ssize_t k = read(fd[0], dst, room);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        if (dst != sink)
+            used += (size_t)k;
+    }
+    close(fd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (out)
+        out[used] = '\0';
+    int st = NS_OK;
+    char msg[512];
+    if (WIFSIGNALED(status)) {
+        st = ns_error(NS_EFAIL, "gnuplot was killed by signal %d", WTERMSIG(status));
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char empty[1] = "";
+        summarise(out ? out : empty, msg, sizeof msg);
+        st = ns_error(NS_EFAIL, "gnuplot failed on '%s': %s", script, msg);
+    } else if (out) {
+        /* Warnings of a successful run; empty data files are expected (the
+         * export functions say which input lacks data). */
+        for (char *save = NULL, *l = strtok_r(out, "\n", &save); l;
+             l = strtok_r(NULL, "\n", &save))
+            if (strstr(l, "warning") && !strstr(l, "no valid points"))
+                ns_note("normscope: gnuplot: %s", l + strspn(l, " \t"));
+    }
+    free(out);
+    return st;
+}
+
+/* ------------------------------------------------------------- render */
+
+int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
+                   const ns_plot_opts *opts, char *figure, size_t len)
+{
+    ns_plot_ctx c;
+    memset(&c, 0, sizeof c);
+    hid_t *fids = NULL;
+    char tmp[1200] = "", sdir[2048], script[2200];
+    const char *fmt = opts->format ? opts->format : "png";
+    int st = NS_OK, made_out = 0, made_data = 0;
+    struct stat sb;
+
+    if (!ns_plot_format_ok(fmt))
+        return ns_error(NS_EINVAL, "unknown figure format '%s' (%s)", fmt, NS_PLOT_FORMATS);
+    if (n == 0)
+        return ns_error(NS_EINVAL, "no input file given");
+    if (kind->max_inputs && n > kind->max_inputs)
+        return ns_error(NS_EINVAL, "'%s' draws at most %zu files, got %zu", kind->name,
+                        kind->max_inputs, n);
+    if (!opts->outdir || !*opts->outdir)
+        return ns_error(NS_EINVAL, "no output directory given (use -o DIR)");
+
+    /* Every input is checked before anything is written. */
+    fids = ns_malloc(n * sizeof *fids);
+    if (!fids)
+        return NS_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        fids[i] = H5I_INVALID_HID;
+    for (size_t i = 0; i < n && !st; i++)
+        st = ns_h5_open_format(paths[i], kind->input, &fids[i]);
+    if (st)
+        goto cleanup;
+
+    char ext[16];
+    snprintf(ext, sizeof ext, ".%s", fmt);
+    if ((st = join(figure, len, opts->outdir, kind->name, ext)))
+        goto cleanup;
+    if (stat(figure, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode)) {
+            st = ns_error(NS_EINVAL, "'%s' is a directory", figure);
+            goto cleanup;
+        }
+        if (!opts->force) {
+            st = ns_error(NS_EINVAL, "'%s' exists; use --force to overwrite", figure);
+            goto cleanup;
+        }
+    }
+    if ((st = ns_plot_scripts_dir(kind->script, sdir, sizeof sdir)))
+        goto cleanup;
+    snprintf(script, sizeof script, "%s/%s", sdir, kind->script);
+    if (!gnuplot_on_path()) {
+        st = ns_error(NS_EFAIL, "cannot run gnuplot: not found on PATH (" GNUPLOT_HINT ")");
+        goto cleanup;
+    }
+
+    /* Directories made here are removed again (when still empty) if the
+     * figure fails, so bad input leaves nothing behind. */
+    made_out = stat(opts->outdir, &sb) != 0;
+    if ((st = make_dirs(opts->outdir)))
+        goto cleanup;
+    if ((st = join(c.datadir, sizeof c.datadir, opts->outdir, kind->name, "-data")))
+        goto cleanup;
+    made_data = stat(c.datadir, &sb) != 0;
+    if ((st = make_dirs(c.datadir)))
+        goto cleanup;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, ".%s.tmp-%ld", fmt, (long)getpid());
+    char hidden[128];
+    snprintf(hidden, sizeof hidden, ".%s", kind->name);
+    if ((st = join(tmp, sizeof tmp, opts->outdir, hidden, suffix)))
+        goto cleanup;
+
+    c.kind = kind;
+    c.paths = paths;
+    c.fids = fids;
+    c.n = n;
+    st = ns_plot_var_str(&c, "datadir", c.datadir);
+    if (!st) st = ns_plot_var_str(&c, "out", tmp);
+    if (!st) st = ns_plot_var_str(&c, "fmt", fmt);
+    if (!st) st = ns_plot_var_str(&c, "scriptdir", sdir);
+    if (!st) st = kind->export_data(&c);
+    if (st)
+        goto cleanup;
+
+    unlink(tmp);
+    if ((st = run_gnuplot(c.vars, script)))
+        goto cleanup;
+    if (stat(tmp, &sb) != 0 || sb.st_size == 0) {
+        st = ns_error(NS_EFAIL, "gnuplot wrote no figure with '%s'", script);
+        goto cleanup;
+    }
+    if (rename(tmp, figure) != 0) {
+        st = ns_error(NS_EIO, "cannot write '%s': %s", figure, strerror(errno));
+        goto cleanup;
+    }
+    tmp[0] = '\0';
+
+cleanup:
+    if (tmp[0])
+        unlink(tmp);
+    if (st && made_data)
+        rmdir(c.datadir);
+    if (st && made_out)
+        rmdir(opts->outdir);
+    for (size_t i = 0; fids && i < n; i++)
+        ns_h5_close(fids[i]);
+    ns_free(fids);
+    free(c.vars);
+    return st;
+}
