@@ -29,7 +29,7 @@ OPT := -O3 -march=native -fno-math-errno
 ifdef SAN
 OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
-DEFS := -D_POSIX_C_SOURCE=200809L $(if $(filter double,$(PRECISION)),-DNS_DOUBLE)
+DEFS := -D_POSIX_C_SOURCE=200809L -DNS_PREFIX=\"$(PREFIX)\" $(if $(filter double,$(PRECISION)),-DNS_DOUBLE)
 CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -fopenmp $(DEFS) -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
 SANFLAGS := -fsanitize=address,undefined
 LDFLAGS_ALL := -fopenmp $(if $(SAN),$(SANFLAGS)) $(LDFLAGS)

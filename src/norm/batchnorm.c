@@ -221,14 +221,15 @@ static void grad_apply(ns_real *dx, int acc, const ns_real *dy, const ns_real *x
                        const ns_real *Bc, const ns_real *D)
 {
     size_t size = C * P;
-    ns_real keep = acc ? 1 : 0;
+    /* Without acc (bit 0), dx is not read: 0 * dx would let a stale NaN in. */
+    int add = acc & 1;
     if (P == 1) {
         for (size_t i = lo; i < hi; i++) {
             const ns_real *d = dy + i * size, *xi = x + i * size;
             ns_real *o = dx + i * size;
 #pragma omp simd
             for (size_t c = 0; c < C; c++)
-                o[c] = keep * o[c] + A[c] * d[c] + Bc[c] * xi[c] + D[c];
+                o[c] = (add ? o[c] : 0) + A[c] * d[c] + Bc[c] * xi[c] + D[c];
         }
         return;
     }
@@ -240,7 +241,7 @@ static void grad_apply(ns_real *dx, int acc, const ns_real *dy, const ns_real *x
             ns_real a = A[c], bb = Bc[c], dd = D[c];
 #pragma omp simd
             for (size_t j = 0; j < P; j++)
-                o[j] = keep * o[j] + a * d[j] + bb * xp[j] + dd;
+                o[j] = (add ? o[j] : 0) + a * d[j] + bb * xp[j] + dd;
         }
 }
 
