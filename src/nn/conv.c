@@ -1,11 +1,13 @@
 /*
  * 2-D convolution, PyTorch's nn.Conv2d (groups = 1, dilation = 1):
  *   y[n, o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] x[n, c, i*s - p + u, j*s - p + v]
- * computed per sample as one GEMM on the im2col matrix (C*K*K, OH*OW).
- * Samples are split over threads, each with its own column buffer and
- * weight-gradient accumulator (summed in thread order: deterministic for a
- * thread count).  The columns are rebuilt in backward rather than kept, so
- * the layer keeps no activation memory beyond its input.
+ computed as GEMMs on im2col matrices.  Samples are taken in blocks of
+ * `blk` (so each GEMM has some 1000 columns whatever the map size: per-sample
+ * GEMMs of a 7x7 map run at half speed), blocks are split over threads, and
+ * each thread has its own column buffer and weight-gradient accumulator
+ * (summed in thread order: deterministic for a thread count).  The columns
+ * are rebuilt in backward rather than kept, so the layer keeps no activation
+ * memory beyond its input.
  */
 #include "normscope/nn.h"
 
@@ -14,9 +16,10 @@
 
 typedef struct conv_impl {
     size_t k, stride, pad;
-    int direct;      /* 1x1, stride 1, no padding: the input is the column matrix */
+    size_t blk;      /* samples per GEMM */
     int nthr;
-    ns_real *col;    /* nthr * K * P */
+    ns_real *col;    /* nthr * K * blk*P: columns of a block, row stride blk*P */
+    ns_real *yb;     /* nthr * cout * blk*P: outputs/gradients of a block */
     ns_real *dw;     /* nthr * cout * K */
 } conv_impl;
 
@@ -33,13 +36,15 @@ static void valid_range(size_t v, size_t s, size_t p, size_t w, size_t ow, size_
         *j1 = *j0;
 }
 
-static void im2col(const ns_real *x, ns_real *col, size_t c, size_t h, size_t w,
-                   size_t oh, size_t ow, size_t k, size_t s, size_t p)
+/* Columns of one sample into col (row stride ld, so the samples of a block
+ * sit side by side). */
+static void im2col(const ns_real *x, ns_real *col, size_t ld, size_t c, size_t h,
+                   size_t w, size_t oh, size_t ow, size_t k, size_t s, size_t p)
 {
     for (size_t ci = 0; ci < c; ci++)
         for (size_t u = 0; u < k; u++)
             for (size_t v = 0; v < k; v++) {
-                ns_real *row = col + ((ci * k + u) * k + v) * oh * ow;
+                ns_real *row = col + ((ci * k + u) * k + v) * ld;
                 const ns_real *xc = x + ci * h * w;
                 size_t j0, j1;
                 valid_range(v, s, p, w, ow, &j0, &j1);
@@ -69,15 +74,15 @@ static void im2col(const ns_real *x, ns_real *col, size_t c, size_t h, size_t w,
 }
 
 /* dx (+)= col2im(dcol) */
-static void col2im(const ns_real *col, ns_real *x, int acc, size_t c, size_t h,
-                   size_t w, size_t oh, size_t ow, size_t k, size_t s, size_t p)
+static void col2im(const ns_real *col, size_t ld, ns_real *x, int acc, size_t c,
+                   size_t h, size_t w, size_t oh, size_t ow, size_t k, size_t s, size_t p)
 {
     if (!acc)
         memset(x, 0, c * h * w * sizeof *x);
     for (size_t ci = 0; ci < c; ci++)
         for (size_t u = 0; u < k; u++)
             for (size_t v = 0; v < k; v++) {
-                const ns_real *row = col + ((ci * k + u) * k + v) * oh * ow;
+                const ns_real *row = col + ((ci * k + u) * k + v) * ld;
                 ns_real *xc = x + ci * h * w;
                 size_t j0, j1;
                 valid_range(v, s, p, w, ow, &j0, &j1);
@@ -108,23 +113,29 @@ static int conv_forward(ns_layer *L, ns_real *y, const ns_real *x,
     conv_impl *c = L->impl;
     size_t K = L->in_c * c->k * c->k, P = L->out_h * L->out_w;
     size_t in = ns_layer_in_size(L), out = ns_layer_out_size(L), co = L->out_c;
+    size_t blk = c->blk, nb = (n + blk - 1) / blk;
     const ns_real *W = L->param[0].data, *b = L->param[1].data;
 #pragma omp parallel num_threads(c->nthr)
     {
-        ns_real *col = c->col + (size_t)omp_get_thread_num() * K * P;
+        int t = omp_get_thread_num();
+        ns_real *col = c->col + (size_t)t * K * blk * P;
+        ns_real *yb = c->yb + (size_t)t * co * blk * P;
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            const ns_real *xi = x + i * in;
-            ns_real *yi = y + i * out;
-            if (!c->direct) {
-                im2col(xi, col, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w,
-                       c->k, c->stride, c->pad);
-                xi = col;
-            }
-            for (size_t o = 0; o < co; o++)
-                for (size_t j = 0; j < P; j++)
-                    yi[o * P + j] = b[o];
-            ns_gemm1(0, 0, co, P, K, 1, W, K, xi, P, 1, yi, P);
+        for (size_t bi = 0; bi < nb; bi++) {
+            size_t i0 = bi * blk, m = n - i0 < blk ? n - i0 : blk, ld = m * P;
+            for (size_t s = 0; s < m; s++)
+                im2col(x + (i0 + s) * in, col + s * P, ld, L->in_c, L->in_h, L->in_w,
+                       L->out_h, L->out_w, c->k, c->stride, c->pad);
+            /* yb (co, m*P) = W (co, K) col (K, m*P) */
+            ns_gemm1(0, 0, co, ld, K, 1, W, K, col, ld, 0, yb, ld);
+            for (size_t s = 0; s < m; s++)
+                for (size_t o = 0; o < co; o++) {
+                    const ns_real *src = yb + o * ld + s * P;
+                    ns_real *dst = y + (i0 + s) * out + o * P, bo = b[o];
+#pragma omp simd
+                    for (size_t j = 0; j < P; j++)
+                        dst[j] = src[j] + bo;
+                }
         }
     }
     return NS_OK;
@@ -134,12 +145,13 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
                           const ns_real *dy, const ns_real *y, const ns_real *x,
                           size_t n)
 {
-    acc &= 1; /* only bit 0 (dx) applies to a one-input layer */
     (void)dx2;
     (void)y;
+    acc &= 1; /* only bit 0 (dx) applies to a one-input layer */
     conv_impl *c = L->impl;
     size_t K = L->in_c * c->k * c->k, P = L->out_h * L->out_w;
     size_t in = ns_layer_in_size(L), out = ns_layer_out_size(L), co = L->out_c;
+    size_t blk = c->blk, nb = (n + blk - 1) / blk;
     const ns_real *W = L->param[0].data;
     ns_real *dW = L->param[0].grad, *db = L->param[1].grad;
     int nthr = c->nthr;
@@ -147,30 +159,28 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
 #pragma omp parallel num_threads(nthr)
     {
         int t = omp_get_thread_num();
-        ns_real *col = c->col + (size_t)t * K * P;
+        ns_real *col = c->col + (size_t)t * K * blk * P;
+        ns_real *yb = c->yb + (size_t)t * co * blk * P;
         ns_real *dwt = c->dw + (size_t)t * co * K;
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            const ns_real *xi = x + i * in;
-            const ns_real *dyi = dy + i * out;
-            if (!c->direct) {
-                im2col(xi, col, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w,
-                       c->k, c->stride, c->pad);
-                xi = col;
+        for (size_t bi = 0; bi < nb; bi++) {
+            size_t i0 = bi * blk, m = n - i0 < blk ? n - i0 : blk, ld = m * P;
+            for (size_t s = 0; s < m; s++) {
+                for (size_t o = 0; o < co; o++)
+                    memcpy(yb + o * ld + s * P, dy + (i0 + s) * out + o * P,
+                           P * sizeof *yb);
+                im2col(x + (i0 + s) * in, col + s * P, ld, L->in_c, L->in_h, L->in_w,
+                       L->out_h, L->out_w, c->k, c->stride, c->pad);
             }
-            /* dW (co, K) += dy_i (co, P) col^T (P, K) */
-            ns_gemm1(0, 1, co, K, P, 1, dyi, P, xi, P, 1, dwt, K);
+            /* dW (co, K) += dy (co, m*P) col^T (m*P, K) */
+            ns_gemm1(0, 1, co, K, ld, 1, yb, ld, col, ld, 1, dwt, K);
             if (!dx)
                 continue;
-            ns_real *dxi = dx + i * in;
-            if (c->direct) {
-                ns_gemm1(1, 0, K, P, co, 1, W, K, dyi, P, acc ? 1 : 0, dxi, P);
-            } else {
-                /* dcol (K, P) = W^T (K, co) dy_i (co, P), then scatter */
-                ns_gemm1(1, 0, K, P, co, 1, W, K, dyi, P, 0, col, P);
-                col2im(col, dxi, acc, L->in_c, L->in_h, L->in_w, L->out_h,
-                       L->out_w, c->k, c->stride, c->pad);
-            }
+            /* dcol (K, m*P) = W^T (K, co) dy (co, m*P), then scatter per sample */
+            ns_gemm1(1, 0, K, ld, co, 1, W, K, yb, ld, 0, col, ld);
+            for (size_t s = 0; s < m; s++)
+                col2im(col + s * P, ld, dx + (i0 + s) * in, acc, L->in_c, L->in_h,
+                       L->in_w, L->out_h, L->out_w, c->k, c->stride, c->pad);
         }
     }
     for (int t = 0; t < nthr; t++) {
@@ -204,6 +214,7 @@ static void conv_release(ns_layer *L)
     if (!c)
         return;
     ns_free(c->col);
+    ns_free(c->yb);
     ns_free(c->dw);
     ns_free(c);
     L->impl = NULL;
@@ -235,12 +246,20 @@ int ns_conv_create(ns_layer *L, size_t cout, size_t k, size_t stride, size_t pad
     L->out_c = cout;
     L->out_h = (L->in_h + 2 * pad - k) / stride + 1;
     L->out_w = (L->in_w + 2 * pad - k) / stride + 1;
-    c->direct = k == 1 && stride == 1 && pad == 0;
     c->nthr = ns_get_threads();
     size_t K = L->in_c * k * k, P = L->out_h * L->out_w;
-    c->col = ns_malloc((size_t)c->nthr * K * P * sizeof *c->col);
+    /* About 1024 GEMM columns per block, at least one sample, and not more
+     * samples than a thread gets from a full batch. */
+    size_t per_thread = (L->max_batch + (size_t)c->nthr - 1) / (size_t)c->nthr;
+    c->blk = 1024 / P;
+    if (c->blk > per_thread)
+        c->blk = per_thread;
+    if (c->blk < 1)
+        c->blk = 1;
+    c->col = ns_malloc((size_t)c->nthr * K * c->blk * P * sizeof *c->col);
+    c->yb = ns_malloc((size_t)c->nthr * cout * c->blk * P * sizeof *c->yb);
     c->dw = ns_malloc((size_t)c->nthr * cout * K * sizeof *c->dw);
-    if (!c->col || !c->dw)
+    if (!c->col || !c->yb || !c->dw)
         return NS_ENOMEM; /* release frees what was allocated */
     size_t wd[4] = {cout, L->in_c, k, k}, bd[1] = {cout};
     int st = ns_layer_add_param(L, "weight", 4, wd);
