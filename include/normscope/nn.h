@@ -40,7 +40,9 @@ typedef enum ns_init_kind {
     NS_INIT_HE_NORMAL,   /* N(0, 2/fan_in), bias 0 */
     NS_INIT_HE_UNIFORM,  /* U(+-sqrt(6/fan_in)), bias 0 */
     NS_INIT_XAVIER,      /* U(+-sqrt(6/(fan_in+fan_out))), bias 0 */
-    NS_INIT_GAUSS        /* N(0, sw2/fan_in), bias N(0, sb2): mean-field init */
+    NS_INIT_GAUSS,       /* N(0, sw2/fan_in), bias N(0, sb2): mean-field init */
+    NS_INIT_MIMIC        /* MimicNorm's init for weight mean: N(0, 2/((n-1)(1-1/pi))),
+                          * n = fan_in, bias 0 */
 } ns_init_kind;
 
 typedef struct ns_init {
@@ -72,6 +74,10 @@ typedef struct ns_layer_ops {
     void (*init)(ns_layer *L, const ns_init *init, ns_rng *r);
     /* Frees impl; may be NULL. */
     void (*release)(ns_layer *L);
+    /* Per-step measurements of the last training forward (e.g. UBN's
+     * condensation); writes up to max values and their names, returns how
+     * many.  May be NULL. */
+    size_t (*metrics)(const ns_layer *L, double *vals, const char **names, size_t max);
 } ns_layer_ops;
 
 /* One layer.  Shapes are per sample; max_batch bounds every call. */
@@ -87,6 +93,7 @@ struct ns_layer {
     ns_tensor state[NS_MAX_TENSORS];
     size_t cache_bytes;        /* bytes kept for backward besides the output, at max_batch */
     int is_norm;               /* sits in a normalization slot */
+    int weight_mean;           /* MimicNorm's weight mean projects this layer's weight */
     const ns_layer *prev_norm; /* the previous normalization layer (read-only), or NULL */
     ns_mode last_mode;         /* mode of the last forward (backward follows it) */
     void *impl;
@@ -111,6 +118,12 @@ typedef struct ns_net_opts {
     double bn_momentum;    /* 0.1 */
     double bn_eps;         /* 1e-5 */
     int bn_affine;         /* 1 */
+    size_t gn_groups;      /* GroupNorm groups (32; the largest divisor of C not above) */
+    double psbn_alpha;     /* psBN post-shift (0.1) */
+    double fct;            /* UBN condensation threshold (0.5); running stats skip above */
+    double frn_eps;        /* FRN eps0 (1e-6) */
+    int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */
+    int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */
     size_t max_batch;      /* largest batch any call will pass */
 } ns_net_opts;
 
@@ -160,8 +173,16 @@ void ns_net_free(ns_net *net);
 int ns_arch_expand(const char *arch, char *buf, size_t len);
 const char *ns_arch_presets(void);
 
-/* Initialises every parameter and resets state from the seed. */
+/* Initialises every parameter and resets state from the seed, then applies
+ * the weight-mean projection where the method asks for it. */
 void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed);
+
+/* MimicNorm's weight mean: W[o, :] <- W[o, :] - mean(W[o, :]) over the
+ * fan-in of every layer marked weight_mean.  A projection of the stored
+ * weights, called after initialisation and after every optimiser step. */
+void ns_net_project(ns_net *net);
+/* 1 when some layer is projected. */
+int ns_net_has_projection(const ns_net *net);
 
 /* Forward pass on n <= max_batch samples; returns the logits (n x nout). */
 int ns_net_forward(ns_net *net, const ns_real *x, size_t n, const ns_ctx *ctx);
@@ -200,5 +221,7 @@ int ns_flatten_create(ns_layer *L);
 int ns_act_create(ns_layer *L, const char *kind, double alpha);
 int ns_dropout_create(ns_layer *L, double p);
 int ns_add_create(ns_layer *L, const ns_layer *other);
+/* A learnable scalar times the input (MimicNorm's residual-branch scale). */
+int ns_scale_create(ns_layer *L, double init_value);
 
 #endif

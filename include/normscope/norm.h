@@ -9,6 +9,14 @@
 
 #include "normscope/nn.h"
 
+/* What a method does besides filling the slots. */
+enum ns_norm_flags {
+    NS_NORM_WEIGHT_MEAN = 1,  /* project weights to zero mean per output unit */
+    NS_NORM_LAST_BN = 2,      /* append a BN without affine on the logits */
+    NS_NORM_RES_SCALE = 4,    /* a learnable scalar ends each residual branch */
+    NS_NORM_MIMIC_INIT = 8    /* MimicNorm's initialisation unless --init is given */
+};
+
 typedef struct ns_norm_method {
     const char *name;       /* one word: "bn" */
     const char *summary;    /* one line for --list-norms */
@@ -16,6 +24,8 @@ typedef struct ns_norm_method {
     /* Fills a slot layer L whose input shape is set; NULL: the slot is left
      * empty (no layer). */
     int (*create)(ns_layer *L, const ns_net_opts *o);
+    const char *options;    /* the options it reads, for --help-norm (NULL: none) */
+    unsigned flags;         /* ns_norm_flags */
 } ns_norm_method;
 
 /* Lookup by name; NULL if unknown. */
@@ -27,5 +37,21 @@ const ns_norm_method *ns_norm_at(size_t i);
 /* Batch normalization over (N, H, W) per channel, in groups of `group`
  * samples (0: the whole batch); running variance unbiased as in PyTorch. */
 int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t group);
+
+/* Marks the layers MimicNorm's weight mean projects (see weightmean.c). */
+void ns_weight_mean_select(ns_net *net, int all);
+
+/* psBN: adds a constant alpha to the BN output in both modes. */
+void ns_bn_set_shift(ns_layer *L, double alpha);
+/* UBN stage 1: measure the condensation of the BN input each training step
+ * and skip the running-statistics update when it exceeds tau. */
+void ns_bn_set_condensation_gate(ns_layer *L, double tau);
+
+/* GroupNorm family: kind "gn" (groups), "ln" (one group), "in" (a group per
+ * channel; refused on 1x1 maps, where its output is identically zero). */
+int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps);
+
+/* FRN + TLU; learned_eps < 0: learned exactly when the map is 1x1. */
+int ns_frn_create(ns_layer *L, double eps0, int learned_eps);
 
 #endif

@@ -30,7 +30,11 @@ static const char usage_text[] =
     "  --bn-momentum M    running-statistics momentum (default 0.1)\n"
     "  --bn-eps E         variance epsilon (default 1e-5)\n"
     "  --no-bn-affine     BN without gamma and beta\n"
-    "  --init I           torch (default), he-normal, he-uniform, xavier, gauss:SW2,SB2\n"
+    "  --help-norm NAME   what a method does and the options it reads\n"
+    "  --init I           torch (default), he-normal, he-uniform, xavier, gauss:SW2,SB2,\n"
+    "                     mimic (N(0, 2/((n-1)(1-1/pi))); the default of mimic and wm)\n"
+    "  --gn-groups G --psbn-alpha A --fct TAU --frn-eps E --wm-all --res-scale paper|code\n"
+    "                     options of methods (--help-norm NAME says which reads what)\n"
     "data:\n"
     "  --data D           fashion-mnist (default), idx:DIR, cifar10:DIR, FILE.h5,\n"
     "                     gauss:K:D[:N], spirals, moons, rings, xor\n"
@@ -69,7 +73,8 @@ enum {
     O_ARCH = 256, O_NORM, O_NORMGROUP, O_BNMOM, O_BNEPS, O_NOAFFINE, O_INIT, O_DATA,
     O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_B1, O_B2,
     O_AEPS, O_SCHED, O_WARMUP, O_EPOCHS, O_STEPS, O_BATCH, O_SEED, O_FORCE, O_CKEVERY,
-    O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS
+    O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS, O_HELPNORM, O_GNG, O_PSA,
+    O_FCT, O_FRNEPS, O_WMALL, O_RESSCALE
 };
 
 static const struct option options[] = {
@@ -106,6 +111,13 @@ static const struct option options[] = {
     {"threads", required_argument, NULL, O_THREADS},
     {"quiet", no_argument, NULL, O_QUIET},
     {"list-norms", no_argument, NULL, O_LISTNORMS},
+    {"help-norm", required_argument, NULL, O_HELPNORM},
+    {"gn-groups", required_argument, NULL, O_GNG},
+    {"psbn-alpha", required_argument, NULL, O_PSA},
+    {"fct", required_argument, NULL, O_FCT},
+    {"frn-eps", required_argument, NULL, O_FRNEPS},
+    {"wm-all", no_argument, NULL, O_WMALL},
+    {"res-scale", required_argument, NULL, O_RESSCALE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -143,7 +155,7 @@ int cmd_train(int argc, char **argv)
     ns_train_config c;
     ns_train_config_default(&c);
     const char *out = NULL, *resume = NULL;
-    int force = 0, epochs_set = 0, steps_set = 0;
+    int force = 0, epochs_set = 0, steps_set = 0, init_set = 0;
     double d;
     uint64_t u;
     int opt;
@@ -164,6 +176,7 @@ int cmd_train(int argc, char **argv)
         case O_BNEPS: bad = ns_cli_double("train", "--bn-eps", optarg, &c.net.bn_eps); break;
         case O_NOAFFINE: c.net.bn_affine = 0; break;
         case O_INIT:
+            init_set = 1;
             if (ns_parse_init(optarg, &c.init))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             break;
@@ -204,6 +217,25 @@ int cmd_train(int argc, char **argv)
             break;
         case O_QUIET: ns_progress_set_quiet(1); break;
         case O_LISTNORMS: list_norms(); return NS_EXIT_OK;
+        case O_HELPNORM: {
+            const ns_norm_method *m = ns_norm_find(optarg);
+            if (!m)
+                return ns_cli_usage_error("train", "unknown normalization method '%s' "
+                                          "(see --list-norms)", optarg);
+            printf("%s: %s\nreference: %s\noptions: %s\n", m->name, m->summary,
+                   m->reference, m->options ? m->options : "none");
+            return NS_EXIT_OK;
+        }
+        case O_GNG: bad = ns_cli_size("train", "--gn-groups", optarg, &c.net.gn_groups); break;
+        case O_PSA: bad = ns_cli_double("train", "--psbn-alpha", optarg, &c.net.psbn_alpha); break;
+        case O_FCT: bad = ns_cli_double("train", "--fct", optarg, &c.net.fct); break;
+        case O_FRNEPS: bad = ns_cli_double("train", "--frn-eps", optarg, &c.net.frn_eps); break;
+        case O_WMALL: c.net.wm_all = 1; break;
+        case O_RESSCALE:
+            if (!strcmp(optarg, "paper")) c.net.res_scale_paper = 1;
+            else if (!strcmp(optarg, "code")) c.net.res_scale_paper = 0;
+            else return ns_cli_usage_error("train", "--res-scale is paper or code, got '%s'", optarg);
+            break;
         case 'h': printf(usage_text, ns_arch_presets()); return NS_EXIT_OK;
         case ':': return ns_cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
         default: return ns_cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
@@ -215,6 +247,8 @@ int cmd_train(int argc, char **argv)
         return ns_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (steps_set && !epochs_set)
         c.epochs = 0;
+    if (!init_set && (ns_norm_find(c.net.norm)->flags & NS_NORM_MIMIC_INIT))
+        c.init.kind = NS_INIT_MIMIC;
     if (resume && !out)
         out = resume;
     if (!out)

@@ -96,12 +96,12 @@ static void act_release(ns_layer *L)
     L->impl = NULL;
 }
 
-static const ns_layer_ops relu_ops = {"relu", act_forward, act_backward, NULL, act_release};
-static const ns_layer_ops lrelu_ops = {"lrelu", act_forward, act_backward, NULL, act_release};
-static const ns_layer_ops tanh_ops = {"tanh", act_forward, act_backward, NULL, act_release};
-static const ns_layer_ops erf_ops = {"erf", act_forward, act_backward, NULL, act_release};
-static const ns_layer_ops id_ops = {"id", act_forward, act_backward, NULL, act_release};
-static const ns_layer_ops flatten_ops = {"flatten", act_forward, act_backward, NULL, act_release};
+static const ns_layer_ops relu_ops = {"relu", act_forward, act_backward, NULL, act_release, NULL};
+static const ns_layer_ops lrelu_ops = {"lrelu", act_forward, act_backward, NULL, act_release, NULL};
+static const ns_layer_ops tanh_ops = {"tanh", act_forward, act_backward, NULL, act_release, NULL};
+static const ns_layer_ops erf_ops = {"erf", act_forward, act_backward, NULL, act_release, NULL};
+static const ns_layer_ops id_ops = {"id", act_forward, act_backward, NULL, act_release, NULL};
+static const ns_layer_ops flatten_ops = {"flatten", act_forward, act_backward, NULL, act_release, NULL};
 
 int ns_act_create(ns_layer *L, const char *kind, double alpha)
 {

@@ -67,7 +67,7 @@ static void dropout_release(ns_layer *L)
 }
 
 static const ns_layer_ops dropout_ops = {
-    "dropout", dropout_forward, dropout_backward, NULL, dropout_release,
+    "dropout", dropout_forward, dropout_backward, NULL, dropout_release, NULL,
 };
 
 int ns_dropout_create(ns_layer *L, double p)

@@ -45,6 +45,11 @@ void ns_init_fill(ns_real *W, size_t nw, ns_real *b, size_t nb, double fan_in,
     case NS_INIT_HE_UNIFORM: wb = sqrt(6.0 / fan_in); break;
     case NS_INIT_XAVIER: wb = sqrt(6.0 / (fan_in + fan_out)); break;
     case NS_INIT_GAUSS: ws = sqrt(init->sw2 / fan_in); bs = sqrt(init->sb2); break;
+    case NS_INIT_MIMIC:
+        /* sigma_w^2 = 2n / ((n-1)(1-1/pi)), Var W = sigma_w^2 / n (METHODS.md) */
+        ws = fan_in > 1 ? sqrt(2.0 / ((fan_in - 1) * (1 - 1 / 3.14159265358979323846)))
+                        : sqrt(2.0);
+        break;
     }
     for (size_t i = 0; i < nw; i++)
         W[i] = (ns_real)(ws > 0 ? ws * ns_rng_normal(r)

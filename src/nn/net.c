@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,10 @@ void ns_net_opts_default(ns_net_opts *o)
     o->bn_momentum = 0.1;
     o->bn_eps = 1e-5;
     o->bn_affine = 1;
+    o->gn_groups = 32;
+    o->psbn_alpha = 0.1;
+    o->fct = 0.5;
+    o->frn_eps = 1e-6;
     o->max_batch = 128;
 }
 
@@ -30,6 +35,8 @@ typedef struct builder {
     int cur;                 /* layer whose output feeds the next token (-1 input) */
     const ns_layer *prev_norm;
     const char *token;       /* for error messages */
+    const ns_norm_method *method;
+    size_t nblocks;          /* residual blocks so far */
 } builder;
 
 static int bad_token(const builder *b, const char *why)
@@ -135,6 +142,13 @@ static int add_resblock(builder *b, size_t cout, size_t stride)
     if (!st) st = add_act(b, "relu", 0);
     if (!st) st = add_conv(b, b->cur, cout, 3, 1, 1);
     if (!st) st = add_norm_slot(b, 0);
+    b->nblocks++;
+    if (!st && (b->method->flags & NS_NORM_RES_SCALE)) {
+        double l = (double)b->nblocks;
+        ns_layer *S = new_layer(b, b->cur);
+        st = commit_layer(b, S, ns_scale_create(S, b->net->opts.res_scale_paper
+                                                       ? 1.0 / sqrt(l) : 1.44 / l));
+    }
     if (st)
         return st;
     int branch = b->cur;
@@ -321,7 +335,8 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
     size_t ntok = 1;
     for (const char *q = copy; *q; q++)
         ntok += *q == ',';
-    builder b = {.net = net, .cap = ntok * 10, .cur = -1};
+    builder b = {.net = net, .cap = ntok * 10 + 2, .cur = -1,
+                 .method = ns_norm_find(opts->norm)};
     net->layers = ns_calloc(b.cap, sizeof *net->layers);
     if (!net->layers) {
         st = NS_ENOMEM;
@@ -341,12 +356,22 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
         st = ns_error(NS_EINVAL, "empty architecture '%s'", arch);
         goto cleanup;
     }
+    if (b.method->flags & NS_NORM_LAST_BN) {
+        /* MimicNorm's last BN: on the logits, no affine, default settings. */
+        ns_layer *L = new_layer(&b, b.cur);
+        L->prev_norm = b.prev_norm;
+        b.token = "last bn";
+        if ((st = commit_layer(&b, L, ns_bn_create(L, opts->bn_momentum, opts->bn_eps, 0, 0))))
+            goto cleanup;
+    }
     const ns_layer *last = &net->layers[net->nlayers - 1];
     if (ns_layer_out_size(last) != nout) {
         st = ns_error(NS_EINVAL, "architecture '%s' ends with %zu outputs per sample, "
                       "the data have %zu classes", arch, ns_layer_out_size(last), nout);
         goto cleanup;
     }
+    if (b.method->flags & NS_NORM_WEIGHT_MEAN)
+        ns_weight_mean_select(net, opts->wm_all);
     st = finalize(net);
 cleanup:
     free(copy);
@@ -394,6 +419,7 @@ void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed)
         if (L->ops->init)
             L->ops->init(L, init, &r);
     }
+    ns_net_project(net);
 }
 
 int ns_net_forward(ns_net *net, const ns_real *x, size_t n, const ns_ctx *ctx)

@@ -29,9 +29,40 @@ typedef struct bn_impl {
     double *mean;       /* ngroups_max * C: mean used by the last forward */
     double *invstd;     /* ngroups_max * C */
     double *s1, *s2;    /* C: scratch sums */
+    double *work;       /* per-sample size: condensation scratch (UBN only) */
     ns_real *a, *b;     /* C: per-channel scale and shift of the last group */
     size_t ngroups, gsize; /* of the last forward */
+    double shift;       /* psBN post-shift alpha (0 for BN) */
+    double fct;         /* UBN gate threshold (0: no gate) */
+    double condensation;/* of the last training forward (NAN if not measured) */
+    size_t skipped;     /* running-statistics updates skipped by the gate */
 } bn_impl;
+
+/* Mean pairwise cosine similarity of the flattened per-sample inputs,
+ * mean_{i != j} cos(f_i, f_j) = (|sum_i u_i|^2 - n) / (n (n - 1)) with
+ * u_i = f_i / |f_i|: UBN's feature condensation as METHODS.md defines it
+ * (normscope's own definition). */
+static double condensation(const ns_real *x, size_t n, size_t size, double *acc)
+{
+    if (n < 2)
+        return NAN;
+    memset(acc, 0, size * sizeof *acc);
+    for (size_t i = 0; i < n; i++) {
+        const ns_real *xi = x + i * size;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (size_t j = 0; j < size; j++)
+            s += (double)xi[j] * xi[j];
+        double inv = s > 0 ? 1.0 / sqrt(s) : 0;
+#pragma omp simd
+        for (size_t j = 0; j < size; j++)
+            acc[j] += xi[j] * inv;
+    }
+    double t = 0;
+    for (size_t j = 0; j < size; j++)
+        t += acc[j] * acc[j];
+    return (t - (double)n) / ((double)n * (double)(n - 1));
+}
 
 /* Large maps are worth a thread each; dense activations are not. */
 #define BN_PAR(C, P, n) ((P) > 1 && (C) * (P) * (n) > 32768)
@@ -133,7 +164,7 @@ static int bn_forward(ns_layer *L, ns_real *y, const ns_real *x,
             b->mean[c] = rmean[c];
             b->invstd[c] = is;
             b->a[c] = (ns_real)(g * is);
-            b->b[c] = (ns_real)((beta ? beta[c] : 0) - g * is * rmean[c]);
+            b->b[c] = (ns_real)((beta ? beta[c] : 0) - g * is * rmean[c] + b->shift);
         }
         channel_affine(y, x, 0, n, C, P, b->a, b->b);
         return NS_OK;
@@ -152,6 +183,13 @@ static int bn_forward(ns_layer *L, ns_real *y, const ns_real *x,
     b->ngroups = ng;
     b->gsize = g;
     int update = ctx->mode == NS_MODE_TRAIN;
+    if (update && b->work) {
+        b->condensation = condensation(x, n, C * P, b->work);
+        if (b->fct > 0 && b->condensation > b->fct) {
+            update = 0;
+            b->skipped++;
+        }
+    }
     for (size_t k = 0; k < ng; k++) {
         size_t lo = k * g, hi = lo + g < n ? lo + g : n;
         double cnt = (double)((hi - lo) * P);
@@ -164,7 +202,7 @@ static int bn_forward(ns_layer *L, ns_real *y, const ns_real *x,
             double var = b->s2[c] / cnt, gm = gamma ? gamma[c] : 1;
             is[c] = 1.0 / sqrt(var + b->eps);
             b->a[c] = (ns_real)(gm * is[c]);
-            b->b[c] = (ns_real)((beta ? beta[c] : 0) - gm * is[c] * mu[c]);
+            b->b[c] = (ns_real)((beta ? beta[c] : 0) - gm * is[c] * mu[c] + b->shift);
             if (update) {
                 double m = b->momentum;
                 rmean[c] = (ns_real)((1 - m) * rmean[c] + m * mu[c]);
@@ -316,13 +354,39 @@ static void bn_release(ns_layer *L)
     ns_free(b->invstd);
     ns_free(b->s1);
     ns_free(b->s2);
+    ns_free(b->work);
     ns_free(b->a);
     ns_free(b->b);
     ns_free(b);
     L->impl = NULL;
 }
 
-static const ns_layer_ops bn_ops = {"bn", bn_forward, bn_backward, bn_init, bn_release};
+static size_t bn_metrics(const ns_layer *L, double *vals, const char **names, size_t max)
+{
+    const bn_impl *b = L->impl;
+    if (!b->work || max < 1)
+        return 0;
+    vals[0] = b->condensation;
+    names[0] = "condensation";
+    return 1;
+}
+
+static const ns_layer_ops bn_ops = {"bn", bn_forward, bn_backward, bn_init, bn_release,
+                                    bn_metrics};
+
+void ns_bn_set_shift(ns_layer *L, double alpha)
+{
+    ((bn_impl *)L->impl)->shift = alpha;
+}
+
+void ns_bn_set_condensation_gate(ns_layer *L, double tau)
+{
+    bn_impl *b = L->impl;
+    b->fct = tau;
+    b->condensation = NAN;
+    if (!b->work)
+        b->work = ns_malloc(ns_layer_in_size(L) * sizeof *b->work);
+}
 
 int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t group)
 {

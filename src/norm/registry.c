@@ -12,10 +12,81 @@ static int create_bn(ns_layer *L, const ns_net_opts *o)
     return ns_bn_create(L, o->bn_momentum, o->bn_eps, o->bn_affine, o->norm_group);
 }
 
+static int create_psbn(ns_layer *L, const ns_net_opts *o)
+{
+    int st = create_bn(L, o);
+    if (!st)
+        ns_bn_set_shift(L, o->psbn_alpha);
+    return st;
+}
+
+static int create_ubn(ns_layer *L, const ns_net_opts *o)
+{
+    int st = create_bn(L, o);
+    if (!st)
+        ns_bn_set_condensation_gate(L, o->fct);
+    return st;
+}
+
+static int create_gn(ns_layer *L, const ns_net_opts *o)
+{
+    return ns_gn_create(L, "gn", o->gn_groups, o->bn_eps);
+}
+
+static int create_ln(ns_layer *L, const ns_net_opts *o)
+{
+    return ns_gn_create(L, "ln", 1, o->bn_eps);
+}
+
+static int create_in(ns_layer *L, const ns_net_opts *o)
+{
+    return ns_gn_create(L, "in", L->in_c, o->bn_eps);
+}
+
+static int create_frn(ns_layer *L, const ns_net_opts *o)
+{
+    return ns_frn_create(L, o->frn_eps, -1);
+}
+
 static const ns_norm_method methods[] = {
-    {"none", "no normalization: the slots are left empty", "-", NULL},
+    {"none", "no normalization: the slots are left empty", "-", NULL, NULL, 0},
     {"bn", "batch normalization over (N,H,W) per channel; --norm-group S for ghost batches",
-     "Ioffe & Szegedy, ICML 2015", create_bn},
+     "Ioffe & Szegedy, ICML 2015", create_bn,
+     "--norm-group S (ghost batches), --bn-momentum M (0.1), --bn-eps E (1e-5), --no-bn-affine", 0},
+    {"ubn", "BN whose running statistics skip steps with feature condensation above --fct "
+            "(stage 1; condensation = mean pairwise cosine of the BN inputs)",
+     "Wang et al. 2023; condensation measure and gate are normscope's own definition",
+     create_ubn,
+     "--fct TAU (0.5): skip a layer's running-statistics update when its condensation "
+     "exceeds TAU; condensation is recorded per layer and step in /history/step/condensation; "
+     "plus the bn options", 0},
+    {"psbn", "BN plus a constant post-shift alpha in both modes (--psbn-alpha, 0.1)",
+     "Zhou et al. 2020, as read by FixMatch-pytorch's PSBatchNorm2d (third-party reading)",
+     create_psbn, "--psbn-alpha A (0.1), plus the bn options", 0},
+    {"gn", "group normalization per sample over channel groups (--gn-groups, 32)",
+     "Wu & He, ECCV 2018", create_gn,
+     "--gn-groups G (32; the largest divisor of the channel count not above G), --bn-eps E", 0},
+    {"ln", "layer normalization: one group over (C,H,W) per sample, per-channel affine",
+     "Ba et al. 2016 (as GroupNorm(1, C))", create_ln, "--bn-eps E (1e-5)", 0},
+    {"in", "instance normalization per sample and channel over (H,W); refused on dense slots",
+     "Ulyanov et al. 2016", create_in, "--bn-eps E (1e-5)", 0},
+    {"frn", "filter response normalization + TLU; learned eps on 1x1 maps (--frn-eps)",
+     "Singh & Krishnan, CVPR 2020", create_frn,
+     "--frn-eps E (1e-6; eps0 of the learned |eps| + eps0 on 1x1 maps)", 0},
+    {"mimic", "MimicNorm: weight mean (projection) + last BN on the logits, no other norm "
+              "layers, residual-branch scalars, weight-mean initialisation",
+     "Fei et al., AAAI 2021", NULL,
+     "--wm-all (project every conv/dense layer, not only conv with fan-in > 50 or the "
+     "hidden dense layers of a conv-free net), --res-scale paper|code (1/sqrt(l) or "
+     "1.2^2/l, the default), --init to override the initialisation",
+     NS_NORM_WEIGHT_MEAN | NS_NORM_LAST_BN | NS_NORM_RES_SCALE | NS_NORM_MIMIC_INIT},
+    {"wm", "MimicNorm's weight mean alone: per-unit zero-mean projection after every step, "
+           "no norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
+     "--wm-all, --init (default: the weight-mean initialisation)",
+     NS_NORM_WEIGHT_MEAN | NS_NORM_MIMIC_INIT},
+    {"lastbn", "MimicNorm's last BN alone: a BN without affine on the logits, no other "
+               "norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
+     "--bn-momentum, --bn-eps", NS_NORM_LAST_BN},
 };
 
 size_t ns_norm_count(void)

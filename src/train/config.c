@@ -5,6 +5,7 @@
  */
 #include "normscope/train.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,14 @@ int ns_train_config_check(const ns_train_config *c)
     if (c->net.norm_group > c->batch)
         return ns_error(NS_EINVAL, "--norm-group %zu is larger than --batch %zu",
                         c->net.norm_group, c->batch);
+    if (c->net.gn_groups == 0)
+        return ns_error(NS_EINVAL, "--gn-groups must be positive");
+    if (!(c->net.fct > -1 && c->net.fct <= 1))
+        return ns_error(NS_EINVAL, "--fct must be in (-1, 1], got %g", c->net.fct);
+    if (!(c->net.frn_eps > 0))
+        return ns_error(NS_EINVAL, "--frn-eps must be positive, got %g", c->net.frn_eps);
+    if (!isfinite(c->net.psbn_alpha))
+        return ns_error(NS_EINVAL, "--psbn-alpha must be finite");
     if (c->init.kind == NS_INIT_GAUSS && (!(c->init.sw2 > 0) || !(c->init.sb2 >= 0)))
         return ns_error(NS_EINVAL, "--init gauss needs sw2 > 0 and sb2 >= 0");
     return NS_OK;
@@ -133,6 +142,7 @@ int ns_parse_init(const char *s, ns_init *init)
     else if (!strcmp(s, "he-normal")) init->kind = NS_INIT_HE_NORMAL;
     else if (!strcmp(s, "he-uniform")) init->kind = NS_INIT_HE_UNIFORM;
     else if (!strcmp(s, "xavier")) init->kind = NS_INIT_XAVIER;
+    else if (!strcmp(s, "mimic")) init->kind = NS_INIT_MIMIC;
     else if (!strncmp(s, "gauss:", 6)) {
         char *end;
         init->kind = NS_INIT_GAUSS;
@@ -145,7 +155,7 @@ int ns_parse_init(const char *s, ns_init *init)
             return ns_error(NS_EINVAL, "bad initialiser '%s' (gauss:SW2,SB2 with SW2 > 0, SB2 >= 0)", s);
     } else
         return ns_error(NS_EINVAL, "unknown initialiser '%s' (torch, he-normal, he-uniform, "
-                        "xavier, gauss:SW2,SB2)", s);
+                        "xavier, mimic, gauss:SW2,SB2)", s);
     return NS_OK;
 }
 
@@ -157,6 +167,7 @@ void ns_init_name(const ns_init *init, char *buf, size_t len)
     case NS_INIT_HE_UNIFORM: snprintf(buf, len, "he-uniform"); break;
     case NS_INIT_XAVIER: snprintf(buf, len, "xavier"); break;
     case NS_INIT_GAUSS: snprintf(buf, len, "gauss:%.17g,%.17g", init->sw2, init->sb2); break;
+    case NS_INIT_MIMIC: snprintf(buf, len, "mimic"); break;
     }
 }
 
@@ -172,6 +183,12 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "bn_momentum", c->net.bn_momentum);
     if (!st) st = ns_h5_attr_double(fid, g, "bn_eps", c->net.bn_eps);
     if (!st) st = ns_h5_attr_int(fid, g, "bn_affine", c->net.bn_affine);
+    if (!st) st = ns_h5_attr_int(fid, g, "gn_groups", (int64_t)c->net.gn_groups);
+    if (!st) st = ns_h5_attr_double(fid, g, "psbn_alpha", c->net.psbn_alpha);
+    if (!st) st = ns_h5_attr_double(fid, g, "fct", c->net.fct);
+    if (!st) st = ns_h5_attr_double(fid, g, "frn_eps", c->net.frn_eps);
+    if (!st) st = ns_h5_attr_int(fid, g, "wm_all", c->net.wm_all);
+    if (!st) st = ns_h5_attr_int(fid, g, "res_scale_paper", c->net.res_scale_paper);
     ns_init_name(&c->init, buf, sizeof buf);
     if (!st) st = ns_h5_attr_str(fid, g, "init", buf);
     if (!st) st = ns_h5_attr_str(fid, g, "optim", ns_optim_name(c->optim));
@@ -225,6 +242,12 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = ns_h5_get_double(fid, g, "bn_momentum", &c->net.bn_momentum);
     if (!st) st = ns_h5_get_double(fid, g, "bn_eps", &c->net.bn_eps);
     if (!st && !(st = ns_h5_get_int(fid, g, "bn_affine", &iv))) c->net.bn_affine = (int)iv;
+    if (!st) st = get_size(fid, g, "gn_groups", &c->net.gn_groups);
+    if (!st) st = ns_h5_get_double(fid, g, "psbn_alpha", &c->net.psbn_alpha);
+    if (!st) st = ns_h5_get_double(fid, g, "fct", &c->net.fct);
+    if (!st) st = ns_h5_get_double(fid, g, "frn_eps", &c->net.frn_eps);
+    if (!st && !(st = ns_h5_get_int(fid, g, "wm_all", &iv))) c->net.wm_all = (int)iv;
+    if (!st && !(st = ns_h5_get_int(fid, g, "res_scale_paper", &iv))) c->net.res_scale_paper = (int)iv;
     if (!st && !(st = ns_h5_get_str(fid, g, "init", buf, sizeof buf))) st = ns_parse_init(buf, &c->init);
     if (!st && !(st = ns_h5_get_str(fid, g, "optim", buf, sizeof buf))) st = ns_parse_optim(buf, &c->optim);
     if (!st) st = ns_h5_get_double(fid, g, "lr", &c->lr);

@@ -260,7 +260,10 @@ typedef struct trainer {
     ns_net *net;
     ns_optim opt;
     ns_h5out out;
-    ns_table ts, te;
+    ns_table ts, te, tm;     /* step, epoch, per-layer metric history */
+    size_t *midx, nm;        /* layers reporting the metric */
+    const char *mname;       /* its name, e.g. "condensation" */
+    double *mrow;
     size_t *perm, *widx, nw;
     ns_real *x, *dlogits;
     int32_t *y;
@@ -276,6 +279,9 @@ static void trainer_release(trainer *t)
     ns_optim_release(&t->opt);
     ns_table_release(&t->ts);
     ns_table_release(&t->te);
+    ns_table_release(&t->tm);
+    ns_free(t->midx);
+    ns_free(t->mrow);
     ns_free(t->perm);
     ns_free(t->widx);
     ns_free(t->x);
@@ -352,6 +358,32 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         goto cleanup;
     }
     tables_init(&T.ts, &T.te, T.nw);
+    /* Layers with per-step measurements (UBN's condensation). */
+    char mnames[4096] = "";
+    T.midx = ns_malloc((T.net->nlayers + 1) * sizeof *T.midx);
+    T.mrow = ns_malloc((T.net->nlayers + 1) * sizeof *T.mrow);
+    if (!T.midx || !T.mrow) {
+        st = NS_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0, used = 0; i < T.net->nlayers; i++) {
+        const ns_layer *L = &T.net->layers[i];
+        double v;
+        const char *nm;
+        if (!L->ops->metrics || L->ops->metrics(L, &v, &nm, 1) < 1)
+            continue;
+        if (T.mname && strcmp(T.mname, nm) != 0)
+            continue;
+        T.mname = nm;
+        T.midx[T.nm++] = i;
+        used += (size_t)snprintf(mnames + used, used < sizeof mnames ? sizeof mnames - used : 0,
+                                 "%s%s", T.nm > 1 ? "," : "", L->name);
+    }
+    memset(&T.tm, 0, sizeof T.tm);
+    T.tm.ncols = 1;
+    T.tm.names[0] = "metric_step";
+    T.tm.is_int[0] = 1;
+    T.tm.width = T.nm;
 
     if (resume) {
         uint64_t *steps = NULL;
@@ -368,6 +400,11 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         if ((st = ns_table_read(&T.ts, rfid, "/history/step", "weight_norm")) ||
             (st = ns_table_read(&T.te, rfid, "/history/epoch", NULL)))
             goto cleanup;
+        if (T.nm) {
+            T.tm.names[0] = "step";
+            if ((st = ns_table_read(&T.tm, rfid, "/history/step", T.mname)))
+                goto cleanup;
+        }
         ns_h5_close(rfid);
         rfid = H5I_INVALID_HID;
         if (start_step >= total) {
@@ -453,6 +490,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
             g2 += (double)T.net->grads[i] * T.net->grads[i];
         double lr = ns_schedule_lr(&T.cfg, step, spe, total);
         ns_optim_step(&T.opt, &T.cfg, lr, T.net->params, T.net->grads);
+        ns_net_project(T.net);
         step++;
         acc3[0] += loss * (double)n;
         acc3[1] += (double)hits;
@@ -468,6 +506,16 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
                               lr, sqrt(g2), (double)act_bytes};
         if ((st = ns_table_append(&T.ts, row, T.wrow)))
             break;
+        if (T.nm) {
+            for (size_t k = 0; k < T.nm; k++) {
+                const ns_layer *L = &T.net->layers[T.midx[k]];
+                const char *nm;
+                L->ops->metrics(L, &T.mrow[k], &nm, 1);
+            }
+            double srow[1] = {(double)step};
+            if ((st = ns_table_append(&T.tm, srow, T.mrow)))
+                break;
+        }
         snprintf(extra, sizeof extra, "loss %.4f acc %.1f%%", acc3[0] / acc3[2],
                  100 * acc3[1] / acc3[2]);
         ns_progress_update(&prog, b + 1, extra);
@@ -531,6 +579,18 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         goto cleanup;
     if ((st = ns_table_write(&T.te, f, "/history/epoch", NULL, NULL)))
         goto cleanup;
+    if (T.nm) {
+        /* Only the matrix: the step column is already in /history/step. */
+        ns_table mt = T.tm;
+        mt.ncols = 0;
+        char mp[128];
+        snprintf(mp, sizeof mp, "/history/step/%s", T.mname);
+        if ((st = ns_table_write(&mt, f, "/history/step", T.mname, mnames)) ||
+            (st = ns_h5_describe(f, mp, "per-layer measurement of each training step "
+                                 "(condensation: mean pairwise cosine similarity of the "
+                                 "BN inputs of the batch, normscope's definition)", NULL)))
+            goto cleanup;
+    }
     st = ns_h5_group(f, "/memory");
     if (!st) st = ns_h5_attr_int(f, "/memory", "activation_bytes", (int64_t)act_bytes);
     if (!st) st = ns_h5_attr_int(f, "/memory", "peak_rss_bytes", (int64_t)ns_peak_rss());

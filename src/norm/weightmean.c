@@ -1,0 +1,73 @@
+/*
+ * MimicNorm's weight mean (Fei et al., AAAI 2021): after initialisation and
+ * after every optimiser step each output unit's weights are projected to
+ * zero mean over the fan-in, W[o, :] <- W[o, :] - mean_i W[o, i] (for conv
+ * kernels over in_channels x kh x kw).  It is a projection of the stored
+ * weights, not a term of the forward pass: no gradient flows through it
+ * (CenConv, the reparametrised variant, is a different method).
+ *
+ * Which layers: the authors skip layers with fan-in <= 50 and leave Linear
+ * layers out; in a network without convolutions (the mlp presets) the
+ * hidden dense layers are projected, the theory's own setting (METHODS.md).
+ * ns_net_opts.wm_all projects every conv and dense layer instead.
+ */
+#include "normscope/norm.h"
+
+#include <string.h>
+
+static int is_weight_layer(const ns_layer *L, const char *kind)
+{
+    return !strcmp(L->ops->kind, kind) && L->nparam > 0 && L->param[0].ndim >= 2;
+}
+
+void ns_weight_mean_select(ns_net *net, int all)
+{
+    size_t nconv = 0, last_dense = (size_t)-1;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        if (is_weight_layer(&net->layers[i], "conv"))
+            nconv++;
+        if (is_weight_layer(&net->layers[i], "dense"))
+            last_dense = i;
+    }
+    for (size_t i = 0; i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        int conv = is_weight_layer(L, "conv"), dense = is_weight_layer(L, "dense");
+        if (!conv && !dense)
+            continue;
+        size_t fan_in = L->param[0].size / L->param[0].dims[0];
+        if (all)
+            L->weight_mean = 1;
+        else if (nconv > 0)
+            L->weight_mean = conv && fan_in > 50;
+        else
+            L->weight_mean = dense && i != last_dense;
+    }
+}
+
+void ns_net_project(ns_net *net)
+{
+    for (size_t i = 0; i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        if (!L->weight_mean)
+            continue;
+        ns_tensor *W = &L->param[0];
+        size_t rows = W->dims[0], fan = W->size / rows;
+        for (size_t o = 0; o < rows; o++) {
+            ns_real *w = W->data + o * fan;
+            double s = 0;
+            for (size_t k = 0; k < fan; k++)
+                s += w[k];
+            ns_real m = (ns_real)(s / (double)fan);
+            for (size_t k = 0; k < fan; k++)
+                w[k] -= m;
+        }
+    }
+}
+
+int ns_net_has_projection(const ns_net *net)
+{
+    for (size_t i = 0; i < net->nlayers; i++)
+        if (net->layers[i].weight_mean)
+            return 1;
+    return 0;
+}
