@@ -122,6 +122,8 @@ typedef struct ns_net_opts {
     double psbn_alpha;     /* psBN post-shift (0.1) */
     double fct;            /* UBN condensation threshold (0.5); running stats skip above */
     double frn_eps;        /* FRN eps0 (1e-6) */
+    size_t brn_warmup;     /* BRN: steps with r = 1, d = 0 (500) */
+    size_t brn_ramp;       /* BRN: steps of the linear ramp to rmax 3, dmax 5 (2000) */
     int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */
     size_t max_batch;      /* largest batch any call will pass */

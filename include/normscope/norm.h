@@ -41,6 +41,10 @@ int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t gr
 /* Marks the layers MimicNorm's weight mean projects (see weightmean.c). */
 void ns_weight_mean_select(ns_net *net, int all);
 
+/* Batch Renormalization on a BN layer: final rmax, dmax and the schedule
+ * (steps of warm-up with r = 1, d = 0, then a linear ramp). */
+int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_t ramp);
+
 /* psBN: adds a constant alpha to the BN output in both modes. */
 void ns_bn_set_shift(ns_layer *L, double alpha);
 /* UBN stage 1: measure the condensation of the BN input each training step

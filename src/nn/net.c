@@ -24,6 +24,8 @@ void ns_net_opts_default(ns_net_opts *o)
     o->psbn_alpha = 0.1;
     o->fct = 0.5;
     o->frn_eps = 1e-6;
+    o->brn_warmup = 500;
+    o->brn_ramp = 2000;
     o->max_batch = 128;
 }
 

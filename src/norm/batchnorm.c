@@ -11,6 +11,13 @@
  * NS_MODE_BATCH normalises with batch statistics and updates nothing, for
  * analyses of the batch function.
  *
+ * Batch Renormalization (Ioffe 2017) is the same layer with
+ *   xhat = r (x - mu_B) / sigma_B + d,  r = clip(sigma_B / sigma, 1/rmax, rmax),
+ *   d = clip((mu_B - mu) / sigma, -dmax, dmax), sigma = sqrt(running_var + eps),
+ * r and d without gradient; rmax ramps 1 -> 3 and dmax 0 -> 5 linearly over
+ * `ramp` steps after `warmup` steps (the paper's 5k/40k-step schedule scaled
+ * to short runs: normscope's default of 500 + 2000 steps).
+ *
  * Like PyTorch, the layer keeps only per-channel statistics for backward:
  * xhat is recomputed from the input, which the previous layer keeps anyway.
  * Statistics are accumulated in double.  Loops run sample-major so that
@@ -27,6 +34,9 @@ typedef struct bn_impl {
     int affine;
     size_t group;       /* samples per group, 0: whole batch */
     double *mean;       /* ngroups_max * C: mean used by the last forward */
+    double *rr, *dd;    /* ngroups_max * C: Batch Renormalization's r and d (NULL for BN) */
+    double rmax_final, dmax_final;
+    size_t warmup, ramp;/* BRN schedule in optimiser steps */
     double *invstd;     /* ngroups_max * C */
     double *s1, *s2;    /* C: scratch sums */
     double *work;       /* per-sample size: condensation scratch (UBN only) */
@@ -183,6 +193,15 @@ static int bn_forward(ns_layer *L, ns_real *y, const ns_real *x,
     b->ngroups = ng;
     b->gsize = g;
     int update = ctx->mode == NS_MODE_TRAIN;
+    double rmax_now = 1, dmax_now = 0;
+    if (b->rr) {
+        /* r_max 1 -> final and d_max 0 -> final, linearly after warm-up. */
+        double t = ctx->step <= b->warmup ? 0
+                   : b->ramp ? (double)(ctx->step - b->warmup) / (double)b->ramp : 1;
+        t = t > 1 ? 1 : t;
+        rmax_now = 1 + (b->rmax_final - 1) * t;
+        dmax_now = b->dmax_final * t;
+    }
     if (update && b->work) {
         b->condensation = condensation(x, n, C * P, b->work);
         if (b->fct > 0 && b->condensation > b->fct) {
@@ -201,8 +220,20 @@ static int bn_forward(ns_layer *L, ns_real *y, const ns_real *x,
         for (size_t c = 0; c < C; c++) {
             double var = b->s2[c] / cnt, gm = gamma ? gamma[c] : 1;
             is[c] = 1.0 / sqrt(var + b->eps);
-            b->a[c] = (ns_real)(gm * is[c]);
-            b->b[c] = (ns_real)((beta ? beta[c] : 0) - gm * is[c] * mu[c] + b->shift);
+            double r = 1, d = 0;
+            if (b->rr) {
+                /* Batch Renormalization: r, d from the running statistics
+                 * before this update, clipped, treated as constants. */
+                double sig = sqrt((double)rvar[c] + b->eps), rmax = rmax_now, dmax = dmax_now;
+                r = (1.0 / is[c]) / sig;
+                r = r < 1 / rmax ? 1 / rmax : r > rmax ? rmax : r;
+                d = (mu[c] - rmean[c]) / sig;
+                d = d < -dmax ? -dmax : d > dmax ? dmax : d;
+                b->rr[k * C + c] = r;
+                b->dd[k * C + c] = d;
+            }
+            b->a[c] = (ns_real)(gm * r * is[c]);
+            b->b[c] = (ns_real)((beta ? beta[c] : 0) + gm * (d - r * is[c] * mu[c]) + b->shift);
             if (update) {
                 double m = b->momentum;
                 rmean[c] = (ns_real)((1 - m) * rmean[c] + m * mu[c]);
@@ -304,11 +335,14 @@ static void bn_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
         const double *mu = b->mean + k * C, *is = b->invstd + k * C;
         grad_sums(dy, x, lo, hi, C, P, mu, is, b->s1, b->s2);
         for (size_t c = 0; c < C; c++) {
+            /* BRN: y = gamma (r xhat + d) + beta with constant r, d */
+            double r = (!eval && b->rr) ? b->rr[k * C + c] : 1;
+            double d = (!eval && b->rr) ? b->dd[k * C + c] : 0;
             if (dgamma) {
-                dgamma[c] += (ns_real)b->s2[c];
+                dgamma[c] += (ns_real)(r * b->s2[c] + d * b->s1[c]);
                 dbeta[c] += (ns_real)b->s1[c];
             }
-            double gi = (gamma ? gamma[c] : 1) * is[c];
+            double gi = (gamma ? gamma[c] : 1) * r * is[c];
             if (eval) {
                 /* dx = gamma is dy */
                 A[c] = (ns_real)gi;
@@ -351,6 +385,8 @@ static void bn_release(ns_layer *L)
     if (!b)
         return;
     ns_free(b->mean);
+    ns_free(b->rr);
+    ns_free(b->dd);
     ns_free(b->invstd);
     ns_free(b->s1);
     ns_free(b->s2);
@@ -373,6 +409,23 @@ static size_t bn_metrics(const ns_layer *L, double *vals, const char **names, si
 
 static const ns_layer_ops bn_ops = {"bn", bn_forward, bn_backward, bn_init, bn_release,
                                     bn_metrics};
+
+int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_t ramp)
+{
+    bn_impl *b = L->impl;
+    if (!(rmax >= 1) || !(dmax >= 0))
+        return ns_error(NS_EINVAL, "batch renormalization needs rmax >= 1 and dmax >= 0");
+    size_t cnt = L->max_batch * L->in_c;
+    b->rr = ns_malloc(cnt * sizeof *b->rr);
+    b->dd = ns_malloc(cnt * sizeof *b->dd);
+    if (!b->rr || !b->dd)
+        return NS_ENOMEM;
+    b->rmax_final = rmax;
+    b->dmax_final = dmax;
+    b->warmup = warmup;
+    b->ramp = ramp;
+    return NS_OK;
+}
 
 void ns_bn_set_shift(ns_layer *L, double alpha)
 {

@@ -28,6 +28,14 @@ static int create_ubn(ns_layer *L, const ns_net_opts *o)
     return st;
 }
 
+static int create_brn(ns_layer *L, const ns_net_opts *o)
+{
+    int st = create_bn(L, o);
+    if (!st)
+        st = ns_bn_set_renorm(L, 3, 5, o->brn_warmup, o->brn_ramp);
+    return st;
+}
+
 static int create_gn(ns_layer *L, const ns_net_opts *o)
 {
     return ns_gn_create(L, "gn", o->gn_groups, o->bn_eps);
@@ -63,6 +71,10 @@ static const ns_norm_method methods[] = {
     {"psbn", "BN plus a constant post-shift alpha in both modes (--psbn-alpha, 0.1)",
      "Zhou et al. 2020, as read by FixMatch-pytorch's PSBatchNorm2d (third-party reading)",
      create_psbn, "--psbn-alpha A (0.1), plus the bn options", 0},
+    {"brn", "batch renormalization: BN with clipped corrections r, d towards the running "
+            "statistics (rmax 1->3, dmax 0->5 after warm-up)",
+     "Ioffe, NeurIPS 2017; the step schedule is normscope's scaled-down default", create_brn,
+     "--brn-warmup STEPS (500), --brn-ramp STEPS (2000), plus the bn options", 0},
     {"gn", "group normalization per sample over channel groups (--gn-groups, 32)",
      "Wu & He, ECCV 2018", create_gn,
      "--gn-groups G (32; the largest divisor of the channel count not above G), --bn-eps E", 0},

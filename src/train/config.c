@@ -188,6 +188,8 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "fct", c->net.fct);
     if (!st) st = ns_h5_attr_double(fid, g, "frn_eps", c->net.frn_eps);
     if (!st) st = ns_h5_attr_int(fid, g, "wm_all", c->net.wm_all);
+    if (!st) st = ns_h5_attr_int(fid, g, "brn_warmup", (int64_t)c->net.brn_warmup);
+    if (!st) st = ns_h5_attr_int(fid, g, "brn_ramp", (int64_t)c->net.brn_ramp);
     if (!st) st = ns_h5_attr_int(fid, g, "res_scale_paper", c->net.res_scale_paper);
     ns_init_name(&c->init, buf, sizeof buf);
     if (!st) st = ns_h5_attr_str(fid, g, "init", buf);
@@ -247,6 +249,8 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = ns_h5_get_double(fid, g, "fct", &c->net.fct);
     if (!st) st = ns_h5_get_double(fid, g, "frn_eps", &c->net.frn_eps);
     if (!st && !(st = ns_h5_get_int(fid, g, "wm_all", &iv))) c->net.wm_all = (int)iv;
+    if (!st) st = get_size(fid, g, "brn_warmup", &c->net.brn_warmup);
+    if (!st) st = get_size(fid, g, "brn_ramp", &c->net.brn_ramp);
     if (!st && !(st = ns_h5_get_int(fid, g, "res_scale_paper", &iv))) c->net.res_scale_paper = (int)iv;
     if (!st && !(st = ns_h5_get_str(fid, g, "init", buf, sizeof buf))) st = ns_parse_init(buf, &c->init);
     if (!st && !(st = ns_h5_get_str(fid, g, "optim", buf, sizeof buf))) st = ns_parse_optim(buf, &c->optim);
