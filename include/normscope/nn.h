@@ -94,6 +94,9 @@ struct ns_layer {
     size_t cache_bytes;        /* bytes kept for backward besides the output, at max_batch */
     int is_norm;               /* sits in a normalization slot */
     int weight_mean;           /* MimicNorm's weight mean projects this layer's weight */
+    int wrule;                 /* weight reparametrisation in the forward pass (ns_wrule) */
+    ns_real *wt, *gw;          /* reparametrised weight and its gradient (wrule only) */
+    double *wis;               /* per-row 1/std of the standardised weight (wrule only) */
     const ns_layer *prev_norm; /* the previous normalization layer (read-only), or NULL */
     ns_mode last_mode;         /* mode of the last forward (backward follows it) */
     void *impl;
@@ -110,6 +113,23 @@ int ns_layer_add_state(ns_layer *L, const char *name, int ndim, const size_t *di
  * the fan-in and fan-out of the layer (PyTorch's definitions). */
 void ns_init_fill(ns_real *W, size_t nw, ns_real *b, size_t nb, double fan_in,
                   double fan_out, const ns_init *init, ns_rng *r);
+
+/* Weight reparametrisations inside the forward pass; gradients flow
+ * through them (unlike the weight-mean projection). */
+typedef enum ns_wrule {
+    NS_WRULE_NONE = 0,
+    NS_WRULE_CENTER,     /* CenConv: W' = W - mean over the fan-in, per output unit */
+    NS_WRULE_STANDARDIZE /* Weight Standardization: W' = (W - mean) / sqrt(var + 1e-5) */
+} ns_wrule;
+
+/* Gives a dense or conv layer a weight rule (allocates its buffers). */
+int ns_layer_set_wrule(ns_layer *L, ns_wrule rule);
+/* The weight a dense/conv layer multiplies with: W, or W' computed now. */
+const ns_real *ns_layer_weight_forward(ns_layer *L);
+/* Where the layer's backward accumulates dL/dW' (zeroed), and the step
+ * that maps it to dL/dW and adds it to the parameter gradient. */
+ns_real *ns_layer_weight_grad_begin(ns_layer *L);
+void ns_layer_weight_grad_end(ns_layer *L);
 
 /* Options that shape a network. */
 typedef struct ns_net_opts {

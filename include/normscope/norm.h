@@ -14,7 +14,9 @@ enum ns_norm_flags {
     NS_NORM_WEIGHT_MEAN = 1,  /* project weights to zero mean per output unit */
     NS_NORM_LAST_BN = 2,      /* append a BN without affine on the logits */
     NS_NORM_RES_SCALE = 4,    /* a learnable scalar ends each residual branch */
-    NS_NORM_MIMIC_INIT = 8    /* MimicNorm's initialisation unless --init is given */
+    NS_NORM_MIMIC_INIT = 8,   /* MimicNorm's initialisation unless --init is given */
+    NS_NORM_CENTER_W = 16,    /* CenConv: centred weights inside the forward pass */
+    NS_NORM_STD_W = 32        /* Weight Standardization inside the forward pass */
 };
 
 typedef struct ns_norm_method {

@@ -114,7 +114,7 @@ static int conv_forward(ns_layer *L, ns_real *y, const ns_real *x,
     size_t K = L->in_c * c->k * c->k, P = L->out_h * L->out_w;
     size_t in = ns_layer_in_size(L), out = ns_layer_out_size(L), co = L->out_c;
     size_t blk = c->blk, nb = (n + blk - 1) / blk;
-    const ns_real *W = L->param[0].data, *b = L->param[1].data;
+    const ns_real *W = ns_layer_weight_forward(L), *b = L->param[1].data;
 #pragma omp parallel num_threads(c->nthr)
     {
         int t = omp_get_thread_num();
@@ -152,8 +152,9 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     size_t K = L->in_c * c->k * c->k, P = L->out_h * L->out_w;
     size_t in = ns_layer_in_size(L), out = ns_layer_out_size(L), co = L->out_c;
     size_t blk = c->blk, nb = (n + blk - 1) / blk;
-    const ns_real *W = L->param[0].data;
-    ns_real *dW = L->param[0].grad, *db = L->param[1].grad;
+    /* With a weight rule the forward multiplied with W' (kept in L->wt). */
+    const ns_real *W = L->wrule ? L->wt : L->param[0].data;
+    ns_real *dW = ns_layer_weight_grad_begin(L), *db = L->param[1].grad;
     int nthr = c->nthr;
     memset(c->dw, 0, (size_t)nthr * co * K * sizeof *c->dw);
 #pragma omp parallel num_threads(nthr)
@@ -189,6 +190,7 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
         for (size_t j = 0; j < co * K; j++)
             dW[j] += dwt[j];
     }
+    ns_layer_weight_grad_end(L);
     for (size_t i = 0; i < n; i++)
         for (size_t o = 0; o < co; o++) {
             const ns_real *d = dy + i * out + o * P;

@@ -14,7 +14,7 @@ static int dense_forward(ns_layer *L, ns_real *y, const ns_real *x,
     (void)x2;
     (void)ctx;
     size_t in = ns_layer_in_size(L), out = L->out_c;
-    const ns_real *W = L->param[0].data, *b = L->param[1].data;
+    const ns_real *W = ns_layer_weight_forward(L), *b = L->param[1].data;
     /* y (n, out) = x (n, in) W^T (in, out), bias broadcast first. */
     for (size_t i = 0; i < n; i++)
         memcpy(y + i * out, b, out * sizeof *y);
@@ -30,10 +30,12 @@ static void dense_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     (void)dx2;
     (void)y;
     size_t in = ns_layer_in_size(L), out = L->out_c;
-    const ns_real *W = L->param[0].data;
-    ns_real *dW = L->param[0].grad, *db = L->param[1].grad;
+    /* With a weight rule the forward multiplied with W' (kept in L->wt). */
+    const ns_real *W = L->wrule ? L->wt : L->param[0].data;
+    ns_real *dW = ns_layer_weight_grad_begin(L), *db = L->param[1].grad;
     /* dW (out, in) += dy^T (out, n) x (n, in) */
     ns_gemm(1, 0, out, in, n, 1, dy, out, x, in, 1, dW, in);
+    ns_layer_weight_grad_end(L);
     for (size_t i = 0; i < n; i++)
         for (size_t o = 0; o < out; o++)
             db[o] += dy[i * out + o];

@@ -58,3 +58,77 @@ void ns_init_fill(ns_real *W, size_t nw, ns_real *b, size_t nb, double fan_in,
         b[o] = (ns_real)(bs > 0 ? bs * ns_rng_normal(r)
                                 : bb > 0 ? bb * (2 * ns_rng_uniform(r) - 1) : 0);
 }
+
+/* ------------------------------------------------- weight reparametrisation */
+
+int ns_layer_set_wrule(ns_layer *L, ns_wrule rule)
+{
+    if (rule == NS_WRULE_NONE)
+        return NS_OK;
+    ns_tensor *W = &L->param[0];
+    L->wt = ns_malloc(W->size * sizeof *L->wt);
+    L->gw = ns_malloc(W->size * sizeof *L->gw);
+    L->wis = ns_malloc(W->dims[0] * sizeof *L->wis);
+    if (!L->wt || !L->gw || !L->wis)
+        return NS_ENOMEM;
+    L->wrule = rule;
+    return NS_OK;
+}
+
+const ns_real *ns_layer_weight_forward(ns_layer *L)
+{
+    const ns_tensor *W = &L->param[0];
+    if (!L->wrule)
+        return W->data;
+    size_t rows = W->dims[0], fan = W->size / rows;
+    for (size_t o = 0; o < rows; o++) {
+        const ns_real *w = W->data + o * fan;
+        ns_real *t = L->wt + o * fan;
+        double s = 0, ss = 0;
+        for (size_t k = 0; k < fan; k++)
+            s += w[k];
+        double mu = s / (double)fan, is = 1;
+        if (L->wrule == NS_WRULE_STANDARDIZE) {
+            for (size_t k = 0; k < fan; k++)
+                ss += ((double)w[k] - mu) * ((double)w[k] - mu);
+            is = 1.0 / sqrt(ss / (double)fan + 1e-5);
+        }
+        L->wis[o] = is;
+        for (size_t k = 0; k < fan; k++)
+            t[k] = (ns_real)(((double)w[k] - mu) * is);
+    }
+    return L->wt;
+}
+
+ns_real *ns_layer_weight_grad_begin(ns_layer *L)
+{
+    if (!L->wrule)
+        return L->param[0].grad;
+    memset(L->gw, 0, L->param[0].size * sizeof *L->gw);
+    return L->gw;
+}
+
+void ns_layer_weight_grad_end(ns_layer *L)
+{
+    if (!L->wrule)
+        return;
+    ns_tensor *W = &L->param[0];
+    size_t rows = W->dims[0], fan = W->size / rows;
+    for (size_t o = 0; o < rows; o++) {
+        const ns_real *g = L->gw + o * fan, *t = L->wt + o * fan;
+        ns_real *dW = W->grad + o * fan;
+        double m1 = 0, m2 = 0;
+        for (size_t k = 0; k < fan; k++) {
+            m1 += g[k];
+            m2 += (double)g[k] * t[k];
+        }
+        m1 /= (double)fan;
+        m2 /= (double)fan;
+        double is = L->wis[o];
+        /* center: dW = g - mean(g); standardize: is (g - mean(g) - W' mean(g W')) */
+        for (size_t k = 0; k < fan; k++)
+            dW[k] += (ns_real)(L->wrule == NS_WRULE_CENTER
+                                   ? g[k] - m1
+                                   : is * (g[k] - m1 - t[k] * m2));
+    }
+}

@@ -374,6 +374,21 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
     }
     if (b.method->flags & NS_NORM_WEIGHT_MEAN)
         ns_weight_mean_select(net, opts->wm_all);
+    if (b.method->flags & (NS_NORM_CENTER_W | NS_NORM_STD_W)) {
+        /* Reparametrise the layers weight mean would project (all conv layers
+         * or, without convolutions, the hidden dense layers). */
+        ns_weight_mean_select(net, 0);
+        for (size_t i = 0; !st && i < net->nlayers; i++) {
+            ns_layer *L = &net->layers[i];
+            int pick = L->weight_mean || (!strcmp(L->ops->kind, "conv"));
+            L->weight_mean = 0;
+            if (pick)
+                st = ns_layer_set_wrule(L, (b.method->flags & NS_NORM_STD_W)
+                                               ? NS_WRULE_STANDARDIZE : NS_WRULE_CENTER);
+        }
+        if (st)
+            goto cleanup;
+    }
     st = finalize(net);
 cleanup:
     free(copy);
@@ -393,6 +408,9 @@ void ns_net_free(ns_net *net)
         ns_layer *L = &net->layers[i];
         if (L->ops && L->ops->release)
             L->ops->release(L);
+        ns_free(L->wt);
+        ns_free(L->gw);
+        ns_free(L->wis);
         if (net->act)
             ns_free(net->act[i]);
         if (net->dact)

@@ -96,6 +96,13 @@ static const ns_norm_method methods[] = {
            "no norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
      "--wm-all, --init (default: the weight-mean initialisation)",
      NS_NORM_WEIGHT_MEAN | NS_NORM_MIMIC_INIT},
+    {"cenconv", "centred weights as a reparametrisation: W' = W - mean per output unit inside "
+                "the forward pass (gradients flow through the mean), BN in the slots",
+     "MABN's CenConv (Yan et al., ICLR 2020)", create_bn, "plus the bn options",
+     NS_NORM_CENTER_W},
+    {"ws", "weight standardization (zero mean, unit variance per output unit inside the "
+           "forward pass) with GroupNorm in the slots", "Qiao et al. 2019", create_gn,
+     "--gn-groups G (32)", NS_NORM_STD_W},
     {"lastbn", "MimicNorm's last BN alone: a BN without affine on the logits, no other "
                "norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
      "--bn-momentum, --bn-eps", NS_NORM_LAST_BN},
