@@ -14,6 +14,9 @@ typedef enum ns_optim_kind { NS_OPTIM_SGD = 0, NS_OPTIM_ADAM, NS_OPTIM_ADAMW } n
 typedef enum ns_sched_kind { NS_SCHED_CONST = 0, NS_SCHED_STEP, NS_SCHED_COSINE } ns_sched_kind;
 
 #define NS_MAX_MILESTONES 16
+/* Training stops as diverged when the mini-batch loss is not finite or
+ * exceeds this. */
+#define NS_DIVERGED_LOSS 1e6
 
 /* Everything that defines a training run; stored in /config. */
 typedef struct ns_train_config {

@@ -277,7 +277,7 @@ int cmd_train(int argc, char **argv)
     printf("arch %s, norm %s, data %s, %zu steps, seed %llu\n", c.arch, c.net.norm,
            c.data, r.steps, (unsigned long long)c.seed);
     if (st == NS_ENUMERIC) {
-        printf("diverged at step %zu (non-finite loss)\n", r.diverged_step);
+        printf("diverged at step %zu (loss non-finite or above 1e6)\n", r.diverged_step);
         return ns_cli_fail(st, NULL);
     }
     printf("test accuracy %.2f%%, test loss %.4f, train loss %.4f\n",

@@ -476,7 +476,9 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         double loss;
         size_t hits;
         ns_softmax_ce(ns_net_logits(T.net), T.y, n, T.net->nout, T.dlogits, &loss, &hits);
-        if (!isfinite(loss)) {
+        /* A cross-entropy above 1e6 means logits a million apart: the run has
+         * blown up even where the numbers are still finite (double builds). */
+        if (!isfinite(loss) || loss > NS_DIVERGED_LOSS) {
             res->diverged = 1;
             res->diverged_step = step + 1;
             ns_progress_end(&prog, "");
@@ -617,7 +619,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
     res->seconds = t_all;
     res->images_per_second = t_all > 0 ? (double)(step - start_step) * B / t_all : 0;
     if (res->diverged)
-        st = ns_error(NS_ENUMERIC, "training diverged at step %zu (non-finite loss); "
+        st = ns_error(NS_ENUMERIC, "training diverged at step %zu (loss non-finite or above 1e6); "
                       "'%s' holds the run up to there", res->diverged_step, out);
 cleanup:
     if (st && st != NS_ENUMERIC)
