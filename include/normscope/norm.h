@@ -16,7 +16,8 @@ enum ns_norm_flags {
     NS_NORM_RES_SCALE = 4,    /* a learnable scalar ends each residual branch */
     NS_NORM_MIMIC_INIT = 8,   /* MimicNorm's initialisation unless --init is given */
     NS_NORM_CENTER_W = 16,    /* CenConv: centred weights inside the forward pass */
-    NS_NORM_STD_W = 32        /* Weight Standardization inside the forward pass */
+    NS_NORM_STD_W = 32,       /* Weight Standardization inside the forward pass */
+    NS_NORM_IC = 64           /* IC layer: BN + dropout after every activation */
 };
 
 typedef struct ns_norm_method {

@@ -26,6 +26,7 @@ void ns_net_opts_default(ns_net_opts *o)
     o->frn_eps = 1e-6;
     o->brn_warmup = 500;
     o->brn_ramp = 2000;
+    o->ic_drop = 0.05;
     o->max_batch = 128;
 }
 
@@ -131,7 +132,20 @@ static int add_conv(builder *b, int src, size_t cout, size_t k, size_t s, size_t
 static int add_act(builder *b, const char *kind, double alpha)
 {
     ns_layer *L = new_layer(b, b->cur);
-    return commit_layer(b, L, ns_act_create(L, kind, alpha));
+    int st = commit_layer(b, L, ns_act_create(L, kind, alpha));
+    if (st || !(b->method->flags & NS_NORM_IC))
+        return st;
+    /* IC layer: BN then dropout after each activation, so before the next
+     * weight layer (Chen et al. 2019). */
+    const ns_net_opts *o = &b->net->opts;
+    L = new_layer(b, b->cur);
+    L->prev_norm = b->prev_norm;
+    st = commit_layer(b, L, ns_bn_create(L, o->bn_momentum, o->bn_eps, o->bn_affine,
+                                         o->norm_group));
+    if (st)
+        return st;
+    L = new_layer(b, b->cur);
+    return commit_layer(b, L, ns_dropout_create(L, o->ic_drop));
 }
 
 static int add_resblock(builder *b, size_t cout, size_t stride)

@@ -103,6 +103,9 @@ static const ns_norm_method methods[] = {
     {"ws", "weight standardization (zero mean, unit variance per output unit inside the "
            "forward pass) with GroupNorm in the slots", "Qiao et al. 2019", create_gn,
      "--gn-groups G (32)", NS_NORM_STD_W},
+    {"ic", "IC layer: BN then dropout after every activation, i.e. before each weight "
+           "layer; the slots are left empty", "Chen et al. 2019", NULL,
+     "--ic-drop P (0.05), plus the bn options", NS_NORM_IC},
     {"lastbn", "MimicNorm's last BN alone: a BN without affine on the logits, no other "
                "norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
      "--bn-momentum, --bn-eps", NS_NORM_LAST_BN},

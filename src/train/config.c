@@ -54,6 +54,8 @@ int ns_train_config_check(const ns_train_config *c)
     if (c->net.norm_group > c->batch)
         return ns_error(NS_EINVAL, "--norm-group %zu is larger than --batch %zu",
                         c->net.norm_group, c->batch);
+    if (!(c->net.ic_drop >= 0 && c->net.ic_drop < 1))
+        return ns_error(NS_EINVAL, "--ic-drop must be in [0, 1), got %g", c->net.ic_drop);
     if (c->net.gn_groups == 0)
         return ns_error(NS_EINVAL, "--gn-groups must be positive");
     if (!(c->net.fct > -1 && c->net.fct <= 1))
@@ -188,6 +190,7 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "fct", c->net.fct);
     if (!st) st = ns_h5_attr_double(fid, g, "frn_eps", c->net.frn_eps);
     if (!st) st = ns_h5_attr_int(fid, g, "wm_all", c->net.wm_all);
+    if (!st) st = ns_h5_attr_double(fid, g, "ic_drop", c->net.ic_drop);
     if (!st) st = ns_h5_attr_int(fid, g, "brn_warmup", (int64_t)c->net.brn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "brn_ramp", (int64_t)c->net.brn_ramp);
     if (!st) st = ns_h5_attr_int(fid, g, "res_scale_paper", c->net.res_scale_paper);
@@ -249,6 +252,7 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = ns_h5_get_double(fid, g, "fct", &c->net.fct);
     if (!st) st = ns_h5_get_double(fid, g, "frn_eps", &c->net.frn_eps);
     if (!st && !(st = ns_h5_get_int(fid, g, "wm_all", &iv))) c->net.wm_all = (int)iv;
+    if (!st) st = ns_h5_get_double(fid, g, "ic_drop", &c->net.ic_drop);
     if (!st) st = get_size(fid, g, "brn_warmup", &c->net.brn_warmup);
     if (!st) st = get_size(fid, g, "brn_ramp", &c->net.brn_ramp);
     if (!st && !(st = ns_h5_get_int(fid, g, "res_scale_paper", &iv))) c->net.res_scale_paper = (int)iv;
