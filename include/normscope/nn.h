@@ -145,6 +145,8 @@ typedef struct ns_net_opts {
     size_t brn_warmup;     /* BRN: steps with r = 1, d = 0 (500) */
     size_t brn_ramp;       /* BRN: steps of the linear ramp to rmax 3, dmax 5 (2000) */
     double ic_drop;        /* IC layer dropout probability (0.05) */
+    size_t mabn_buffer;    /* MABN: iterations averaged (16) */
+    size_t mabn_warmup;    /* MABN: warm-up iterations (100) */
     int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */
     size_t max_batch;      /* largest batch any call will pass */

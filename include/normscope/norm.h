@@ -58,6 +58,9 @@ void ns_bn_set_condensation_gate(ns_layer *L, double tau);
  * channel; refused on 1x1 maps, where its output is identically zero). */
 int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps);
 
+/* MABN with a buffer of S iterations and warm-up iterations. */
+int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t group);
+
 /* FRN + TLU; learned_eps < 0: learned exactly when the map is 1x1. */
 int ns_frn_create(ns_layer *L, double eps0, int learned_eps);
 

@@ -27,6 +27,8 @@ void ns_net_opts_default(ns_net_opts *o)
     o->brn_warmup = 500;
     o->brn_ramp = 2000;
     o->ic_drop = 0.05;
+    o->mabn_buffer = 16;
+    o->mabn_warmup = 100;
     o->max_batch = 128;
 }
 

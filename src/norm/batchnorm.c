@@ -49,21 +49,27 @@ typedef struct bn_impl {
 } bn_impl;
 
 /* Mean pairwise cosine similarity of the flattened per-sample inputs,
- * mean_{i != j} cos(f_i, f_j) = (|sum_i u_i|^2 - n) / (n (n - 1)) with
- * u_i = f_i / |f_i|: UBN's feature condensation as METHODS.md defines it
- * (normscope's own definition). */
+ * mean_{i != j} cos(f_i, f_j) = (|sum_i u_i|^2 - m) / (n (n - 1)) with
+ * u_i = f_i / |f_i| and m the number of non-zero samples (|u_i|^2 = 1):
+ * UBN's feature condensation as METHODS.md defines it (normscope's own
+ * definition).  An all-zero sample has no direction; its cosines count as
+ * 0 (u_i = 0), as in torch's cosine_similarity. */
 static double condensation(const ns_real *x, size_t n, size_t size, double *acc)
 {
     if (n < 2)
         return NAN;
     memset(acc, 0, size * sizeof *acc);
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         const ns_real *xi = x + i * size;
         double s = 0;
 #pragma omp simd reduction(+ : s)
         for (size_t j = 0; j < size; j++)
             s += (double)xi[j] * xi[j];
-        double inv = s > 0 ? 1.0 / sqrt(s) : 0;
+        if (!(s > 0))
+            continue;
+        double inv = 1.0 / sqrt(s);
+        m++;
 #pragma omp simd
         for (size_t j = 0; j < size; j++)
             acc[j] += xi[j] * inv;
@@ -71,7 +77,7 @@ static double condensation(const ns_real *x, size_t n, size_t size, double *acc)
     double t = 0;
     for (size_t j = 0; j < size; j++)
         t += acc[j] * acc[j];
-    return (t - (double)n) / ((double)n * (double)(n - 1));
+    return (t - (double)m) / ((double)n * (double)(n - 1));
 }
 
 /* Large maps are worth a thread each; dense activations are not. */

@@ -157,9 +157,18 @@ int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps)
     size_t G = groups < C ? groups : C;
     while (C % G)
         G--;
-    if (G == C && P == 1)
-        return ns_error(NS_EINVAL, "instance-style normalization of a dense layer "
-                        "(%zu channels of 1x1) makes every output zero", C);
+    /* A group of one value normalises to zero whatever the input. */
+    if (G == C && P == 1) {
+        if (!strcmp(kind, "in"))
+            return ns_error(NS_EINVAL, "instance normalization of a dense layer "
+                            "(%zu channels of 1x1) makes every output zero", C);
+        if (G == 1)
+            return ns_error(NS_EINVAL, "layer normalization of a single feature "
+                            "(1 channel of 1x1) makes every output zero");
+        return ns_error(NS_EINVAL, "group normalization with %zu groups of one feature "
+                        "(%zu channels of 1x1) makes every output zero; ask for fewer "
+                        "groups", G, C);
+    }
     gn_impl *g = ns_calloc(1, sizeof *g);
     if (!g)
         return NS_ENOMEM;

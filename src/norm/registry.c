@@ -36,6 +36,11 @@ static int create_brn(ns_layer *L, const ns_net_opts *o)
     return st;
 }
 
+static int create_mabn(ns_layer *L, const ns_net_opts *o)
+{
+    return ns_mabn_create(L, o->bn_eps, o->mabn_buffer, o->mabn_warmup, o->norm_group);
+}
+
 static int create_gn(ns_layer *L, const ns_net_opts *o)
 {
     return ns_gn_create(L, "gn", o->gn_groups, o->bn_eps);
@@ -75,6 +80,12 @@ static const ns_norm_method methods[] = {
             "statistics (rmax 1->3, dmax 0->5 after warm-up)",
      "Ioffe, NeurIPS 2017; the step schedule is normscope's scaled-down default", create_brn,
      "--brn-warmup STEPS (500), --brn-ramp STEPS (2000), plus the bn options", 0},
+    {"mabn", "moving average BN: no centering, E[x^2] averaged over the last S iterations, "
+             "buffered E[g z] in backward, clamped renorm factor; with CenConv weights",
+     "Yan et al., ICLR 2020 (authors' code); groups as buffer iterations are normscope's "
+     "reading", create_mabn,
+     "--mabn-buffer S (16), --mabn-warmup N (100), --norm-group S, --bn-eps E",
+     NS_NORM_CENTER_W},
     {"gn", "group normalization per sample over channel groups (--gn-groups, 32)",
      "Wu & He, ECCV 2018", create_gn,
      "--gn-groups G (32; the largest divisor of the channel count not above G), --bn-eps E", 0},
