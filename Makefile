@@ -46,6 +46,7 @@ LIBA := $(B)/libnormscope.a
 BIN := $(B)/normscope
 
 .PHONY: all lib tests check check-one bench demo deps install clean
+.SECONDARY:
 all: $(BIN)
 ifeq ($(PRECISION)$(SAN),float)
 	@ln -sf $(BIN) normscope
@@ -108,4 +109,4 @@ install: all
 clean:
 	rm -rf build normscope
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(B)/obj/tests/*.d $(B)/obj/bench/*.d)
