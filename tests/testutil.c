@@ -1,6 +1,7 @@
 /* Helpers shared by the Check suites. */
 #include "testutil.h"
 
+#include <hdf5_hl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,6 +85,295 @@ double ns_test_relerr_d(const double *a, const double *b, size_t n, double floor
             worst = isnan(e) ? INFINITY : e;
     }
     return worst;
+}
+
+/* ------------------------------------------------ PyTorch cross-checks */
+
+/* What torch_ref.py needs beyond the layer struct: conv and pooling
+ * geometry, the lrelu slope, the dropout probability and, for layers in
+ * normalization slots, the method that filled them. */
+typedef struct torch_geom {
+    size_t k, stride, pad;
+    double alpha, p;
+    const char *method;
+} torch_geom;
+
+static int torch_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int torch_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "torch reference: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return -1;
+}
+
+static int kind_is(const ns_net *net, size_t li, const char *kind)
+{
+    return li < net->nlayers && strcmp(net->layers[li].ops->kind, kind) == 0;
+}
+
+/* Layer li must be a `kind`; returns li + 1, or (size_t)-1. */
+static size_t geom_expect(const ns_net *net, size_t li, const char *kind)
+{
+    if (!kind_is(net, li, kind)) {
+        torch_fail("layer %zu is not a %s", li, kind);
+        return (size_t)-1;
+    }
+    return li + 1;
+}
+
+static size_t geom_conv(const ns_net *net, torch_geom *g, size_t li, size_t k, size_t s,
+                        size_t p)
+{
+    if (li == (size_t)-1 || geom_expect(net, li, "conv") == (size_t)-1)
+        return (size_t)-1;
+    const ns_layer *L = &net->layers[li];
+    if (L->out_h != (L->in_h + 2 * p - k) / s + 1 || L->param[0].dims[2] != k) {
+        torch_fail("layer %s does not have the geometry of its token", L->name);
+        return (size_t)-1;
+    }
+    g[li].k = k;
+    g[li].stride = s;
+    g[li].pad = p;
+    return li + 1;
+}
+
+/* A normalization slot: the layer there, if any, was filled by `method`. */
+static size_t geom_norm(const ns_net *net, torch_geom *g, size_t li, const char *method)
+{
+    if (li == (size_t)-1 || li >= net->nlayers || !net->layers[li].is_norm)
+        return li;
+    g[li].method = method;
+    return li + 1;
+}
+
+/* Walks the expanded architecture string beside the layer list. */
+static int torch_geometry(const ns_net *net, torch_geom *g)
+{
+    char *copy = strdup(net->arch), *save = NULL;
+    if (!copy)
+        return torch_fail("out of memory");
+    const char *slot = net->opts.norm;
+    size_t li = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && li != (size_t)-1;
+         t = strtok_r(NULL, ",", &save)) {
+        size_t k, k2, c, s, p;
+        char *e;
+        if (sscanf(t, "conv%zux%zu:%zu", &k, &k2, &c) == 3) {
+            s = 1;
+            p = k / 2;
+            if ((e = strchr(t, '/')))
+                s = strtoul(e + 1, NULL, 10);
+            if ((e = strchr(t, 'p')))
+                p = strtoul(e + 1, NULL, 10);
+            li = geom_conv(net, g, li, k, s, p);
+        } else if (strncmp(t, "maxpool:", 8) == 0 || strncmp(t, "avgpool:", 8) == 0) {
+            k = strtoul(t + 8, &e, 10);
+            s = *e == '/' ? strtoul(e + 1, NULL, 10) : k;
+            if (geom_expect(net, li, t[0] == 'm' ? "maxpool" : "avgpool") != (size_t)-1) {
+                g[li].k = k;
+                g[li].stride = s;
+                li++;
+            } else {
+                li = (size_t)-1;
+            }
+        } else if (strncmp(t, "res:", 4) == 0) {
+            c = strtoul(t + 4, &e, 10);
+            s = *e == '/' ? strtoul(e + 1, NULL, 10) : 1;
+            li = geom_conv(net, g, li, 3, s, 1);
+            li = geom_norm(net, g, li, slot);
+            if (li != (size_t)-1)
+                li = geom_expect(net, li, "relu");
+            li = geom_conv(net, g, li, 3, 1, 1);
+            li = geom_norm(net, g, li, slot);
+            if (li != (size_t)-1 && kind_is(net, li, "conv")) {
+                li = geom_conv(net, g, li, 1, s, 0);
+                li = geom_norm(net, g, li, slot);
+            }
+            if (li != (size_t)-1)
+                li = geom_expect(net, li, "add");
+            if (li != (size_t)-1)
+                li = geom_expect(net, li, "relu");
+        } else if (strcmp(t, "norm") == 0 || strcmp(t, "bn") == 0) {
+            li = geom_norm(net, g, li, t[0] == 'b' ? "bn" : slot);
+        } else if (strncmp(t, "lrelu", 5) == 0) {
+            if (geom_expect(net, li, "lrelu") != (size_t)-1) {
+                g[li].alpha = t[5] == ':' ? strtod(t + 6, NULL) : 0.01;
+                li++;
+            } else {
+                li = (size_t)-1;
+            }
+        } else if (strncmp(t, "dropout:", 8) == 0) {
+            if (geom_expect(net, li, "dropout") != (size_t)-1) {
+                g[li].p = strtod(t + 8, NULL);
+                li++;
+            } else {
+                li = (size_t)-1;
+            }
+        } else {
+            li++;
+        }
+    }
+    free(copy);
+    if (li != net->nlayers)
+        return torch_fail("the layers of '%s' do not follow its tokens", net->arch);
+    return 0;
+}
+
+static int h5_int(hid_t f, const char *obj, const char *name, long v)
+{
+    int i = (int)v;
+    return H5LTset_attribute_int(f, obj, name, &i, 1) >= 0 ? 0 : -1;
+}
+
+static int h5_double(hid_t f, const char *obj, const char *name, double v)
+{
+    return H5LTset_attribute_double(f, obj, name, &v, 1) >= 0 ? 0 : -1;
+}
+
+static int h5_real(hid_t f, const char *path, int rank, const hsize_t *dims, const ns_real *v)
+{
+#ifdef NS_DOUBLE
+    return H5LTmake_dataset_double(f, path, rank, dims, v) >= 0 ? 0 : -1;
+#else
+    return H5LTmake_dataset_float(f, path, rank, dims, v) >= 0 ? 0 : -1;
+#endif
+}
+
+static int h5_tensor(hid_t f, const char *obj, const ns_tensor *t)
+{
+    char path[128];
+    hsize_t dims[4];
+    for (int d = 0; d < t->ndim; d++)
+        dims[d] = t->dims[d];
+    snprintf(path, sizeof path, "%s/%s", obj, t->name);
+    return h5_real(f, path, t->ndim, dims, t->data);
+}
+
+int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
+                        const int32_t *y, size_t n, ns_mode mode)
+{
+    size_t nl = net->nlayers;
+    torch_geom *g = calloc(nl, sizeof *g);
+    size_t len = nl * (sizeof net->layers[0].name + 1), used = 0;
+    char *names = calloc(len, 1);
+    hid_t f = -1;
+    int bad = 0;
+    if (!g || !names) {
+        bad = torch_fail("out of memory");
+        goto cleanup;
+    }
+    if (torch_geometry(net, g)) {
+        bad = -1;
+        goto cleanup;
+    }
+    f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        bad = torch_fail("cannot create '%s'", path);
+        goto cleanup;
+    }
+    const ns_net_opts *o = &net->opts;
+#ifdef NS_DOUBLE
+    bad |= H5LTset_attribute_string(f, "/", "dtype", "float64") < 0;
+#else
+    bad |= H5LTset_attribute_string(f, "/", "dtype", "float32") < 0;
+#endif
+    bad |= H5LTset_attribute_string(f, "/", "mode", mode == NS_MODE_TRAIN ? "train" : "eval") < 0;
+    bad |= h5_int(f, "/", "group", (long)o->norm_group);
+    bad |= h5_double(f, "/", "eps", o->bn_eps);
+    bad |= h5_double(f, "/", "momentum", o->bn_momentum);
+    bad |= h5_int(f, "/", "gn_groups", (long)o->gn_groups);
+    bad |= h5_double(f, "/", "psbn_alpha", o->psbn_alpha);
+    bad |= h5_double(f, "/", "frn_eps", o->frn_eps);
+    for (size_t i = 0; i < nl; i++)
+        used += (size_t)snprintf(names + used, len - used, "%s%s", i ? "," : "",
+                                 net->layers[i].name);
+    bad |= H5LTset_attribute_string(f, "/", "names", names) < 0;
+    hsize_t xd[4] = {n, net->in_c, net->in_h, net->in_w}, yd[1] = {n};
+    bad |= h5_real(f, "/x", 4, xd, x);
+    bad |= H5LTmake_dataset_int(f, "/y", 1, yd, y) < 0;
+    hid_t gl = H5Gcreate2(f, "/layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    bad |= gl < 0;
+    if (gl >= 0)
+        H5Gclose(gl);
+    for (size_t i = 0; i < nl && !bad; i++) {
+        const ns_layer *L = &net->layers[i];
+        char obj[64];
+        snprintf(obj, sizeof obj, "/layers/%s", L->name);
+        hid_t gi = H5Gcreate2(f, obj, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        bad |= gi < 0;
+        if (gi >= 0)
+            H5Gclose(gi);
+        bad |= H5LTset_attribute_string(f, obj, "kind", L->ops->kind) < 0;
+        if (g[i].method)
+            bad |= H5LTset_attribute_string(f, obj, "method", g[i].method) < 0;
+        bad |= h5_int(f, obj, "src", L->src);
+        bad |= h5_int(f, obj, "src2", L->src2);
+        int shape[3] = {(int)L->in_c, (int)L->in_h, (int)L->in_w};
+        bad |= H5LTset_attribute_int(f, obj, "in_shape", shape, 3) < 0;
+        bad |= h5_int(f, obj, "k", (long)g[i].k);
+        bad |= h5_int(f, obj, "stride", (long)g[i].stride);
+        bad |= h5_int(f, obj, "pad", (long)g[i].pad);
+        bad |= h5_double(f, obj, "alpha", g[i].alpha);
+        bad |= h5_double(f, obj, "p", g[i].p);
+        bad |= h5_int(f, obj, "affine", o->bn_affine);
+        for (int t = 0; t < L->nparam; t++)
+            bad |= h5_tensor(f, obj, &L->param[t]);
+        for (int t = 0; t < L->nstate; t++)
+            bad |= h5_tensor(f, obj, &L->state[t]);
+    }
+    if (bad)
+        bad = torch_fail("cannot write '%s'", path);
+cleanup:
+    if (f >= 0 && H5Fclose(f) < 0 && !bad)
+        bad = torch_fail("cannot close '%s'", path);
+    free(g);
+    free(names);
+    return bad ? -1 : 0;
+}
+
+double *ns_test_read_ref(hid_t f, const char *path, size_t n)
+{
+    int rank;
+    ck_assert_msg(H5LTget_dataset_ndims(f, path, &rank) >= 0, "reference lacks '%s'", path);
+    hsize_t dims[8];
+    H5T_class_t cls;
+    size_t tsize;
+    ck_assert(rank <= 8 && H5LTget_dataset_info(f, path, dims, &cls, &tsize) >= 0);
+    size_t cnt = 1;
+    for (int d = 0; d < rank; d++)
+        cnt *= dims[d];
+    ck_assert_msg(cnt == n, "'%s' has %zu values, normscope %zu", path, cnt, n);
+    double *v = malloc((n ? n : 1) * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    ck_assert(H5LTread_dataset_double(f, path, v) >= 0);
+    return v;
+}
+
+void ns_test_compare(const char *cs, const char *what, const ns_real *a, const double *ref,
+                     size_t n, double floor, double tol)
+{
+    double mx = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+        mx = fabs(ref[i]) > mx ? fabs(ref[i]) : mx;
+    double den = mx > floor ? mx : floor;
+    den = den > 1e-30 ? den : 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - ref[i]) / den;
+        if (!(e <= worst)) {
+            worst = isnan(e) ? INFINITY : e;
+            at = i;
+        }
+    }
+    if (getenv("NS_TEST_VERBOSE"))
+        fprintf(stderr, "%-18s %-28s %.3g\n", cs, what, worst);
+    ck_assert_msg(worst < tol,
+                  "%s: %s[%zu]: normscope %.12g, torch %.12g (error %.3g of max %.3g)", cs,
+                  what, at, (double)a[at], ref[at], worst, mx);
 }
 
 int ns_test_run(Suite *s)

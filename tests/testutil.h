@@ -3,9 +3,11 @@
 #define NS_TESTUTIL_H
 
 #include <check.h>
+#include <hdf5.h>
 #include <stddef.h>
 
 #include "normscope/core.h"
+#include "normscope/nn.h"
 
 /* A fresh temporary directory for this test process (removed by the OS
  * tmp cleaner; tests put their files inside).  Returns a static buffer. */
@@ -25,6 +27,28 @@ int ns_test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Max |a-b| / max(|b|, floor) over n values. */
 double ns_test_relerr(const ns_real *a, const ns_real *b, size_t n, double floor);
 double ns_test_relerr_d(const double *a, const double *b, size_t n, double floor);
+
+/* ---- PyTorch cross-checks (tests/torch_ref.py) ---- */
+
+/* Writes a network (layer kinds, wiring, geometry, parameters and state in
+ * PyTorch's layout), a batch of n samples x with labels y, and the mode
+ * (NS_MODE_TRAIN or NS_MODE_EVAL) to path in the layout torch_ref.py reads.
+ * Geometry comes from the expanded architecture string; each layer in a
+ * `norm` slot is tagged with net->opts.norm, an explicit `bn` with "bn".
+ * Does not use Check's asserts, so it may run outside a test: returns 0, or
+ * -1 after a message on stderr. */
+int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
+                        const int32_t *y, size_t n, ns_mode mode);
+
+/* Reads the dataset `path` of f, which must hold exactly n values, as
+ * doubles into a new buffer (fails the test otherwise). */
+double *ns_test_read_ref(hid_t f, const char *path, size_t n);
+
+/* Fails the test unless max |a - ref| / max(max |ref|, floor) < tol; cs and
+ * what name the case and the tensor in the message (NS_TEST_VERBOSE=1
+ * prints every error). */
+void ns_test_compare(const char *cs, const char *what, const ns_real *a, const double *ref,
+                     size_t n, double floor, double tol);
 
 /* Runs the suite and returns a process exit status. */
 int ns_test_run(Suite *s);

@@ -52,7 +52,7 @@ int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_
 void ns_bn_set_shift(ns_layer *L, double alpha);
 /* UBN stage 1: measure the condensation of the BN input each training step
  * and skip the running-statistics update when it exceeds tau. */
-void ns_bn_set_condensation_gate(ns_layer *L, double tau);
+int ns_bn_set_condensation_gate(ns_layer *L, double tau);
 
 /* GroupNorm family: kind "gn" (groups), "ln" (one group), "in" (a group per
  * channel; refused on 1x1 maps, where its output is identically zero). */

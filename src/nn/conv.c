@@ -115,7 +115,7 @@ static int conv_forward(ns_layer *L, ns_real *y, const ns_real *x,
     size_t in = ns_layer_in_size(L), out = ns_layer_out_size(L), co = L->out_c;
     size_t blk = c->blk, nb = (n + blk - 1) / blk;
     const ns_real *W = ns_layer_weight_forward(L), *b = L->param[1].data;
-#pragma omp parallel num_threads(c->nthr)
+#pragma omp parallel num_threads(nb < (size_t)c->nthr ? (int)nb : c->nthr)
     {
         int t = omp_get_thread_num();
         ns_real *col = c->col + (size_t)t * K * blk * P;
@@ -157,7 +157,7 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     ns_real *dW = ns_layer_weight_grad_begin(L), *db = L->param[1].grad;
     int nthr = c->nthr;
     memset(c->dw, 0, (size_t)nthr * co * K * sizeof *c->dw);
-#pragma omp parallel num_threads(nthr)
+#pragma omp parallel num_threads(nb < (size_t)nthr ? (int)nb : nthr)
     {
         int t = omp_get_thread_num();
         ns_real *col = c->col + (size_t)t * K * blk * P;

@@ -438,13 +438,14 @@ void ns_bn_set_shift(ns_layer *L, double alpha)
     ((bn_impl *)L->impl)->shift = alpha;
 }
 
-void ns_bn_set_condensation_gate(ns_layer *L, double tau)
+int ns_bn_set_condensation_gate(ns_layer *L, double tau)
 {
     bn_impl *b = L->impl;
     b->fct = tau;
     b->condensation = NAN;
     if (!b->work)
         b->work = ns_malloc(ns_layer_in_size(L) * sizeof *b->work);
+    return b->work ? NS_OK : NS_ENOMEM;
 }
 
 int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t group)

@@ -24,7 +24,7 @@ static int create_ubn(ns_layer *L, const ns_net_opts *o)
 {
     int st = create_bn(L, o);
     if (!st)
-        ns_bn_set_condensation_gate(L, o->fct);
+        st = ns_bn_set_condensation_gate(L, o->fct);
     return st;
 }
 
