@@ -263,6 +263,18 @@ static const gcase cases[] = {
     /* UBN in training mode (the gate acts on running statistics only) */
     {"ubn-conv-train", "conv3x3:3,norm,fc:out", NO("ubn"), 2, 5, 5, 3, 4, TR, 0, 0},
     {"ubn-dense-train", "fc:6,norm,fc:out", NO("ubn"), 2, 3, 3, 3, 5, TR, 0, 0},
+    /* weight rules: reparametrisations inside the forward pass (gradients
+     * flow through them), MimicNorm's network rewrite, batch-mode BRN/MABN */
+    {"nf-dense", "fc:6,relu,fc:5,relu,fc:out", NO("nf"), 2, 3, 3, 3, 4, BA, 0, 0},
+    {"nf-conv", "conv3x3:4,relu,conv3x3:3/2,relu,fc:out", NO("nf"), 2, 5, 5, 3, 3, BA, 0, 0},
+    {"ws-conv", "conv3x3:4,norm,relu,conv3x3:4,norm,fc:out", {"ws", 2, 0, 0}, 2, 5, 5, 3, 3, BA, 0, 0},
+    {"ws-dense", "fc:8,norm,relu,fc:8,norm,relu,fc:out", {"ws", 2, 0, 0}, 2, 3, 3, 3, 4, BA, 0, 0},
+    {"cenconv-conv", "conv3x3:4,norm,relu,conv3x3:3,norm,fc:out", NO("cenconv"), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"mimic-mlp", "mlp:16x2", NO("mimic"), 1, 4, 4, 5, 6, BA, 1, 0},
+    {"mimic-res", "conv3x3:4,norm,relu,res:4,res:6/2,gap,fc:out", NO("mimic"), 2, 6, 6, 3, 5, BA, 1, 0},
+    {"mabn-batch", "conv3x3:4,norm,relu,fc:6,norm,fc:out", NO("mabn"), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"brn-batch", "conv3x3:4,norm,relu,fc:6,norm,fc:out", NO("brn"), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"ic-mlp", "mlp:8x2", NO("ic"), 1, 3, 3, 4, 5, BA, 1, 0},
     /* whole networks with the real loss */
     {"mlp-gn4", "mlp:16x2", GN(4), 1, 4, 4, 5, 6, BA, 1, 0},
     {"mlp-ln", "mlp:16x2", NO("ln"), 1, 4, 4, 5, 6, BA, 1, 0},
@@ -367,7 +379,9 @@ static void analytic(gprob *p)
 static void assert_method(const gprob *p)
 {
     static const struct { const char *norm, *kind; } kinds[] = {
-        {"gn", "gn"}, {"ln", "ln"}, {"in", "in"}, {"frn", "frn"}, {"psbn", "bn"}, {"ubn", "bn"}};
+        {"gn", "gn"}, {"ln", "ln"}, {"in", "in"}, {"frn", "frn"}, {"psbn", "bn"}, {"ubn", "bn"},
+        {"ws", "gn"}, {"cenconv", "bn"}, {"mimic", "bn"}, {"mabn", "mabn"}, {"brn", "bn"},
+        {"ic", "bn"}, {"nf", ""}};
     const char *kind = NULL;
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
         if (!strcmp(kinds[k].norm, p->gc->no.norm))
@@ -380,7 +394,16 @@ static void assert_method(const gprob *p)
                           p->gc->name, p->net->layers[i].name);
             found++;
         }
-    ck_assert_msg(found > 0, "%s: no normalization layer", p->gc->name);
+    ck_assert_msg(found > 0 || !kind[0], "%s: no normalization layer", p->gc->name);
+    /* Reparametrising methods reparametrise some layer. */
+    const char *norm = p->gc->no.norm;
+    if (!strcmp(norm, "nf") || !strcmp(norm, "ws") || !strcmp(norm, "cenconv") ||
+        !strcmp(norm, "mabn")) {
+        size_t nrule = 0;
+        for (size_t i = 0; i < p->net->nlayers; i++)
+            nrule += p->net->layers[i].wrule != 0;
+        ck_assert_msg(nrule > 0, "%s: no layer with a weight rule", p->gc->name);
+    }
 }
 
 /* FRN cases: the TLU passes some entries and clamps others, none near the
@@ -479,7 +502,11 @@ START_TEST(test_gradients)
             worst = e > worst ? e : worst;
         }
     }
-    ck_assert_msg(norm_checked >= 2, "%s: no normalization parameters checked", gc->name);
+    /* nf and mimic have no affine normalization layer: their own parameters
+     * (gains, residual scalars) are among those checked above. */
+    ck_assert_msg(norm_checked >= 2 || !strcmp(gc->no.norm, "nf") ||
+                      !strcmp(gc->no.norm, "mimic"),
+                  "%s: no normalization parameters checked", gc->name);
     ck_assert_msg(max_abs(p.gx, p.nin) > 1e-8, "%s: zero input gradient", gc->name);
     e = check_values(&p, "input", p.x, p.gx, p.nin, &r);
     worst = e > worst ? e : worst;

@@ -97,6 +97,8 @@ struct ns_layer {
     int wrule;                 /* weight reparametrisation in the forward pass (ns_wrule) */
     ns_real *wt, *gw;          /* reparametrised weight and its gradient (wrule only) */
     double *wis;               /* per-row 1/std of the standardised weight (wrule only) */
+    ns_real *wu;               /* scaled WS: the standardised weight before the gain */
+    double wgamma;             /* scaled WS: the activation gain folded into W' */
     const ns_layer *prev_norm; /* the previous normalization layer (read-only), or NULL */
     ns_mode last_mode;         /* mode of the last forward (backward follows it) */
     void *impl;
@@ -119,10 +121,13 @@ void ns_init_fill(ns_real *W, size_t nw, ns_real *b, size_t nb, double fan_in,
 typedef enum ns_wrule {
     NS_WRULE_NONE = 0,
     NS_WRULE_CENTER,     /* CenConv: W' = W - mean over the fan-in, per output unit */
-    NS_WRULE_STANDARDIZE /* Weight Standardization: W' = (W - mean) / sqrt(var + 1e-5) */
+    NS_WRULE_STANDARDIZE, /* Weight Standardization: W' = (W - mean) / sqrt(var + 1e-5) */
+    NS_WRULE_SCALED       /* NF nets' scaled WS: W' = gain g (W - mean) / sqrt(n var + 1e-4),
+                           * n = fan-in, g = sqrt(2/(1-1/pi)) after a ReLU, else 1 */
 } ns_wrule;
 
-/* Gives a dense or conv layer a weight rule (allocates its buffers). */
+/* Gives a dense or conv layer a weight rule (allocates its buffers; the
+ * scaled rule adds a "gain" parameter, so call it before the slabs exist). */
 int ns_layer_set_wrule(ns_layer *L, ns_wrule rule);
 /* The weight a dense/conv layer multiplies with: W, or W' computed now. */
 const ns_real *ns_layer_weight_forward(ns_layer *L);
@@ -147,6 +152,7 @@ typedef struct ns_net_opts {
     double ic_drop;        /* IC layer dropout probability (0.05) */
     size_t mabn_buffer;    /* MABN: iterations averaged (16) */
     size_t mabn_warmup;    /* MABN: warm-up iterations (100) */
+    double agc;            /* BN-free training: AGC clipping threshold lambda (0.01) */
     int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */
     size_t max_batch;      /* largest batch any call will pass */
@@ -206,6 +212,10 @@ void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed);
  * fan-in of every layer marked weight_mean.  A projection of the stored
  * weights, called after initialisation and after every optimiser step. */
 void ns_net_project(ns_net *net);
+/* Adaptive gradient clipping (Brock et al. 2021), unit-wise on the weight
+ * of every layer with a weight rule: a row's gradient G_o is scaled down to
+ * lambda max(|W_o|, 1e-3) when its norm exceeds that. */
+void ns_net_agc(ns_net *net, double lambda);
 /* 1 when some layer is projected. */
 int ns_net_has_projection(const ns_net *net);
 

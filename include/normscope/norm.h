@@ -17,7 +17,9 @@ enum ns_norm_flags {
     NS_NORM_MIMIC_INIT = 8,   /* MimicNorm's initialisation unless --init is given */
     NS_NORM_CENTER_W = 16,    /* CenConv: centred weights inside the forward pass */
     NS_NORM_STD_W = 32,       /* Weight Standardization inside the forward pass */
-    NS_NORM_IC = 64           /* IC layer: BN + dropout after every activation */
+    NS_NORM_IC = 64,          /* IC layer: BN + dropout after every activation */
+    NS_NORM_SCALED_W = 128,   /* scaled WS on conv and hidden dense layers */
+    NS_NORM_AGC = 256         /* adaptive gradient clipping before each step */
 };
 
 typedef struct ns_norm_method {

@@ -72,6 +72,14 @@ int ns_layer_set_wrule(ns_layer *L, ns_wrule rule)
     if (!L->wt || !L->gw || !L->wis)
         return NS_ENOMEM;
     L->wrule = rule;
+    L->wgamma = 1;
+    if (rule == NS_WRULE_SCALED) {
+        L->wu = ns_malloc(W->size * sizeof *L->wu);
+        if (!L->wu)
+            return NS_ENOMEM;
+        size_t gd[1] = {W->dims[0]};
+        return ns_layer_add_param(L, "gain", 1, gd);
+    }
     return NS_OK;
 }
 
@@ -88,12 +96,22 @@ const ns_real *ns_layer_weight_forward(ns_layer *L)
         for (size_t k = 0; k < fan; k++)
             s += w[k];
         double mu = s / (double)fan, is = 1;
-        if (L->wrule == NS_WRULE_STANDARDIZE) {
+        if (L->wrule != NS_WRULE_CENTER)
             for (size_t k = 0; k < fan; k++)
                 ss += ((double)w[k] - mu) * ((double)w[k] - mu);
+        if (L->wrule == NS_WRULE_STANDARDIZE)
             is = 1.0 / sqrt(ss / (double)fan + 1e-5);
-        }
+        if (L->wrule == NS_WRULE_SCALED)
+            is = 1.0 / sqrt(ss + 1e-4);   /* fan * var = ss */
         L->wis[o] = is;
+        if (L->wrule == NS_WRULE_SCALED) {
+            double c = L->param[2].data[o] * L->wgamma;
+            for (size_t k = 0; k < fan; k++) {
+                L->wu[o * fan + k] = (ns_real)(((double)w[k] - mu) * is);
+                t[k] = (ns_real)(c * L->wu[o * fan + k]);
+            }
+            continue;
+        }
         for (size_t k = 0; k < fan; k++)
             t[k] = (ns_real)(((double)w[k] - mu) * is);
     }
@@ -114,6 +132,25 @@ void ns_layer_weight_grad_end(ns_layer *L)
         return;
     ns_tensor *W = &L->param[0];
     size_t rows = W->dims[0], fan = W->size / rows;
+    if (L->wrule == NS_WRULE_SCALED) {
+        /* W' = c u, u = (W - mu) / s, c = gain g:  dgain = g sum(G u),
+         * dW = (c / s) (G - mean(G) - u sum(G u)) */
+        for (size_t o = 0; o < rows; o++) {
+            const ns_real *g = L->gw + o * fan, *u = L->wu + o * fan;
+            ns_real *dW = W->grad + o * fan;
+            double m1 = 0, gu = 0, c = L->param[2].data[o] * L->wgamma;
+            for (size_t k = 0; k < fan; k++) {
+                m1 += g[k];
+                gu += (double)g[k] * u[k];
+            }
+            m1 /= (double)fan;
+            L->param[2].grad[o] += (ns_real)(L->wgamma * gu);
+            double a = c * L->wis[o];
+            for (size_t k = 0; k < fan; k++)
+                dW[k] += (ns_real)(a * (g[k] - m1 - u[k] * gu));
+        }
+        return;
+    }
     for (size_t o = 0; o < rows; o++) {
         const ns_real *g = L->gw + o * fan, *t = L->wt + o * fan;
         ns_real *dW = W->grad + o * fan;

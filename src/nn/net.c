@@ -29,6 +29,7 @@ void ns_net_opts_default(ns_net_opts *o)
     o->ic_drop = 0.05;
     o->mabn_buffer = 16;
     o->mabn_warmup = 100;
+    o->agc = 0.01;
     o->max_batch = 128;
 }
 
@@ -390,6 +391,28 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
     }
     if (b.method->flags & NS_NORM_WEIGHT_MEAN)
         ns_weight_mean_select(net, opts->wm_all);
+    if (b.method->flags & NS_NORM_SCALED_W) {
+        /* BN-free: scaled WS on every conv and hidden dense layer (not the
+         * classifier), with the ReLU gain folded in after a ReLU. */
+        ns_weight_mean_select(net, 0);
+        size_t last_dense = (size_t)-1;
+        for (size_t i = 0; i < net->nlayers; i++)
+            if (!strcmp(net->layers[i].ops->kind, "dense"))
+                last_dense = i;
+        for (size_t i = 0; !st && i < net->nlayers; i++) {
+            ns_layer *L = &net->layers[i];
+            int pick = (!strcmp(L->ops->kind, "conv") ||
+                        !strcmp(L->ops->kind, "dense")) && i != last_dense;
+            L->weight_mean = 0;
+            if (!pick)
+                continue;
+            st = ns_layer_set_wrule(L, NS_WRULE_SCALED);
+            if (L->src >= 0 && !strcmp(net->layers[L->src].ops->kind, "relu"))
+                L->wgamma = sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846));
+        }
+        if (st)
+            goto cleanup;
+    }
     if (b.method->flags & (NS_NORM_CENTER_W | NS_NORM_STD_W)) {
         /* Reparametrise the layers weight mean would project (all conv layers
          * or, without convolutions, the hidden dense layers). */
@@ -427,6 +450,7 @@ void ns_net_free(ns_net *net)
         ns_free(L->wt);
         ns_free(L->gw);
         ns_free(L->wis);
+        ns_free(L->wu);
         if (net->act)
             ns_free(net->act[i]);
         if (net->dact)
@@ -454,6 +478,10 @@ void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed)
         ns_rng_seed(&r, seed, 0x1000 + i);
         if (L->ops->init)
             L->ops->init(L, init, &r);
+        for (int t = 0; t < L->nparam; t++)
+            if (!strcmp(L->param[t].name, "gain"))
+                for (size_t k = 0; k < L->param[t].size; k++)
+                    L->param[t].data[k] = 1;
     }
     ns_net_project(net);
 }

@@ -117,6 +117,11 @@ static const ns_norm_method methods[] = {
     {"ic", "IC layer: BN then dropout after every activation, i.e. before each weight "
            "layer; the slots are left empty", "Chen et al. 2019", NULL,
      "--ic-drop P (0.05), plus the bn options", NS_NORM_IC},
+    {"nf", "BN-free training: no norm layers, scaled weight standardization with a learned "
+           "gain on conv and hidden dense layers (ReLU gain folded in), adaptive "
+           "gradient clipping on those weights",
+     "Brock et al., ICLR 2021 / ICML 2021 (NF nets); no residual alpha/beta scaling yet",
+     NULL, "--agc LAMBDA (0.01)", NS_NORM_SCALED_W | NS_NORM_AGC},
     {"lastbn", "MimicNorm's last BN alone: a BN without affine on the logits, no other "
                "norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
      "--bn-momentum, --bn-eps", NS_NORM_LAST_BN},

@@ -13,6 +13,7 @@
  */
 #include "normscope/norm.h"
 
+#include <math.h>
 #include <string.h>
 
 static int is_weight_layer(const ns_layer *L, const char *kind)
@@ -70,4 +71,32 @@ int ns_net_has_projection(const ns_net *net)
         if (net->layers[i].weight_mean)
             return 1;
     return 0;
+}
+
+void ns_net_agc(ns_net *net, double lambda)
+{
+    for (size_t i = 0; i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        if (!L->wrule)
+            continue;
+        ns_tensor *W = &L->param[0];
+        size_t rows = W->dims[0], fan = W->size / rows;
+        for (size_t o = 0; o < rows; o++) {
+            const ns_real *w = W->data + o * fan;
+            ns_real *g = W->grad + o * fan;
+            double wn = 0, gn = 0;
+            for (size_t k = 0; k < fan; k++) {
+                wn += (double)w[k] * w[k];
+                gn += (double)g[k] * g[k];
+            }
+            wn = sqrt(wn);
+            gn = sqrt(gn);
+            double lim = lambda * (wn > 1e-3 ? wn : 1e-3);
+            if (gn > lim) {
+                ns_real f = (ns_real)(lim / gn);
+                for (size_t k = 0; k < fan; k++)
+                    g[k] *= f;
+            }
+        }
+    }
 }

@@ -56,6 +56,8 @@ int ns_train_config_check(const ns_train_config *c)
                         c->net.norm_group, c->batch);
     if (!(c->net.ic_drop >= 0 && c->net.ic_drop < 1))
         return ns_error(NS_EINVAL, "--ic-drop must be in [0, 1), got %g", c->net.ic_drop);
+    if (!(c->net.agc > 0))
+        return ns_error(NS_EINVAL, "--agc must be positive, got %g", c->net.agc);
     if (c->net.mabn_buffer == 0 || c->net.mabn_buffer > 4096)
         return ns_error(NS_EINVAL, "--mabn-buffer must be between 1 and 4096");
     if (c->net.gn_groups == 0)
@@ -193,6 +195,7 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "frn_eps", c->net.frn_eps);
     if (!st) st = ns_h5_attr_int(fid, g, "wm_all", c->net.wm_all);
     if (!st) st = ns_h5_attr_double(fid, g, "ic_drop", c->net.ic_drop);
+    if (!st) st = ns_h5_attr_double(fid, g, "agc", c->net.agc);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_buffer", (int64_t)c->net.mabn_buffer);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_warmup", (int64_t)c->net.mabn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "brn_warmup", (int64_t)c->net.brn_warmup);
@@ -257,6 +260,7 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = ns_h5_get_double(fid, g, "frn_eps", &c->net.frn_eps);
     if (!st && !(st = ns_h5_get_int(fid, g, "wm_all", &iv))) c->net.wm_all = (int)iv;
     if (!st) st = ns_h5_get_double(fid, g, "ic_drop", &c->net.ic_drop);
+    if (!st) st = ns_h5_get_double(fid, g, "agc", &c->net.agc);
     if (!st) st = get_size(fid, g, "mabn_buffer", &c->net.mabn_buffer);
     if (!st) st = get_size(fid, g, "mabn_warmup", &c->net.mabn_warmup);
     if (!st) st = get_size(fid, g, "brn_warmup", &c->net.brn_warmup);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "normscope/norm.h"
 #include "table.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -444,6 +445,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
     }
 
     size_t act_bytes = ns_net_activation_bytes(T.net, B);
+    int agc = (ns_norm_find(T.cfg.net.norm)->flags & NS_NORM_AGC) != 0;
     stop_requested = 0;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -488,8 +490,12 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         ns_net_zero_grad(T.net);
         ns_net_backward(T.net, T.dlogits);
         double g2 = 0;
+        const ns_real *gr = T.net->grads;
+#pragma omp simd reduction(+ : g2)
         for (size_t i = 0; i < T.net->nparams; i++)
-            g2 += (double)T.net->grads[i] * T.net->grads[i];
+            g2 += (double)gr[i] * gr[i];
+        if (agc)
+            ns_net_agc(T.net, T.cfg.net.agc);
         double lr = ns_schedule_lr(&T.cfg, step, spe, total);
         ns_optim_step(&T.opt, &T.cfg, lr, T.net->params, T.net->grads);
         ns_net_project(T.net);
@@ -500,8 +506,10 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         for (size_t k = 0; k < T.nw; k++) {
             const ns_tensor *W = &T.net->layers[T.widx[k]].param[0];
             double s = 0;
+            const ns_real *wd = W->data;
+#pragma omp simd reduction(+ : s)
             for (size_t i = 0; i < W->size; i++)
-                s += (double)W->data[i] * W->data[i];
+                s += (double)wd[i] * wd[i];
             T.wrow[k] = sqrt(s);
         }
         double row[S_NCOL] = {(double)step, (double)epoch, loss, (double)hits / (double)n,
