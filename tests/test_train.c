@@ -154,6 +154,28 @@ START_TEST(test_config_roundtrip)
 }
 END_TEST
 
+/* Files written before a method option existed still load, with its default. */
+START_TEST(test_config_missing_method_options)
+{
+    ns_train_config c, d;
+    ns_train_config_default(&c);
+    c.net.gn_groups = 8;
+    ns_h5out o;
+    ck_assert_int_eq(ns_h5out_create(&o, ns_test_path("cfg-old.h5"), 1), NS_OK);
+    ck_assert_int_eq(ns_train_config_save(o.fid, &c), NS_OK);
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "gn_groups", H5P_DEFAULT), 0);
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "mabn_buffer", H5P_DEFAULT), 0);
+    ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_OK);
+    ck_assert_uint_eq(d.net.gn_groups, 32);
+    ck_assert_uint_eq(d.net.mabn_buffer, 16);
+    /* A core setting that is missing is still an error naming it. */
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "lr", H5P_DEFAULT), 0);
+    ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "'lr'"));
+    ns_h5out_abort(&o);
+}
+END_TEST
+
 START_TEST(test_checkpoint_roundtrip)
 {
     ns_net_opts o;
@@ -221,6 +243,7 @@ int main(void)
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_config_checks);
     tcase_add_test(tc, test_config_roundtrip);
+    tcase_add_test(tc, test_config_missing_method_options);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_atomic_refuse);
     suite_add_tcase(s, tc);

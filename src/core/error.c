@@ -7,16 +7,21 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char errbuf[1024];
 static ns_error_handler *handler;
 
 int ns_error(int status, const char *fmt, ...)
 {
+    /* Format into a scratch buffer first: callers may pass ns_errmsg() as
+     * an argument to build on the previous message. */
+    char tmp[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(errbuf, tmp, sizeof errbuf);
     if (handler)
         handler(status, errbuf);
     return status;

@@ -241,6 +241,33 @@ static int get_size(hid_t fid, const char *g, const char *name, size_t *v)
     return st;
 }
 
+/* Options of normalization methods were added after format version 1
+ * appeared: files without them keep the defaults. */
+static int opt_double(hid_t fid, const char *g, const char *name, double *v)
+{
+    if (H5Aexists_by_name(fid, g, name, H5P_DEFAULT) <= 0)
+        return NS_OK;
+    return ns_h5_get_double(fid, g, name, v);
+}
+
+static int opt_size(hid_t fid, const char *g, const char *name, size_t *v)
+{
+    if (H5Aexists_by_name(fid, g, name, H5P_DEFAULT) <= 0)
+        return NS_OK;
+    return get_size(fid, g, name, v);
+}
+
+static int opt_int(hid_t fid, const char *g, const char *name, int *v)
+{
+    int64_t x;
+    if (H5Aexists_by_name(fid, g, name, H5P_DEFAULT) <= 0)
+        return NS_OK;
+    int st = ns_h5_get_int(fid, g, name, &x);
+    if (!st)
+        *v = (int)x;
+    return st;
+}
+
 int ns_train_config_load(hid_t fid, ns_train_config *c)
 {
     const char *g = "/config";
@@ -254,18 +281,18 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = ns_h5_get_double(fid, g, "bn_momentum", &c->net.bn_momentum);
     if (!st) st = ns_h5_get_double(fid, g, "bn_eps", &c->net.bn_eps);
     if (!st && !(st = ns_h5_get_int(fid, g, "bn_affine", &iv))) c->net.bn_affine = (int)iv;
-    if (!st) st = get_size(fid, g, "gn_groups", &c->net.gn_groups);
-    if (!st) st = ns_h5_get_double(fid, g, "psbn_alpha", &c->net.psbn_alpha);
-    if (!st) st = ns_h5_get_double(fid, g, "fct", &c->net.fct);
-    if (!st) st = ns_h5_get_double(fid, g, "frn_eps", &c->net.frn_eps);
-    if (!st && !(st = ns_h5_get_int(fid, g, "wm_all", &iv))) c->net.wm_all = (int)iv;
-    if (!st) st = ns_h5_get_double(fid, g, "ic_drop", &c->net.ic_drop);
-    if (!st) st = ns_h5_get_double(fid, g, "agc", &c->net.agc);
-    if (!st) st = get_size(fid, g, "mabn_buffer", &c->net.mabn_buffer);
-    if (!st) st = get_size(fid, g, "mabn_warmup", &c->net.mabn_warmup);
-    if (!st) st = get_size(fid, g, "brn_warmup", &c->net.brn_warmup);
-    if (!st) st = get_size(fid, g, "brn_ramp", &c->net.brn_ramp);
-    if (!st && !(st = ns_h5_get_int(fid, g, "res_scale_paper", &iv))) c->net.res_scale_paper = (int)iv;
+    if (!st) st = opt_size(fid, g, "gn_groups", &c->net.gn_groups);
+    if (!st) st = opt_double(fid, g, "psbn_alpha", &c->net.psbn_alpha);
+    if (!st) st = opt_double(fid, g, "fct", &c->net.fct);
+    if (!st) st = opt_double(fid, g, "frn_eps", &c->net.frn_eps);
+    if (!st) st = opt_int(fid, g, "wm_all", &c->net.wm_all);
+    if (!st) st = opt_double(fid, g, "ic_drop", &c->net.ic_drop);
+    if (!st) st = opt_double(fid, g, "agc", &c->net.agc);
+    if (!st) st = opt_size(fid, g, "mabn_buffer", &c->net.mabn_buffer);
+    if (!st) st = opt_size(fid, g, "mabn_warmup", &c->net.mabn_warmup);
+    if (!st) st = opt_size(fid, g, "brn_warmup", &c->net.brn_warmup);
+    if (!st) st = opt_size(fid, g, "brn_ramp", &c->net.brn_ramp);
+    if (!st) st = opt_int(fid, g, "res_scale_paper", &c->net.res_scale_paper);
     if (!st && !(st = ns_h5_get_str(fid, g, "init", buf, sizeof buf))) st = ns_parse_init(buf, &c->init);
     if (!st && !(st = ns_h5_get_str(fid, g, "optim", buf, sizeof buf))) st = ns_parse_optim(buf, &c->optim);
     if (!st) st = ns_h5_get_double(fid, g, "lr", &c->lr);
@@ -296,7 +323,6 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     }
     c->net.max_batch = c->batch;
     if (st)
-        return ns_error(NS_EFORMAT, "cannot read '%s': bad /config (%s)", ns_h5_name(fid),
-                        ns_errmsg());
+        return ns_error(NS_EFORMAT, "%s", ns_errmsg());
     return NS_OK;
 }
