@@ -275,6 +275,9 @@ static const gcase cases[] = {
     {"mabn-batch", "conv3x3:4,norm,relu,fc:6,norm,fc:out", NO("mabn"), 2, 5, 5, 3, 4, BA, 0, 0},
     {"brn-batch", "conv3x3:4,norm,relu,fc:6,norm,fc:out", NO("brn"), 2, 5, 5, 3, 4, BA, 0, 0},
     {"ic-mlp", "mlp:8x2", NO("ic"), 1, 3, 3, 4, 5, BA, 1, 0},
+    /* BKN with its prediction frozen (it is a constant in backward) */
+    {"bkn-dense", "fc:6,norm,relu,fc:5,norm,fc:out", NO("bkn"), 2, 3, 3, 3, 6, BA, 0, 0},
+    {"bkn-conv", "conv3x3:4,norm,relu,conv3x3:3/2,norm,fc:out", NO("bkn"), 2, 5, 5, 3, 4, BA, 0, 0},
     /* whole networks with the real loss */
     {"mlp-gn4", "mlp:16x2", GN(4), 1, 4, 4, 5, 6, BA, 1, 0},
     {"mlp-ln", "mlp:16x2", NO("ln"), 1, 4, 4, 5, 6, BA, 1, 0},
@@ -327,6 +330,19 @@ static void gprob_init(gprob *p, const gcase *gc)
     p->ctx.mode = gc->mode;
     p->ctx.seed = 77;
     p->ctx.step = 5;
+    /* BKN: make the prediction once, then hold it (no gradient flows
+     * through it, so finite differences must not see it move). */
+    int has_bkn = 0;
+    for (size_t i = 0; i < p->net->nlayers; i++)
+        has_bkn |= is_kind(&p->net->layers[i], "bkn");
+    if (has_bkn) {
+        ns_ctx tr = p->ctx;
+        tr.mode = NS_MODE_BATCH;
+        ck_assert_int_eq(ns_net_forward(p->net, p->x, gc->n, &tr), NS_OK);
+        for (size_t i = 0; i < p->net->nlayers; i++)
+            if (is_kind(&p->net->layers[i], "bkn"))
+                ns_bkn_freeze(&p->net->layers[i], 1);
+    }
 }
 
 static void gprob_release(gprob *p)
@@ -381,7 +397,7 @@ static void assert_method(const gprob *p)
     static const struct { const char *norm, *kind; } kinds[] = {
         {"gn", "gn"}, {"ln", "ln"}, {"in", "in"}, {"frn", "frn"}, {"psbn", "bn"}, {"ubn", "bn"},
         {"ws", "gn"}, {"cenconv", "bn"}, {"mimic", "bn"}, {"mabn", "mabn"}, {"brn", "bn"},
-        {"ic", "bn"}, {"nf", ""}};
+        {"ic", "bn"}, {"nf", ""}, {"bkn", "bkn"}};
     const char *kind = NULL;
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
         if (!strcmp(kinds[k].norm, p->gc->no.norm))

@@ -85,6 +85,7 @@ struct ns_layer {
     const ns_layer_ops *ops;
     char name[32];             /* "03-bn": position and kind */
     int src, src2;             /* input layers (-1 network input; src2 -1 unless add) */
+    struct ns_layer *in_layer; /* the layer at src (NULL for the network input) */
     size_t in_c, in_h, in_w;
     size_t out_c, out_h, out_w;
     size_t max_batch;
@@ -152,6 +153,8 @@ typedef struct ns_net_opts {
     double ic_drop;        /* IC layer dropout probability (0.05) */
     size_t mabn_buffer;    /* MABN: iterations averaged (16) */
     size_t mabn_warmup;    /* MABN: warm-up iterations (100) */
+    double bkn_p;          /* BKN mixing weight (-1: 0.9 for groups <= 16, else 0.05) */
+    size_t bkn_samples;    /* BKN pseudo-inputs on dense layers (64) */
     double agc;            /* BN-free training: AGC clipping threshold lambda (0.01) */
     int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */

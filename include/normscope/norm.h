@@ -63,6 +63,11 @@ int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps);
 /* MABN with a buffer of S iterations and warm-up iterations. */
 int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t group);
 
+/* Batch Kalman Normalization; p < 0 picks the default for the group size.
+ * ns_bkn_freeze makes it reuse its last prediction (for gradient tests). */
+int ns_bkn_create(ns_layer *L, double p, double eps, size_t group, size_t samples);
+void ns_bkn_freeze(ns_layer *L, int frozen);
+
 /* FRN + TLU; learned_eps < 0: learned exactly when the map is 1x1. */
 int ns_frn_create(ns_layer *L, double eps0, int learned_eps);
 

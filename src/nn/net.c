@@ -30,6 +30,8 @@ void ns_net_opts_default(ns_net_opts *o)
     o->mabn_buffer = 16;
     o->mabn_warmup = 100;
     o->agc = 0.01;
+    o->bkn_p = -1;
+    o->bkn_samples = 64;
     o->max_batch = 128;
 }
 
@@ -60,6 +62,7 @@ static ns_layer *new_layer(builder *b, int src)
     memset(L, 0, sizeof *L);
     L->src = src;
     L->src2 = -1;
+    L->in_layer = src < 0 ? NULL : &net->layers[src];
     L->max_batch = net->max_batch;
     if (src < 0) {
         L->in_c = net->in_c;

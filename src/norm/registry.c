@@ -41,6 +41,11 @@ static int create_mabn(ns_layer *L, const ns_net_opts *o)
     return ns_mabn_create(L, o->bn_eps, o->mabn_buffer, o->mabn_warmup, o->norm_group);
 }
 
+static int create_bkn(ns_layer *L, const ns_net_opts *o)
+{
+    return ns_bkn_create(L, o->bkn_p, o->bn_eps, o->norm_group, o->bkn_samples);
+}
+
 static int create_gn(ns_layer *L, const ns_net_opts *o)
 {
     return ns_gn_create(L, "gn", o->gn_groups, o->bn_eps);
@@ -86,6 +91,12 @@ static const ns_norm_method methods[] = {
      "reading", create_mabn,
      "--mabn-buffer S (16), --mabn-warmup N (100), --norm-group S, --bn-eps E",
      NS_NORM_CENTER_W},
+    {"bkn", "batch Kalman normalization: batch moments mixed with a prediction from the "
+            "previous norm layer's statistics through this layer's weights",
+     "Wang et al. 2018 (authors' code); pseudo-samples on dense layers and no gradient "
+     "through the prediction are normscope's choices", create_bkn,
+     "--bkn-p P (0.9 for --norm-group <= 16, else 0.05), --bkn-samples K (64), "
+     "--norm-group S, --bn-eps E", 0},
     {"gn", "group normalization per sample over channel groups (--gn-groups, 32)",
      "Wu & He, ECCV 2018", create_gn,
      "--gn-groups G (32; the largest divisor of the channel count not above G), --bn-eps E", 0},

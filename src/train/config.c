@@ -56,6 +56,10 @@ int ns_train_config_check(const ns_train_config *c)
                         c->net.norm_group, c->batch);
     if (!(c->net.ic_drop >= 0 && c->net.ic_drop < 1))
         return ns_error(NS_EINVAL, "--ic-drop must be in [0, 1), got %g", c->net.ic_drop);
+    if (!(c->net.bkn_p <= 1) || (c->net.bkn_p < 0 && c->net.bkn_p != -1))
+        return ns_error(NS_EINVAL, "--bkn-p must be in [0, 1], got %g", c->net.bkn_p);
+    if (c->net.bkn_samples == 0)
+        return ns_error(NS_EINVAL, "--bkn-samples must be positive");
     if (!(c->net.agc > 0))
         return ns_error(NS_EINVAL, "--agc must be positive, got %g", c->net.agc);
     if (c->net.mabn_buffer == 0 || c->net.mabn_buffer > 4096)
@@ -196,6 +200,8 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_int(fid, g, "wm_all", c->net.wm_all);
     if (!st) st = ns_h5_attr_double(fid, g, "ic_drop", c->net.ic_drop);
     if (!st) st = ns_h5_attr_double(fid, g, "agc", c->net.agc);
+    if (!st) st = ns_h5_attr_double(fid, g, "bkn_p", c->net.bkn_p);
+    if (!st) st = ns_h5_attr_int(fid, g, "bkn_samples", (int64_t)c->net.bkn_samples);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_buffer", (int64_t)c->net.mabn_buffer);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_warmup", (int64_t)c->net.mabn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "brn_warmup", (int64_t)c->net.brn_warmup);
@@ -288,6 +294,8 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = opt_int(fid, g, "wm_all", &c->net.wm_all);
     if (!st) st = opt_double(fid, g, "ic_drop", &c->net.ic_drop);
     if (!st) st = opt_double(fid, g, "agc", &c->net.agc);
+    if (!st) st = opt_double(fid, g, "bkn_p", &c->net.bkn_p);
+    if (!st) st = opt_size(fid, g, "bkn_samples", &c->net.bkn_samples);
     if (!st) st = opt_size(fid, g, "mabn_buffer", &c->net.mabn_buffer);
     if (!st) st = opt_size(fid, g, "mabn_warmup", &c->net.mabn_warmup);
     if (!st) st = opt_size(fid, g, "brn_warmup", &c->net.brn_warmup);
