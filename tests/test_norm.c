@@ -907,7 +907,7 @@ START_TEST(test_ubn_gate)
 }
 END_TEST
 
-/* --fct reaches the gate: with the default 0.5 a batch of near-identical
+/* --fct reaches the gate: with 0.5 a batch of near-identical
  * samples (condensation about 1) keeps the running statistics. */
 START_TEST(test_ubn_fct_option)
 {

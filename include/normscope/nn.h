@@ -146,7 +146,7 @@ typedef struct ns_net_opts {
     int bn_affine;         /* 1 */
     size_t gn_groups;      /* GroupNorm groups (32; the largest divisor of C not above) */
     double psbn_alpha;     /* psBN post-shift (0.1) */
-    double fct;            /* UBN condensation threshold (0.5); running stats skip above */
+    double fct;            /* UBN condensation threshold (0.9); running stats skip above */
     double frn_eps;        /* FRN eps0 (1e-6) */
     size_t brn_warmup;     /* BRN: steps with r = 1, d = 0 (500) */
     size_t brn_ramp;       /* BRN: steps of the linear ramp to rmax 3, dmax 5 (2000) */

@@ -22,7 +22,7 @@ void ns_net_opts_default(ns_net_opts *o)
     o->bn_affine = 1;
     o->gn_groups = 32;
     o->psbn_alpha = 0.1;
-    o->fct = 0.5;
+    o->fct = 0.9;
     o->frn_eps = 1e-6;
     o->brn_warmup = 500;
     o->brn_ramp = 2000;

@@ -75,7 +75,7 @@ static const ns_norm_method methods[] = {
             "(stage 1; condensation = mean pairwise cosine of the BN inputs)",
      "Wang et al. 2023; condensation measure and gate are normscope's own definition",
      create_ubn,
-     "--fct TAU (0.5): skip a layer's running-statistics update when its condensation "
+     "--fct TAU (0.9): skip a layer's running-statistics update when its condensation "
      "exceeds TAU; condensation is recorded per layer and step in /history/step/condensation; "
      "plus the bn options", 0},
     {"psbn", "BN plus a constant post-shift alpha in both modes (--psbn-alpha, 0.1)",
