@@ -275,6 +275,8 @@ static const gcase cases[] = {
     {"mabn-batch", "conv3x3:4,norm,relu,fc:6,norm,fc:out", NO("mabn"), 2, 5, 5, 3, 4, BA, 0, 0},
     {"brn-batch", "conv3x3:4,norm,relu,fc:6,norm,fc:out", NO("brn"), 2, 5, 5, 3, 4, BA, 0, 0},
     {"ic-mlp", "mlp:8x2", NO("ic"), 1, 3, 3, 4, 5, BA, 1, 0},
+    /* PowerNorm in batch mode: the exact gradient of x / sqrt(E[x^2] + eps) */
+    {"pn-conv", "conv3x3:4,norm,relu,fc:6,norm,fc:out", NO("pn"), 2, 5, 5, 3, 4, BA, 0, 0},
     /* BKN with its prediction frozen (it is a constant in backward) */
     {"bkn-dense", "fc:6,norm,relu,fc:5,norm,fc:out", NO("bkn"), 2, 3, 3, 3, 6, BA, 0, 0},
     {"bkn-conv", "conv3x3:4,norm,relu,conv3x3:3/2,norm,fc:out", NO("bkn"), 2, 5, 5, 3, 4, BA, 0, 0},
@@ -397,7 +399,7 @@ static void assert_method(const gprob *p)
     static const struct { const char *norm, *kind; } kinds[] = {
         {"gn", "gn"}, {"ln", "ln"}, {"in", "in"}, {"frn", "frn"}, {"psbn", "bn"}, {"ubn", "bn"},
         {"ws", "gn"}, {"cenconv", "bn"}, {"mimic", "bn"}, {"mabn", "mabn"}, {"brn", "bn"},
-        {"ic", "bn"}, {"nf", ""}, {"bkn", "bkn"}};
+        {"ic", "bn"}, {"nf", ""}, {"bkn", "bkn"}, {"pn", "pn"}};
     const char *kind = NULL;
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
         if (!strcmp(kinds[k].norm, p->gc->no.norm))
@@ -927,6 +929,53 @@ START_TEST(test_ubn_fct_option)
 }
 END_TEST
 
+/* PowerNorm after warm-up: forward with the running quadratic mean of the
+ * previous step, backward (g - nu xhat) / psi, nu updated as Algorithm 1. */
+START_TEST(test_pn_running_backward)
+{
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    snprintf(o.norm, sizeof o.norm, "pn");
+    o.pn_warmup = 0;
+    o.max_batch = 6;
+    ns_net *net;
+    ck_assert_int_eq(ns_net_build("fc:3,norm,fc:out", &o, 2, 1, 1, 4, &net), NS_OK);
+    ns_init ini = {NS_INIT_TORCH, 0, 0};
+    ns_net_init(net, &ini, 9);
+    ns_layer *L = &net->layers[1];
+    ck_assert_str_eq(L->ops->kind, "pn");
+    L->param[0].data[0] = (ns_real)1.7;
+    L->state[0].data[1] = (ns_real)2.385;   /* running psi^2 */
+    L->state[1].data[1] = (ns_real)0.31;    /* nu */
+    ns_real x[12], dl[24];
+    ns_rng r;
+    ns_rng_seed(&r, 3, 0);
+    fill_normal(x, 12, &r, 1.1, 0.2);
+    fill_normal(dl, 24, &r, 1.0, 0);
+    ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
+    ck_assert_int_eq(ns_net_forward(net, x, 6, &ctx), NS_OK);
+    const ns_real *h = net->act[0], *yv = net->act[1];
+    double psi = sqrt(2.385 + 1e-5);
+    for (size_t i = 0; i < 6; i++)
+        assert_close(yv[i * 3 + 1], h[i * 3 + 1] / psi + L->param[1].data[1], 1e-5,
+                     "pn y", i);
+    ns_net_zero_grad(net);
+    ns_net_backward(net, dl);
+    const ns_real *g = net->dact[1], *dx = net->dact[0];
+    double sxx = 0, sgx = 0;
+    for (size_t i = 0; i < 6; i++) {
+        double xh = h[i * 3 + 1] / psi;
+        sxx += xh * xh;
+        sgx += g[i * 3 + 1] * xh;
+        assert_close(dx[i * 3 + 1], (g[i * 3 + 1] - 0.31 * xh) / psi, 1e-5, "pn dx", i);
+    }
+    double lam = sgx / 6 - 0.31 * sxx / 6;
+    double nu = 0.31 * (1 - 0.1 * sxx / 6) + 0.1 * lam;
+    assert_close(L->state[1].data[1], nu, 1e-5, "pn nu", 0);
+    ns_net_free(net);
+}
+END_TEST
+
 /* ------------------------------------------------------ GN, LN, IN, FRN */
 
 /* GroupNorm forward by hand with G groups: per sample and group, over the
@@ -1399,6 +1448,7 @@ static Suite *norm_suite(void)
     tcase_add_test(tc, test_ubn_metrics);
     tcase_add_test(tc, test_ubn_gate);
     tcase_add_test(tc, test_ubn_fct_option);
+    tcase_add_test(tc, test_pn_running_backward);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("gn-frn");

@@ -155,6 +155,7 @@ typedef struct ns_net_opts {
     size_t mabn_warmup;    /* MABN: warm-up iterations (100) */
     double bkn_p;          /* BKN mixing weight (-1: 0.9 for groups <= 16, else 0.05) */
     size_t bkn_samples;    /* BKN pseudo-inputs on dense layers (64) */
+    size_t pn_warmup;      /* PowerNorm warm-up steps (100) */
     double agc;            /* BN-free training: AGC clipping threshold lambda (0.01) */
     int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */

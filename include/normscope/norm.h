@@ -63,6 +63,9 @@ int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps);
 /* MABN with a buffer of S iterations and warm-up iterations. */
 int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t group);
 
+/* PowerNorm with warm-up steps (whole batch as one group). */
+int ns_pn_create(ns_layer *L, double eps, size_t warmup);
+
 /* Batch Kalman Normalization; p < 0 picks the default for the group size.
  * ns_bkn_freeze makes it reuse its last prediction (for gradient tests). */
 int ns_bkn_create(ns_layer *L, double p, double eps, size_t group, size_t samples);

@@ -35,7 +35,7 @@ static const char usage_text[] =
     "                     mimic (N(0, 2/((n-1)(1-1/pi))); the default of mimic and wm)\n"
     "  --gn-groups G --psbn-alpha A --fct TAU --frn-eps E --wm-all --res-scale paper|code\n"
     "  --brn-warmup S --brn-ramp S --ic-drop P --mabn-buffer S --mabn-warmup N\n"
-    "  --agc LAMBDA --bkn-p P --bkn-samples K\n"
+    "  --agc LAMBDA --bkn-p P --bkn-samples K --pn-warmup S\n"
     "                     options of methods (--help-norm NAME says which reads what)\n"
     "data:\n"
     "  --data D           fashion-mnist (default), idx:DIR, cifar10:DIR, FILE.h5,\n"
@@ -76,7 +76,7 @@ enum {
     O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_B1, O_B2,
     O_AEPS, O_SCHED, O_WARMUP, O_EPOCHS, O_STEPS, O_BATCH, O_SEED, O_FORCE, O_CKEVERY,
     O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS, O_HELPNORM, O_GNG, O_PSA,
-    O_FCT, O_FRNEPS, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNW, O_AGC, O_BKNP, O_BKNS
+    O_FCT, O_FRNEPS, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_PNW
 };
 
 static const struct option options[] = {
@@ -124,6 +124,7 @@ static const struct option options[] = {
     {"mabn-buffer", required_argument, NULL, O_MABNB},
     {"agc", required_argument, NULL, O_AGC},
     {"bkn-p", required_argument, NULL, O_BKNP},
+    {"pn-warmup", required_argument, NULL, O_PNW},
     {"bkn-samples", required_argument, NULL, O_BKNS},
     {"mabn-warmup", required_argument, NULL, O_MABNW},
     {"brn-ramp", required_argument, NULL, O_BRNR},
@@ -241,6 +242,7 @@ int cmd_train(int argc, char **argv)
         case O_FCT: bad = ns_cli_double("train", "--fct", optarg, &c.net.fct); break;
         case O_FRNEPS: bad = ns_cli_double("train", "--frn-eps", optarg, &c.net.frn_eps); break;
         case O_WMALL: c.net.wm_all = 1; break;
+        case O_PNW: bad = ns_cli_size("train", "--pn-warmup", optarg, &c.net.pn_warmup); break;
         case O_BKNP: bad = ns_cli_double("train", "--bkn-p", optarg, &c.net.bkn_p); break;
         case O_BKNS: bad = ns_cli_size("train", "--bkn-samples", optarg, &c.net.bkn_samples); break;
         case O_AGC: bad = ns_cli_double("train", "--agc", optarg, &c.net.agc); break;

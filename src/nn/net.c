@@ -32,6 +32,7 @@ void ns_net_opts_default(ns_net_opts *o)
     o->agc = 0.01;
     o->bkn_p = -1;
     o->bkn_samples = 64;
+    o->pn_warmup = 100;
     o->max_batch = 128;
 }
 

@@ -46,6 +46,11 @@ static int create_bkn(ns_layer *L, const ns_net_opts *o)
     return ns_bkn_create(L, o->bkn_p, o->bn_eps, o->norm_group, o->bkn_samples);
 }
 
+static int create_pn(ns_layer *L, const ns_net_opts *o)
+{
+    return ns_pn_create(L, o->bn_eps, o->pn_warmup);
+}
+
 static int create_gn(ns_layer *L, const ns_net_opts *o)
 {
     return ns_gn_create(L, "gn", o->gn_groups, o->bn_eps);
@@ -97,6 +102,10 @@ static const ns_norm_method methods[] = {
      "through the prediction are normscope's choices", create_bkn,
      "--bkn-p P (0.9 for --norm-group <= 16, else 0.05), --bkn-samples K (64), "
      "--norm-group S, --bn-eps E", 0},
+    {"pn", "PowerNorm: quadratic mean instead of variance, the running estimate normalises "
+           "after warm-up, approximate backward through running statistics",
+     "Shen et al., ICML 2020 (Algorithm 1); alpha 0.9 and the warm-up length are our "
+     "settings for short runs", create_pn, "--pn-warmup STEPS (100), --bn-eps E", 0},
     {"gn", "group normalization per sample over channel groups (--gn-groups, 32)",
      "Wu & He, ECCV 2018", create_gn,
      "--gn-groups G (32; the largest divisor of the channel count not above G), --bn-eps E", 0},

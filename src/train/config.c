@@ -201,6 +201,7 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "ic_drop", c->net.ic_drop);
     if (!st) st = ns_h5_attr_double(fid, g, "agc", c->net.agc);
     if (!st) st = ns_h5_attr_double(fid, g, "bkn_p", c->net.bkn_p);
+    if (!st) st = ns_h5_attr_int(fid, g, "pn_warmup", (int64_t)c->net.pn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "bkn_samples", (int64_t)c->net.bkn_samples);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_buffer", (int64_t)c->net.mabn_buffer);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_warmup", (int64_t)c->net.mabn_warmup);
@@ -295,6 +296,7 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = opt_double(fid, g, "ic_drop", &c->net.ic_drop);
     if (!st) st = opt_double(fid, g, "agc", &c->net.agc);
     if (!st) st = opt_double(fid, g, "bkn_p", &c->net.bkn_p);
+    if (!st) st = opt_size(fid, g, "pn_warmup", &c->net.pn_warmup);
     if (!st) st = opt_size(fid, g, "bkn_samples", &c->net.bkn_samples);
     if (!st) st = opt_size(fid, g, "mabn_buffer", &c->net.mabn_buffer);
     if (!st) st = opt_size(fid, g, "mabn_warmup", &c->net.mabn_warmup);
