@@ -176,6 +176,41 @@ START_TEST(test_config_missing_method_options)
 }
 END_TEST
 
+/* Recalibrated running mean = mean of the BN input over the samples used
+ * (equal batches), whatever the running statistics were before. */
+START_TEST(test_recalibrate)
+{
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    o.max_batch = 4;
+    ns_net *net;
+    ck_assert_int_eq(ns_net_build("fc:3,bn,fc:out", &o, 2, 1, 1, 2, &net), NS_OK);
+    ns_init in = {NS_INIT_TORCH, 0, 0};
+    ns_net_init(net, &in, 5);
+    ns_dataset *d;
+    ck_assert_int_eq(ns_data_alloc(12, 2, 1, 1, 2, &d), NS_OK);
+    ns_rng r;
+    ns_rng_seed(&r, 8, 0);
+    for (size_t i = 0; i < 24; i++)
+        d->x[i] = (float)(2.385 * ns_rng_normal(&r) + 0.7);
+    for (size_t i = 0; i < 12; i++)
+        d->y[i] = (int32_t)(i % 2);
+    net->layers[1].state[0].data[0] = 99;   /* stale running statistics */
+    ck_assert_int_eq(ns_recalibrate(net, d, 12), NS_OK);
+    const ns_tensor *W = &net->layers[0].param[0], *b = &net->layers[0].param[1];
+    for (size_t c = 0; c < 3; c++) {
+        double m = 0;
+        for (size_t i = 0; i < 12; i++)
+            m += b->data[c] + W->data[c * 2] * d->x[i * 2] + W->data[c * 2 + 1] * d->x[i * 2 + 1];
+        m /= 12;
+        ck_assert_msg(fabs(net->layers[1].state[0].data[c] - m) < 1e-4 * (1 + fabs(m)),
+                      "channel %zu: %g vs %g", c, net->layers[1].state[0].data[c], m);
+    }
+    ns_data_free(d);
+    ns_net_free(net);
+}
+END_TEST
+
 START_TEST(test_checkpoint_roundtrip)
 {
     ns_net_opts o;
@@ -244,6 +279,7 @@ int main(void)
     tcase_add_test(tc, test_config_checks);
     tcase_add_test(tc, test_config_roundtrip);
     tcase_add_test(tc, test_config_missing_method_options);
+    tcase_add_test(tc, test_recalibrate);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_atomic_refuse);
     suite_add_tcase(s, tc);

@@ -50,6 +50,10 @@ void ns_weight_mean_select(ns_net *net, int all);
  * (steps of warm-up with r = 1, d = 0, then a linear ramp). */
 int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_t ramp);
 
+/* Sets a BN layer's running-statistics momentum; returns the old one
+ * (recalibration averages batches with momentum 1/(k+1)). */
+double ns_bn_set_momentum(ns_layer *L, double momentum);
+
 /* psBN: adds a constant alpha to the BN output in both modes. */
 void ns_bn_set_shift(ns_layer *L, double alpha);
 /* UBN stage 1: measure the condensation of the BN input each training step

@@ -109,6 +109,12 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
  * and accuracy in [0, 1]. */
 int ns_evaluate(ns_net *net, const ns_dataset *d, double *loss, double *acc);
 
+/* Recalibration: resets the running statistics of every BN-family layer and
+ * re-estimates them as the plain average of the batch statistics of the
+ * first `n` samples of d (train-mode forwards, parameters untouched).
+ * DESIGN.md section 5's `recal` mode.  Layers other than BN keep theirs. */
+int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n);
+
 /* Loads a data set per the configuration (split, subset) and applies the
  * standardisation of /data in the run file, or computes it from the
  * training split when fid < 0. mean/std have room for 16 channels. */

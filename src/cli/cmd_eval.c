@@ -12,12 +12,14 @@
 
 static const char usage_text[] =
     "usage: normscope eval RUN.h5 [--ckpt STEP|last] [--data D] [--split test|train]\n"
-    "                      [--n N] [--mode eval|batch] [--batch B]\n"
+    "                      [--n N] [--mode eval|batch|recal] [--recal-n N] [--batch B]\n"
     "\n"
     "Evaluates a checkpoint of a run file on a data set (default: the run's own\n"
     "data set, test split) with the run's preprocessing, and prints accuracy and\n"
     "mean cross-entropy loss.  --mode batch normalises with each batch's own\n"
-    "statistics instead of the running ones.\n";
+    "statistics instead of the running ones; --mode recal first re-estimates the\n"
+    "running statistics of the BN layers as the average over the first --recal-n\n"
+    "(10000) training samples, then evaluates with them.\n";
 
 int cmd_eval(int argc, char **argv)
 {
@@ -26,6 +28,7 @@ int cmd_eval(int argc, char **argv)
         {"split", required_argument, NULL, 's'}, {"n", required_argument, NULL, 'n'},
         {"mode", required_argument, NULL, 'm'}, {"batch", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
+        {"recal-n", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     uint64_t step = UINT64_MAX;
@@ -33,6 +36,8 @@ int cmd_eval(int argc, char **argv)
     int split = NS_SPLIT_TEST;
     size_t n = 0, batch = 500, threads = 0;
     ns_mode mode = NS_MODE_EVAL;
+    int recal = 0;
+    size_t recal_n = 10000;
     int opt;
     optind = 1;
     opterr = 0;
@@ -57,9 +62,11 @@ int cmd_eval(int argc, char **argv)
         case 'm':
             if (!strcmp(optarg, "eval")) mode = NS_MODE_EVAL;
             else if (!strcmp(optarg, "batch")) mode = NS_MODE_BATCH;
-            else return ns_cli_usage_error("eval", "--mode is eval or batch, got '%s'", optarg);
+            else if (!strcmp(optarg, "recal")) recal = 1;
+            else return ns_cli_usage_error("eval", "--mode is eval, batch or recal, got '%s'", optarg);
             break;
         case 'q': ns_progress_set_quiet(1); break;
+        case 'r': if (ns_cli_size("eval", "--recal-n", optarg, &recal_n)) return NS_EXIT_USAGE; break;
         case 'h': fputs(usage_text, stdout); return NS_EXIT_OK;
         case ':': return ns_cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
         default: return ns_cli_usage_error("eval", "unknown option '%s'", argv[optind - 1]);
@@ -97,6 +104,17 @@ int cmd_eval(int argc, char **argv)
     if (!st && d->c != nch)
         st = ns_error(NS_EFORMAT, "cannot read '%s': /data statistics have %zu channels", path, nch);
     double loss = 0, acc = 0;
+    if (!st && recal) {
+        ns_dataset *tr = NULL;
+        ns_train_config tc = cfg;
+        tc.train_n = recal_n;
+        st = ns_train_load_data(&tc, NS_SPLIT_TRAIN, &tr, NULL, NULL);
+        if (!st && cfg.standardize)
+            ns_data_standardize(tr, mean, std);
+        if (!st)
+            st = ns_recalibrate(net, tr, recal_n);
+        ns_data_free(tr);
+    }
     if (!st) {
         if (cfg.standardize)
             ns_data_standardize(d, mean, std);
@@ -134,7 +152,7 @@ int cmd_eval(int argc, char **argv)
     if (!st)
         printf("%s step %llu on %s/%s (%zu samples, %s mode): accuracy %.2f%%, loss %.4f\n",
                path, (unsigned long long)got, cfg.data, split == NS_SPLIT_TEST ? "test" : "train",
-               d->n, mode == NS_MODE_EVAL ? "eval" : "batch", 100 * acc, loss);
+               d->n, recal ? "recal" : mode == NS_MODE_EVAL ? "eval" : "batch", 100 * acc, loss);
     ns_data_free(d);
     ns_net_free(net);
     return st ? ns_cli_fail(st, NULL) : NS_EXIT_OK;

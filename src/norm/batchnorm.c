@@ -433,6 +433,14 @@ int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_
     return NS_OK;
 }
 
+double ns_bn_set_momentum(ns_layer *L, double momentum)
+{
+    bn_impl *b = L->impl;
+    double old = b->momentum;
+    b->momentum = momentum;
+    return old;
+}
+
 void ns_bn_set_shift(ns_layer *L, double alpha)
 {
     ((bn_impl *)L->impl)->shift = alpha;

@@ -107,6 +107,52 @@ cleanup:
     return st;
 }
 
+int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n)
+{
+    size_t B = net->max_batch, dim = ns_data_dim(d);
+    if (n == 0 || n > d->n)
+        n = d->n;
+    ns_real *x = ns_malloc(B * dim * sizeof *x);
+    size_t *idx = ns_malloc(B * sizeof *idx);
+    double *old = ns_malloc((net->nlayers + 1) * sizeof *old);
+    int st = NS_OK;
+    if (!x || !idx || !old) {
+        st = NS_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        if (strcmp(L->ops->kind, "bn") != 0)
+            continue;
+        for (size_t c = 0; c < L->in_c; c++) {
+            L->state[0].data[c] = 0;
+            L->state[1].data[c] = 1;
+        }
+    }
+    ns_ctx ctx = {.mode = NS_MODE_TRAIN, .seed = 0, .step = 0};
+    for (size_t k = 0, i0 = 0; i0 < n; k++, i0 += B) {
+        size_t m = n - i0 < B ? n - i0 : B;
+        for (size_t j = 0; j < m; j++)
+            idx[j] = i0 + j;
+        ns_data_gather(d, idx, m, x, NULL);
+        /* momentum 1/(k+1): the running value is the mean of the k+1 batches */
+        for (size_t i = 0; i < net->nlayers; i++)
+            if (!strcmp(net->layers[i].ops->kind, "bn"))
+                old[i] = ns_bn_set_momentum(&net->layers[i], 1.0 / (double)(k + 1));
+        st = ns_net_forward(net, x, m, &ctx);
+        for (size_t i = 0; i < net->nlayers; i++)
+            if (!strcmp(net->layers[i].ops->kind, "bn"))
+                ns_bn_set_momentum(&net->layers[i], old[i]);
+        if (st)
+            break;
+    }
+cleanup:
+    ns_free(x);
+    ns_free(idx);
+    ns_free(old);
+    return st;
+}
+
 /* ------------------------------------------------------------ state */
 
 enum { S_STEP, S_EPOCH, S_LOSS, S_ACC, S_LR, S_GNORM, S_ACT, S_NCOL };

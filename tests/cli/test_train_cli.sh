@@ -49,6 +49,8 @@ expect 2 "exists; use --force" "" $NS train --arch mlp:64x1 --epochs 1 -o "$T/r.
 cmp -s "$T/r.h5" "$T/r.copy" && ok || bad "refused overwrite still changed the file"
 expect 2 "no checkpoint at step 7" "" $NS eval "$T/r.h5" --ckpt 7
 $NS eval "$T/r.h5" --ckpt 0 >/dev/null 2>&1 && ok || bad "eval of step 0 failed"
+$NS eval "$T/r.h5" --mode recal --recal-n 500 --n 200 2>/dev/null | grep -q "recal mode" && ok || bad "eval --mode recal failed"
+expect 2 "--mode is eval, batch or recal" "" $NS eval "$T/r.h5" --mode sideways
 
 # Determinism: the same seed and threads give identical files' weights.
 $NS train --arch mlp:64x1 --epochs 2 -o "$T/r2.h5" $SMALL >/dev/null
