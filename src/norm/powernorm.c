@@ -10,7 +10,8 @@
  *           nu_t = nu_{t-1} (1 - (1 - alpha) E[xhat^2]) + (1 - alpha) E[xt xhat]
  *   eval:   xhat = x / psi.
  * During warm-up the normaliser is the batch's own quadratic mean and the
- * backward is its exact gradient, dx = (dxhat - xhat E[dxhat xhat]) / psi_B.
+ * backward is its exact gradient, dx = (dxhat - xhat E[dxhat xhat]) / psi_B,
+ * while nu is already tracked, so that it has settled when warm-up ends.
  * alpha = 0.9 and the warm-up length (--pn-warmup, 100 steps) are settings
  * of ours for short runs; the whole batch is one group.  Like MABN, the
  * backward updates the layer's gradient statistic nu by definition.
@@ -94,7 +95,8 @@ static void pn_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
         dbeta[c] += (ns_real)s1;
         /* the coefficient of xhat subtracted from dxhat */
         double k = p->eval ? 0 : approx ? nu[c] : gamma[c] * sgx / cnt;
-        if (approx) {
+        /* nu is tracked in warm-up too, so the switch finds it settled. */
+        if (L->last_mode == NS_MODE_TRAIN) {
             /* E[xt xhat] = E[dxhat xhat] - nu E[xhat^2] */
             double lam = gamma[c] * sgx / cnt - nu[c] * sxx / cnt;
             nu[c] = (ns_real)(nu[c] * (1 - (1 - p->alpha) * sxx / cnt) + (1 - p->alpha) * lam);
