@@ -43,8 +43,18 @@ const ns_norm_method *ns_norm_at(size_t i);
  * samples (0: the whole batch); running variance unbiased as in PyTorch. */
 int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t group);
 
-/* Marks the layers MimicNorm's weight mean projects (see weightmean.c). */
-void ns_weight_mean_select(ns_net *net, int all);
+/* Which conv/dense layers a weight rule applies to. */
+typedef enum ns_pick {
+    NS_PICK_MIMIC,              /* the MimicNorm authors' rule: conv with fan-in > 50,
+                                 * or the hidden dense layers of a conv-free net */
+    NS_PICK_ALL,                /* every conv and dense layer */
+    NS_PICK_CONV_ELSE_HIDDEN,   /* every conv, or the hidden dense layers of a conv-free net */
+    NS_PICK_ALL_BUT_CLASSIFIER  /* every conv and dense layer but the last dense */
+} ns_pick;
+
+/* Sets pick[i] (nlayers entries) for the layers the rule applies to;
+ * returns how many. */
+int ns_weight_layers_pick(const ns_net *net, ns_pick rule, unsigned char *pick);
 
 /* Batch Renormalization on a BN layer: final rmax, dmax and the schedule
  * (steps of warm-up with r = 1, d = 0, then a linear ramp). */

@@ -285,6 +285,43 @@ static int parse_token(builder *b, char *tok)
 
 /* ------------------------------------------------------------ build/free */
 
+/* Marks the layers a method's weight rules act on: the weight-mean
+ * projection, or a reparametrisation inside the forward pass. */
+static int apply_weight_rules(ns_net *net, unsigned flags)
+{
+    unsigned rules = NS_NORM_WEIGHT_MEAN | NS_NORM_SCALED_W | NS_NORM_CENTER_W | NS_NORM_STD_W;
+    if (!(flags & rules))
+        return NS_OK;
+    unsigned char *pick = ns_calloc(net->nlayers, 1);
+    if (!pick)
+        return NS_ENOMEM;
+    ns_pick rule = (flags & NS_NORM_WEIGHT_MEAN)
+                       ? (net->opts.wm_all ? NS_PICK_ALL : NS_PICK_MIMIC)
+                   : (flags & NS_NORM_SCALED_W) ? NS_PICK_ALL_BUT_CLASSIFIER
+                                                : NS_PICK_CONV_ELSE_HIDDEN;
+    ns_wrule wrule = (flags & NS_NORM_SCALED_W) ? NS_WRULE_SCALED
+                     : (flags & NS_NORM_STD_W)  ? NS_WRULE_STANDARDIZE
+                                                : NS_WRULE_CENTER;
+    ns_weight_layers_pick(net, rule, pick);
+    int st = NS_OK;
+    for (size_t i = 0; !st && i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        if (!pick[i])
+            continue;
+        if (flags & NS_NORM_WEIGHT_MEAN) {
+            L->weight_mean = 1;
+            continue;
+        }
+        st = ns_layer_set_wrule(L, wrule);
+        /* BN-free nets fold the ReLU gain into the weight that follows one. */
+        if (wrule == NS_WRULE_SCALED && L->src >= 0 &&
+            !strcmp(net->layers[L->src].ops->kind, "relu"))
+            L->wgamma = sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846));
+    }
+    ns_free(pick);
+    return st;
+}
+
 static int finalize(ns_net *net)
 {
     size_t np = 0, ns = 0;
@@ -393,45 +430,8 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
                       "the data have %zu classes", arch, ns_layer_out_size(last), nout);
         goto cleanup;
     }
-    if (b.method->flags & NS_NORM_WEIGHT_MEAN)
-        ns_weight_mean_select(net, opts->wm_all);
-    if (b.method->flags & NS_NORM_SCALED_W) {
-        /* BN-free: scaled WS on every conv and hidden dense layer (not the
-         * classifier), with the ReLU gain folded in after a ReLU. */
-        ns_weight_mean_select(net, 0);
-        size_t last_dense = (size_t)-1;
-        for (size_t i = 0; i < net->nlayers; i++)
-            if (!strcmp(net->layers[i].ops->kind, "dense"))
-                last_dense = i;
-        for (size_t i = 0; !st && i < net->nlayers; i++) {
-            ns_layer *L = &net->layers[i];
-            int pick = (!strcmp(L->ops->kind, "conv") ||
-                        !strcmp(L->ops->kind, "dense")) && i != last_dense;
-            L->weight_mean = 0;
-            if (!pick)
-                continue;
-            st = ns_layer_set_wrule(L, NS_WRULE_SCALED);
-            if (L->src >= 0 && !strcmp(net->layers[L->src].ops->kind, "relu"))
-                L->wgamma = sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846));
-        }
-        if (st)
-            goto cleanup;
-    }
-    if (b.method->flags & (NS_NORM_CENTER_W | NS_NORM_STD_W)) {
-        /* Reparametrise the layers weight mean would project (all conv layers
-         * or, without convolutions, the hidden dense layers). */
-        ns_weight_mean_select(net, 0);
-        for (size_t i = 0; !st && i < net->nlayers; i++) {
-            ns_layer *L = &net->layers[i];
-            int pick = L->weight_mean || (!strcmp(L->ops->kind, "conv"));
-            L->weight_mean = 0;
-            if (pick)
-                st = ns_layer_set_wrule(L, (b.method->flags & NS_NORM_STD_W)
-                                               ? NS_WRULE_STANDARDIZE : NS_WRULE_CENTER);
-        }
-        if (st)
-            goto cleanup;
-    }
+    if ((st = apply_weight_rules(net, b.method->flags)))
+        goto cleanup;
     st = finalize(net);
 cleanup:
     free(copy);

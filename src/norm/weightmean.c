@@ -21,9 +21,10 @@ static int is_weight_layer(const ns_layer *L, const char *kind)
     return !strcmp(L->ops->kind, kind) && L->nparam > 0 && L->param[0].ndim >= 2;
 }
 
-void ns_weight_mean_select(ns_net *net, int all)
+int ns_weight_layers_pick(const ns_net *net, ns_pick rule, unsigned char *pick)
 {
     size_t nconv = 0, last_dense = (size_t)-1;
+    int count = 0;
     for (size_t i = 0; i < net->nlayers; i++) {
         if (is_weight_layer(&net->layers[i], "conv"))
             nconv++;
@@ -31,18 +32,19 @@ void ns_weight_mean_select(ns_net *net, int all)
             last_dense = i;
     }
     for (size_t i = 0; i < net->nlayers; i++) {
-        ns_layer *L = &net->layers[i];
+        const ns_layer *L = &net->layers[i];
         int conv = is_weight_layer(L, "conv"), dense = is_weight_layer(L, "dense");
-        if (!conv && !dense)
-            continue;
-        size_t fan_in = L->param[0].size / L->param[0].dims[0];
-        if (all)
-            L->weight_mean = 1;
-        else if (nconv > 0)
-            L->weight_mean = conv && fan_in > 50;
-        else
-            L->weight_mean = dense && i != last_dense;
+        int hidden_dense = dense && i != last_dense;
+        size_t fan_in = (conv || dense) ? L->param[0].size / L->param[0].dims[0] : 0;
+        switch (rule) {
+        case NS_PICK_ALL: pick[i] = conv || dense; break;
+        case NS_PICK_MIMIC: pick[i] = nconv ? conv && fan_in > 50 : hidden_dense; break;
+        case NS_PICK_CONV_ELSE_HIDDEN: pick[i] = nconv ? conv : hidden_dense; break;
+        case NS_PICK_ALL_BUT_CLASSIFIER: pick[i] = conv || hidden_dense; break;
+        }
+        count += pick[i];
     }
+    return count;
 }
 
 void ns_net_project(ns_net *net)
