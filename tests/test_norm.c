@@ -1427,6 +1427,87 @@ START_TEST(test_registry)
 }
 END_TEST
 
+/* BKN in resnet8: statistics are carried along the skip paths.  Every add
+ * layer reads the branch's last BKN and the skip's source (the statistics
+ * entering the block, or the projection shortcut's BKN); the BKN after a
+ * block predicts from the add; a projection shortcut's BKN predicts from
+ * the statistics entering its block, not from the branch.  After a forward
+ * in train mode the add hands on the sums of both paths' statistics. */
+START_TEST(test_bkn_residual_statistics)
+{
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    snprintf(o.norm, sizeof o.norm, "bkn");
+    o.norm_group = 4;
+    ns_net *net = NULL;
+    ck_assert_int_eq(ns_net_build("resnet8", &o, 1, 8, 8, 10, &net), NS_OK);
+    ns_init init = {.kind = NS_INIT_TORCH};
+    ns_net_init(net, &init, 3);
+    size_t nadd = 0, nproj = 0, nafter = 0;
+    const ns_layer *Ls = net->layers;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const ns_layer *L = &Ls[i];
+        if (strcmp(L->ops->kind, "add") == 0) {
+            nadd++;
+            ck_assert_ptr_eq(L->prev_norm, &Ls[L->src]);
+            ck_assert_str_eq(L->prev_norm->ops->kind, "bkn");
+            const ns_layer *S = &Ls[L->src2];
+            if (strcmp(S->ops->kind, "bkn") == 0)   /* projection shortcut */
+                ck_assert_ptr_eq(L->prev_norm2, S);
+            else                                      /* identity: the block's input */
+                ck_assert_ptr_eq(L->prev_norm2, Ls[L->src2 + 2].prev_norm);
+            ck_assert_ptr_nonnull(L->prev_norm2);
+        }
+        if (strcmp(L->ops->kind, "bkn") != 0)
+            continue;
+        const ns_layer *W = &Ls[L->src];          /* the conv feeding it */
+        if (W->src < 0)
+            continue;
+        const ns_layer *src = &Ls[W->src];        /* what the conv reads */
+        if (strcmp(src->ops->kind, "relu") == 0 && src->src >= 0 &&
+            strcmp(Ls[src->src].ops->kind, "add") == 0) {
+            nafter++;
+            ck_assert_ptr_eq(L->prev_norm, &Ls[src->src]);
+        }
+        if (W->param[0].ndim == 4 && W->param[0].dims[2] == 1) {
+            nproj++;
+            ck_assert_ptr_eq(L->prev_norm, Ls[W->src + 2].prev_norm);
+        }
+    }
+    ck_assert_uint_eq(nadd, 3);
+    ck_assert_uint_eq(nproj, 2);
+    ck_assert_uint_eq(nafter, 4);   /* two BKN (branch, projection) after blocks 1 and 2 */
+
+    size_t n = 8, in = 64;
+    ns_real *x = malloc(n * in * sizeof *x);
+    ns_rng r;
+    ns_rng_seed(&r, 5, 0);
+    for (size_t i = 0; i < n * in; i++)
+        x[i] = (ns_real)ns_rng_normal(&r);
+    ns_ctx ctx = {.mode = NS_MODE_TRAIN, .seed = 1, .step = 1};
+    ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const ns_layer *A = &net->layers[i];
+        if (strcmp(A->ops->kind, "add") != 0)
+            continue;
+        size_t C = A->in_c;
+        double *m = malloc(6 * C * sizeof *m), *v = m + C, *m1 = v + C, *v1 = m1 + C,
+               *m2 = v1 + C, *v2 = m2 + C;
+        ck_assert(ns_bkn_carried(A, m, v, C));
+        ck_assert(ns_bkn_carried(A->prev_norm, m1, v1, C));
+        ck_assert(ns_bkn_carried(A->prev_norm2, m2, v2, C));
+        for (size_t c = 0; c < C; c++) {
+            ck_assert_double_eq_tol(m[c], m1[c] + m2[c], 1e-12 * (1 + fabs(m[c])));
+            ck_assert_double_eq_tol(v[c], v1[c] + v2[c], 1e-12 * (1 + fabs(v[c])));
+            ck_assert(v[c] > 0);
+        }
+        free(m);
+    }
+    free(x);
+    ns_net_free(net);
+}
+END_TEST
+
 static Suite *norm_suite(void)
 {
     Suite *s = suite_create("norm");
@@ -1449,6 +1530,7 @@ static Suite *norm_suite(void)
     tcase_add_test(tc, test_ubn_gate);
     tcase_add_test(tc, test_ubn_fct_option);
     tcase_add_test(tc, test_pn_running_backward);
+    tcase_add_test(tc, test_bkn_residual_statistics);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("gn-frn");

@@ -100,7 +100,12 @@ struct ns_layer {
     double *wis;               /* per-row 1/std of the standardised weight (wrule only) */
     ns_real *wu;               /* scaled WS: the standardised weight before the gain */
     double wgamma;             /* scaled WS: the activation gain folded into W' */
-    const ns_layer *prev_norm; /* the previous normalization layer (read-only), or NULL */
+    /* The previous normalization layer (read-only), or NULL.  Statistics
+     * flow through it (BKN predicts from it).  After a residual block it is
+     * the block's add layer, whose prev_norm is the branch's last norm layer
+     * and prev_norm2 the skip path's source of statistics. */
+    const ns_layer *prev_norm;
+    const ns_layer *prev_norm2;
     ns_mode last_mode;         /* mode of the last forward (backward follows it) */
     void *impl;
 };
@@ -155,7 +160,7 @@ typedef struct ns_net_opts {
     size_t mabn_warmup;    /* MABN: warm-up iterations (100) */
     double bkn_p;          /* BKN mixing weight (-1: 0.9 for groups <= 16, else 0.05) */
     size_t bkn_samples;    /* BKN pseudo-inputs on dense layers (64) */
-    size_t pn_warmup;      /* PowerNorm warm-up steps (100) */
+    size_t pn_warmup;      /* PowerNorm warm-up steps (10000) */
     double agc;            /* BN-free training: AGC clipping threshold lambda (0.01) */
     int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */

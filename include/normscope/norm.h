@@ -31,6 +31,7 @@ typedef struct ns_norm_method {
     int (*create)(ns_layer *L, const ns_net_opts *o);
     const char *options;    /* the options it reads, for --help-norm (NULL: none) */
     unsigned flags;         /* ns_norm_flags */
+    double lr;              /* the method's default learning rate (0: the global 0.05) */
 } ns_norm_method;
 
 /* Lookup by name; NULL if unknown. */
@@ -84,6 +85,9 @@ int ns_pn_create(ns_layer *L, double eps, size_t warmup);
  * ns_bkn_freeze makes it reuse its last prediction (for gradient tests). */
 int ns_bkn_create(ns_layer *L, double p, double eps, size_t group, size_t samples);
 void ns_bkn_freeze(ns_layer *L, int frozen);
+/* The statistics (m, v) of C channels a BKN layer or a residual add layer
+ * hands on to the next BKN (see src/norm/bkn.c); 0 when there are none. */
+int ns_bkn_carried(const ns_layer *L, double *m, double *v, size_t C);
 
 /* FRN + TLU; learned_eps < 0: learned exactly when the map is 1x1. */
 int ns_frn_create(ns_layer *L, double eps0, int learned_eps);

@@ -32,7 +32,7 @@ void ns_net_opts_default(ns_net_opts *o)
     o->agc = 0.01;
     o->bkn_p = -1;
     o->bkn_samples = 64;
-    o->pn_warmup = 100;
+    o->pn_warmup = 10000;
     o->max_batch = 128;
 }
 
@@ -160,6 +160,7 @@ static int add_resblock(builder *b, size_t cout, size_t stride)
     int in = b->cur;
     if (in < 0)
         return bad_token(b, "a residual block cannot be the first layer");
+    const ns_layer *pn_in = b->prev_norm;   /* statistics entering the block */
     int st = add_conv(b, in, cout, 3, stride, 1);
     if (!st) st = add_norm_slot(b, 0);
     if (!st) st = add_act(b, "relu", 0);
@@ -175,21 +176,31 @@ static int add_resblock(builder *b, size_t cout, size_t stride)
     if (st)
         return st;
     int branch = b->cur;
+    const ns_layer *pn_branch = b->prev_norm;
     const ns_layer *B = &b->net->layers[branch];
     const ns_layer *I = &b->net->layers[in];
     int shortcut = in;
+    const ns_layer *pn_skip = pn_in;
     if (I->out_c != B->out_c || I->out_h != B->out_h || I->out_w != B->out_w) {
         st = add_conv(b, in, cout, 1, stride, 0);
+        b->prev_norm = pn_in;   /* the shortcut reads the block's input */
         if (!st) st = add_norm_slot(b, 0);
         if (st)
             return st;
         shortcut = b->cur;
+        pn_skip = b->prev_norm;
     }
     ns_layer *L = new_layer(b, branch);
     L->src2 = shortcut;
+    L->prev_norm = pn_branch;
+    L->prev_norm2 = pn_skip;
     const ns_layer *other = &b->net->layers[shortcut];
     st = commit_layer(b, L, ns_add_create(L, other));
-    return st ? st : add_act(b, "relu", 0);
+    if (st)
+        return st;
+    /* Statistics after the block are the sum of both paths' (BKN). */
+    b->prev_norm = L;
+    return add_act(b, "relu", 0);
 }
 
 static int parse_token(builder *b, char *tok)

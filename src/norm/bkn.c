@@ -17,7 +17,9 @@
  * as a constant in backward (normscope's reading: no gradient through the
  * pseudo-input); the gradient flows through the observed mu and s2.
  * The first normalization layer of a network has no predecessor and uses
- * its batch statistics.  p defaults to 0.9 for normalisation groups of at
+ * its batch statistics.  After a residual block the statistics carried on
+ * are the sums of the branch's and the skip path's (see bkn_estimate), and a
+ * projection shortcut's BKN predicts from the block's input statistics.  p defaults to 0.9 for normalisation groups of at
  * most 16 samples and 0.05 otherwise.
  */
 #include "normscope/norm.h"
@@ -42,15 +44,35 @@ typedef struct bkn_impl {
     int have_est;
 } bkn_impl;
 
-/* The last (mu~, s2~) of a BKN layer, for its successor (NULL if none). */
-static const double *bkn_estimate(const ns_layer *L, int which)
+/*
+ * The statistics (m, v) of C channels that flow out of L, for the next BKN:
+ * a BKN layer's last (mu~, s2~); after a residual block (L its add layer)
+ * the sums of the branch's and the skip path's estimates, as for the sum of
+ * independent inputs (normscope's reading of "carried along the skip").
+ * 0 when L is none of these or has no estimate yet.
+ */
+static int bkn_estimate(const ns_layer *L, double *m, double *v, size_t C)
 {
-    if (!L || strcmp(L->ops->kind, "bkn") != 0)
-        return NULL;
-    const bkn_impl *b = L->impl;
-    if (!b->have_est)
-        return NULL;
-    return which ? b->est_v : b->est_m;
+    if (!L || L->in_c != C)
+        return 0;
+    if (strcmp(L->ops->kind, "bkn") == 0) {
+        const bkn_impl *b = L->impl;
+        if (!b->have_est)
+            return 0;
+        memcpy(m, b->est_m, C * sizeof *m);
+        memcpy(v, b->est_v, C * sizeof *v);
+        return 1;
+    }
+    if (strcmp(L->ops->kind, "add") != 0 || !bkn_estimate(L->prev_norm, m, v, C))
+        return 0;
+    double *t = malloc(2 * C * sizeof *t);
+    int ok = t && bkn_estimate(L->prev_norm2, t, t + C, C);
+    for (size_t c = 0; ok && c < C; c++) {
+        m[c] += t[c];
+        v[c] += t[C + c];
+    }
+    free(t);
+    return ok;
 }
 
 static size_t group_size(const bkn_impl *b, size_t n)
@@ -63,14 +85,18 @@ static int predict(ns_layer *L, bkn_impl *b, const ns_ctx *ctx)
 {
     if (b->frozen)
         return b->have_pred;
-    const double *pm = bkn_estimate(L->prev_norm, 0);
-    const double *pv = bkn_estimate(L->prev_norm, 1);
     ns_layer *W = b->wl;
-    if (!pm || !pv || !W)
+    if (!L->prev_norm || !W)
         return 0;
     size_t pc = L->prev_norm->in_c, in = ns_layer_in_size(W);
     if (in % pc != 0)
         return 0;
+    double *pm = malloc(2 * pc * sizeof *pm);
+    if (!pm || !bkn_estimate(L->prev_norm, pm, pm + pc, pc)) {
+        free(pm);
+        return 0;
+    }
+    const double *pv = pm + pc;
     size_t per = in / pc;   /* input values per channel of the predecessor */
     size_t ns = W->out_h * W->out_w == 1 ? b->samples : 1;
     ns_rng r;
@@ -81,6 +107,7 @@ static int predict(ns_layer *L, bkn_impl *b, const ns_ctx *ctx)
             double v = pm[c] + sqrt(pv[c] > 0 ? pv[c] : 0) * ns_rng_normal(&r);
             b->pin[s * in + j] = (ns_real)(v > 0 ? v : 0);
         }
+    free(pm);
     ns_ctx pc_ctx = {.mode = NS_MODE_EVAL, .seed = ctx->seed, .step = ctx->step};
     if (W->ops->forward(W, b->pout, b->pin, NULL, ns, &pc_ctx))
         return 0;
@@ -276,6 +303,11 @@ static const ns_layer_ops bkn_ops = {
     .kind = "bkn", .forward = bkn_forward, .backward = bkn_backward,
     .init = bkn_init, .release = bkn_release,
 };
+
+int ns_bkn_carried(const ns_layer *L, double *m, double *v, size_t C)
+{
+    return bkn_estimate(L, m, v, C);
+}
 
 void ns_bkn_freeze(ns_layer *L, int frozen)
 {
