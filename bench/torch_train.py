@@ -1,7 +1,9 @@
 """Trains the PyTorch peer models on Fashion-MNIST with normscope's recipe.
 
 Recipe: SGD lr 0.05, momentum 0.9, no weight decay, batch 128, reshuffled
-every epoch (last partial batch kept), constant LR, N epochs; test accuracy
+every epoch (last partial batch kept), LR annealed by a cosine to zero
+over the run per step (normscope's default; --schedule const keeps it
+constant), N epochs; test accuracy
 after each epoch (model.eval(), batch 1000).  Data standardised with the
 training set's mean and population std.
 
@@ -16,6 +18,7 @@ Per-epoch progress goes to stderr.
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -43,7 +46,7 @@ def evaluate(model, x, y):
     return correct / x.shape[0]
 
 
-def train_one(arch, norm, epochs, seed, data, quiet=False):
+def train_one(arch, norm, epochs, seed, data, quiet=False, schedule="cosine"):
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
     model = torch_models.build_model(arch, norm)
@@ -51,6 +54,8 @@ def train_one(arch, norm, epochs, seed, data, quiet=False):
                           weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     n = xtr.shape[0]
+    total = epochs * ((n + BATCH - 1) // BATCH)
+    step = 0
     train_time = 0.0
     images = 0
     accs = []
@@ -63,6 +68,10 @@ def train_one(arch, norm, epochs, seed, data, quiet=False):
             idx = perm[i:i + BATCH]
             xb = xtr.index_select(0, idx)
             yb = ytr.index_select(0, idx)
+            if schedule == "cosine":
+                for g in opt.param_groups:
+                    g["lr"] = LR * 0.5 * (1 + math.cos(math.pi * step / total))
+            step += 1
             opt.zero_grad()
             loss = F.cross_entropy(model(xb), yb)
             loss.backward()
@@ -90,6 +99,7 @@ def main(argv=None):
     ap.add_argument("--seeds", default="1,2,3",
                     help="comma-separated list of seeds (default 1,2,3)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--schedule", choices=("cosine", "const"), default="cosine")
     ap.add_argument("--json", action="store_true",
                     help="print one JSON line per result")
     ap.add_argument("--data-dir", default=torch_models.DATA_DIR)
@@ -112,7 +122,8 @@ def main(argv=None):
 
     results = []
     for seed in seeds:
-        r = train_one(args.arch, args.norm, args.epochs, seed, data, args.quiet)
+        r = train_one(args.arch, args.norm, args.epochs, seed, data, args.quiet,
+                      args.schedule)
         r["threads"] = args.threads
         results.append(r)
         if args.json:

@@ -81,6 +81,11 @@ START_TEST(test_schedules)
 {
     ns_train_config c;
     ns_train_config_default(&c);
+    /* the default: cosine annealing to zero over the run */
+    ck_assert_int_eq(c.schedule, NS_SCHED_COSINE);
+    ck_assert_double_eq_tol(ns_schedule_lr(&c, 250, 10, 1000),
+                            0.05 * 0.5 * (1 + cos(acos(-1.0) / 4)), 1e-15);
+    ck_assert_int_eq(ns_parse_schedule("const", &c), NS_OK);
     ck_assert_double_eq_tol(ns_schedule_lr(&c, 123, 10, 1000), 0.05, 1e-15);
     ck_assert_int_eq(ns_parse_schedule("step:2,4@0.5", &c), NS_OK);
     ck_assert_double_eq_tol(ns_schedule_lr(&c, 19, 10, 100), 0.05, 1e-15);

@@ -46,12 +46,13 @@ static const char usage_text[] =
     "                     the training split's mean and std)\n"
     "optimisation:\n"
     "  --optim O          sgd (default), adam, adamw\n"
-    "  --lr LR            learning rate (default 0.05)\n"
+    "  --lr LR            learning rate (default 0.05, or the method's own: --help-norm)\n"
     "  --momentum M       SGD momentum (default 0.9)\n"
     "  --nesterov         Nesterov momentum\n"
     "  --wd W             weight decay (default 0)\n"
     "  --beta1 B --beta2 B --adam-eps E   Adam settings (0.9, 0.999, 1e-8)\n"
-    "  --schedule S       const (default), step:E1,E2[@GAMMA] (epochs), cosine\n"
+    "  --schedule S       cosine (default: annealed to 0 over the run), const,\n"
+    "                     step:E1,E2[@GAMMA] (epochs)\n"
     "  --warmup N         linear warm-up over N steps\n"
     "  --epochs E         epochs (default 3)\n"
     "  --steps S          train for S steps instead of whole epochs\n"
@@ -166,7 +167,7 @@ int cmd_train(int argc, char **argv)
     ns_train_config c;
     ns_train_config_default(&c);
     const char *out = NULL, *resume = NULL;
-    int force = 0, epochs_set = 0, steps_set = 0, init_set = 0;
+    int force = 0, epochs_set = 0, steps_set = 0, init_set = 0, lr_set = 0;
     double d;
     uint64_t u;
     int opt;
@@ -199,7 +200,7 @@ int cmd_train(int argc, char **argv)
             if (ns_parse_optim(optarg, &c.optim))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             break;
-        case O_LR: bad = ns_cli_double("train", "--lr", optarg, &c.lr); break;
+        case O_LR: bad = ns_cli_double("train", "--lr", optarg, &c.lr); lr_set = 1; break;
         case O_MOM: bad = ns_cli_double("train", "--momentum", optarg, &c.momentum); break;
         case O_NEST: c.nesterov = 1; break;
         case O_WD: bad = ns_cli_double("train", "--wd", optarg, &c.wd); break;
@@ -233,8 +234,9 @@ int cmd_train(int argc, char **argv)
             if (!m)
                 return ns_cli_usage_error("train", "unknown normalization method '%s' "
                                           "(see --list-norms)", optarg);
-            printf("%s: %s\nreference: %s\noptions: %s\n", m->name, m->summary,
-                   m->reference, m->options ? m->options : "none");
+            printf("%s: %s\nreference: %s\noptions: %s\ndefault lr: %g\n", m->name,
+                   m->summary, m->reference, m->options ? m->options : "none",
+                   m->lr > 0 ? m->lr : 0.05);
             return NS_EXIT_OK;
         }
         case O_GNG: bad = ns_cli_size("train", "--gn-groups", optarg, &c.net.gn_groups); break;
@@ -269,6 +271,8 @@ int cmd_train(int argc, char **argv)
         c.epochs = 0;
     if (!init_set && (ns_norm_find(c.net.norm)->flags & NS_NORM_MIMIC_INIT))
         c.init.kind = NS_INIT_MIMIC;
+    if (!lr_set && !resume && ns_norm_find(c.net.norm)->lr > 0)
+        c.lr = ns_norm_find(c.net.norm)->lr;
     if (resume && !out)
         out = resume;
     if (!out)

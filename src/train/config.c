@@ -28,6 +28,7 @@ void ns_train_config_default(ns_train_config *c)
     c->batch = 128;
     c->seed = 1;
     c->ckpt_every = 1;
+    c->schedule = NS_SCHED_COSINE;
     c->standardize = 1;
 }
 

@@ -54,10 +54,12 @@ expect 2 "--mode is eval, batch or recal" "" $NS eval "$T/r.h5" --mode sideways
 
 # Determinism: the same seed and threads give identical files' weights.
 $NS train --arch mlp:64x1 --epochs 2 -o "$T/r2.h5" $SMALL >/dev/null
-# Resume: 1 epoch, then resume to 2, equals 2 epochs straight.
-$NS train --arch mlp:64x1 --epochs 1 -o "$T/s.h5" $SMALL >/dev/null
+# Resume: 1 epoch, then resume to 2, equals 2 epochs straight (at a constant
+# lr: extending a cosine run changes the schedule of the steps already taken).
+$NS train --arch mlp:64x1 --epochs 2 -o "$T/rc.h5" $SMALL --schedule const >/dev/null
+$NS train --arch mlp:64x1 --epochs 1 -o "$T/s.h5" $SMALL --schedule const >/dev/null
 $NS train --resume "$T/s.h5" --epochs 2 -o "$T/s2.h5" --quiet >/dev/null || bad "resume failed"
-"$PY" - "$T/r.h5" "$T/r2.h5" "$T/s2.h5" <<'PYEOF' && ok || bad "determinism/resume mismatch"
+"$PY" - "$T/r.h5" "$T/r2.h5" "$T/rc.h5" "$T/s2.h5" <<'PYEOF' && ok || bad "determinism/resume mismatch"
 import sys, h5py, numpy as np
 def weights(p):
     with h5py.File(p, "r") as f:
@@ -68,12 +70,12 @@ def weights(p):
                 out[name] = obj[()]
         f["checkpoints/%d" % steps[-1]].visititems(grab)
         return steps[-1], out, f["history/step/loss"][()]
-a, b, c = (weights(p) for p in sys.argv[1:4])
-assert a[0] == b[0] == c[0], (a[0], b[0], c[0])
+a, b, r, c = (weights(p) for p in sys.argv[1:5])
+assert a[0] == b[0] == r[0] == c[0], (a[0], b[0], r[0], c[0])
 for k in a[1]:
     assert np.array_equal(a[1][k], b[1][k]), "determinism: " + k
-    assert np.array_equal(a[1][k], c[1][k]), "resume: " + k
-assert np.array_equal(a[2], c[2]), "resumed loss history differs"
+    assert np.array_equal(r[1][k], c[1][k]), "resume: " + k
+assert np.array_equal(r[2], c[2]), "resumed loss history differs"
 PYEOF
 
 # Divergence: exit 1, the run file stays valid and says so.
