@@ -83,6 +83,7 @@ static const struct {
     {"train", cmd_train, "train an architecture with a normalization method; writes a run file"},
     {"eval", cmd_eval, "accuracy and loss of a checkpoint on a data set"},
     {"info", cmd_info, "what a run or result file holds"},
+    {"ntk", cmd_ntk, "empirical NTK of checkpoints: spectrum, conditioning, alignment, drift"},
     {"plot", cmd_plot, "figures from run and result files through gnuplot"},
 };
 

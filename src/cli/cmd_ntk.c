@@ -1,0 +1,570 @@
+/*
+ * normscope ntk: empirical NTK of a run's checkpoints, its spectrum,
+ * conditioning, alignment with the labels and drift over training
+ * (include/normscope/ntk.h; result layout in DESIGN.md section 3).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "normscope/io.h"
+#include "normscope/ntk.h"
+#include "normscope/train.h"
+
+static const char usage_text[] =
+    "usage: normscope ntk RUN.h5 -o OUT.h5 [--data D] [--split train|test] [--n N]\n"
+    "                     [--ckpt init|last|all|STEP,...] [--mode eval|batch|recal]\n"
+    "                     [--kernel full|trace] [--method auto|structured|jacobian]\n"
+    "                     [--mem LIMIT] [--top K] [--recal-n N] [--force] [--quiet]\n"
+    "\n"
+    "Empirical neural tangent kernel Theta = J J^T of the logits (K outputs) with\n"
+    "respect to every trainable parameter, on the first N samples of a split\n"
+    "(default: the run's own data set, training split, N = 128), for each chosen\n"
+    "checkpoint (default all).  Rows are sample-major: row i*K + k is sample i,\n"
+    "output k; --kernel trace gives the N x N kernel sum_k Theta[(i,k),(j,k)].\n"
+    "\n"
+    "  --mode eval    BN with its running statistics (samples independent; default)\n"
+    "  --mode batch   BN with the statistics of the N samples together: the kernel\n"
+    "                 of the coupled batch function, all N samples in one pass\n"
+    "  --mode recal   running statistics re-estimated on --recal-n (10000)\n"
+    "                 training samples first, then eval\n"
+    "  --method       structured: dense layers as (A A^T) o (D D^T); jacobian:\n"
+    "                 per-sample parameter gradients of every layer; auto (default)\n"
+    "                 picks per layer by FLOP count (conv and norm parameters\n"
+    "                 always take the Jacobian form; batch mode takes it everywhere)\n"
+    "  --mem LIMIT    memory for factors, tiles and the kernel (default 2G; K, M, G\n"
+    "                 suffixes).  A kernel larger than half of it is written to\n"
+    "                 OUT.h5 tile by tile (chunked) and its top --top (50)\n"
+    "                 eigenvalues come from ARPACK reading it back in row blocks.\n"
+    "\n"
+    "Per checkpoint, /ntk/<step>/: kernel, eigenvalues (descending; all by LAPACK\n"
+    "when the kernel fits in memory and has at most 12000 rows, else the top\n"
+    "--top by ARPACK), layer_trace (each parameterised layer's share of the trace)\n"
+    "and attributes trace, frobenius_norm, condition_number (largest/smallest\n"
+    "eigenvalue; NaN when only the top ones are known), effective_rank ((trace)^2\n"
+    "/ ||Theta||_F^2, the participation ratio of the spectrum: normscope's\n"
+    "choice), alignment (kernel-target alignment <Theta, T>_F / (||Theta||_F\n"
+    "||T||_F) with T = Y Y^T of the one-hot labels).  Across checkpoints,\n"
+    "/ntk/drift: 1 - <T1,T2>_F / (||T1||_F ||T2||_F) to the first chosen\n"
+    "checkpoint and to the previous one.  Gradients are those of the stored\n"
+    "parameters: MimicNorm's weight-mean projection is not applied to them.\n";
+
+typedef struct kern {
+    uint64_t step;
+    int in_mem;
+    double *k;          /* in memory: dim x dim */
+    char path[96];      /* data set in the output file */
+    double frob;
+} kern;
+
+static int parse_mem(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v > 0))
+        return -1;
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, end++;
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end)
+        return -1;
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
+/* Reads rows [r0, r0 + nr) of a kernel into buf. */
+static int kern_rows(hid_t fid, const kern *k, size_t dim, size_t r0, size_t nr, double *buf)
+{
+    if (k->in_mem) {
+        memcpy(buf, k->k + r0 * dim, nr * dim * sizeof *buf);
+        return NS_OK;
+    }
+    hid_t d = H5Dopen2(fid, k->path, H5P_DEFAULT);
+    hid_t fs = d < 0 ? -1 : H5Dget_space(d);
+    hsize_t off[2] = {r0, 0}, cnt[2] = {nr, dim};
+    hid_t ms = H5Screate_simple(2, cnt, NULL);
+    herr_t e = d < 0 || fs < 0 || ms < 0 ? -1
+               : H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+    if (e >= 0)
+        e = H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, buf);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (d >= 0) H5Dclose(d);
+    return e < 0 ? ns_error(NS_EIO, "cannot read kernel %s", k->path) : NS_OK;
+}
+
+/* 1 - <A,B>_F / (||A|| ||B||), reading both in row blocks. */
+static int drift(hid_t fid, const kern *a, const kern *b, size_t dim, size_t mem, double *out)
+{
+    size_t rows = mem / 4 / (2 * dim * sizeof(double));
+    rows = rows < 1 ? 1 : rows > dim ? dim : rows;
+    double *ba = malloc(rows * dim * sizeof *ba), *bb = malloc(rows * dim * sizeof *bb);
+    int st = !ba || !bb ? ns_error(NS_ENOMEM, "out of memory comparing kernels") : NS_OK;
+    double dot = 0;
+    for (size_t r0 = 0; r0 < dim && !st; r0 += rows) {
+        size_t nr = dim - r0 < rows ? dim - r0 : rows;
+        if ((st = kern_rows(fid, a, dim, r0, nr, ba)) || (st = kern_rows(fid, b, dim, r0, nr, bb)))
+            break;
+        for (size_t q = 0; q < nr * dim; q++)
+            dot += ba[q] * bb[q];
+    }
+    free(ba);
+    free(bb);
+    *out = a->frob > 0 && b->frob > 0 ? 1 - dot / (a->frob * b->frob) : NAN;
+    return st;
+}
+
+static int write_layer_info(hid_t fid, const char *g, const ns_net *net, const ns_ntk_stats *s)
+{
+    size_t nl = 0;
+    for (size_t i = 0; i < net->nlayers; i++)
+        nl += s->layer_method[i] != 0;
+    double *t = malloc((nl ? nl : 1) * sizeof *t);
+    char *names = calloc(nl ? nl : 1, 40), *methods = calloc(nl + 1, 1);
+    int st = !t || !names || !methods ? ns_error(NS_ENOMEM, "out of memory") : NS_OK;
+    size_t j = 0, len = 0;
+    for (size_t i = 0; !st && i < net->nlayers; i++) {
+        if (!s->layer_method[i])
+            continue;
+        t[j] = s->layer_trace[i];
+        methods[j] = s->layer_method[i];
+        len += (size_t)snprintf(names + len, 40, "%s%s", j ? "," : "", net->layers[i].name);
+        j++;
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/layer_trace", g);
+    size_t dims[1] = {nl};
+    if (!st) st = ns_h5_write_double(fid, path, 1, dims, t);
+    if (!st) st = ns_h5_describe(fid, path, "each parameterised layer's share of the kernel's "
+                                 "trace, in the order of the attribute layers", NULL);
+    if (!st) st = ns_h5_attr_str(fid, path, "layers", names);
+    if (!st) st = ns_h5_attr_str(fid, path, "methods", methods);
+    free(t);
+    free(names);
+    free(methods);
+    return st;
+}
+
+int cmd_ntk(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"ckpt", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
+        {"split", required_argument, NULL, 's'}, {"n", required_argument, NULL, 'n'},
+        {"mode", required_argument, NULL, 'm'}, {"kernel", required_argument, NULL, 'k'},
+        {"method", required_argument, NULL, 'M'}, {"mem", required_argument, NULL, 'x'},
+        {"top", required_argument, NULL, 'T'}, {"recal-n", required_argument, NULL, 'r'},
+        {"block", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
+        {"force", no_argument, NULL, 'f'}, {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    const char *data = NULL, *out = NULL, *ckpt = "all";
+    int split = NS_SPLIT_TRAIN, force = 0, recal = 0;
+    size_t n = 128, top = 50, recal_n = 10000, threads = 0, block = 0;
+    ns_ntk_opts o = {.mode = NS_MODE_EVAL, .mem = (size_t)2 << 30};
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': ckpt = optarg; break;
+        case 'd': data = optarg; break;
+        case 's':
+            if (!strcmp(optarg, "test")) split = NS_SPLIT_TEST;
+            else if (!strcmp(optarg, "train")) split = NS_SPLIT_TRAIN;
+            else return ns_cli_usage_error("ntk", "--split is train or test, got '%s'", optarg);
+            break;
+        case 'n':
+            if (ns_cli_size("ntk", "--n", optarg, &n)) return NS_EXIT_USAGE;
+            if (!n) return ns_cli_usage_error("ntk", "--n must be positive");
+            break;
+        case 'm':
+            if (!strcmp(optarg, "eval")) o.mode = NS_MODE_EVAL;
+            else if (!strcmp(optarg, "batch")) o.mode = NS_MODE_BATCH;
+            else if (!strcmp(optarg, "recal")) recal = 1;
+            else return ns_cli_usage_error("ntk", "--mode is eval, batch or recal, got '%s'", optarg);
+            break;
+        case 'k':
+            if (!strcmp(optarg, "full")) o.trace = 0;
+            else if (!strcmp(optarg, "trace")) o.trace = 1;
+            else return ns_cli_usage_error("ntk", "--kernel is full or trace, got '%s'", optarg);
+            break;
+        case 'M':
+            if (!strcmp(optarg, "auto")) o.method = NS_NTK_AUTO;
+            else if (!strcmp(optarg, "structured")) o.method = NS_NTK_STRUCTURED;
+            else if (!strcmp(optarg, "jacobian")) o.method = NS_NTK_JACOBIAN;
+            else return ns_cli_usage_error("ntk", "--method is auto, structured or jacobian, "
+                                           "got '%s'", optarg);
+            break;
+        case 'x':
+            if (parse_mem(optarg, &o.mem))
+                return ns_cli_usage_error("ntk", "--mem expects a size such as 512M or 2G, "
+                                          "got '%s'", optarg);
+            break;
+        case 'T':
+            if (ns_cli_size("ntk", "--top", optarg, &top)) return NS_EXIT_USAGE;
+            if (!top) return ns_cli_usage_error("ntk", "--top must be positive");
+            break;
+        case 'r': if (ns_cli_size("ntk", "--recal-n", optarg, &recal_n)) return NS_EXIT_USAGE; break;
+        case 'b': if (ns_cli_size("ntk", "--block", optarg, &block)) return NS_EXIT_USAGE; break;
+        case 't': if (ns_cli_size("ntk", "--threads", optarg, &threads)) return NS_EXIT_USAGE; break;
+        case 'q': ns_progress_set_quiet(1); break;
+        case 'f': force = 1; break;
+        case 'o': out = optarg; break;
+        case 'h': fputs(usage_text, stdout); return NS_EXIT_OK;
+        case ':': return ns_cli_usage_error("ntk", "option '%s' needs a value", argv[optind - 1]);
+        default: return ns_cli_usage_error("ntk", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return ns_cli_usage_error("ntk", "expected one run file");
+    if (!out)
+        return ns_cli_usage_error("ntk", "no output file given (use -o OUT.h5)");
+    const char *path = argv[optind];
+    o.block = block;
+    ns_set_threads((int)threads);
+
+    /* The run file and its checkpoints. */
+    hid_t rf;
+    int st = ns_h5_open_format(path, NS_RUN_FORMAT, &rf);
+    if (st)
+        return ns_cli_fail(st, NULL);
+    uint64_t *have = NULL, *steps = NULL;
+    size_t nhave = 0, nsteps = 0;
+    double mean[16], sd[16];
+    size_t nch = 0;
+    st = ns_run_checkpoints(rf, &have, &nhave);
+    if (!st && !(st = ns_h5_get_doubles(rf, "/data", "mean", mean, 16, &nch)))
+        st = ns_h5_get_doubles(rf, "/data", "std", sd, 16, &nch);
+    ns_h5_close(rf);
+    if (!st && !nhave)
+        st = ns_error(NS_EFORMAT, "'%s' has no checkpoints", path);
+    if (!st && !(steps = ns_malloc((nhave + 64) * sizeof *steps)))
+        st = NS_ENOMEM;
+    if (!st) {
+        if (!strcmp(ckpt, "all")) {
+            memcpy(steps, have, nhave * sizeof *steps);
+            nsteps = nhave;
+        } else if (!strcmp(ckpt, "init")) {
+            steps[nsteps++] = have[0];
+        } else if (!strcmp(ckpt, "last")) {
+            steps[nsteps++] = have[nhave - 1];
+        } else {
+            char *copy = strdup(ckpt), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t && !st; t = strtok_r(NULL, ",", &save)) {
+                char *end;
+                errno = 0;
+                unsigned long long v = strtoull(t, &end, 10);
+                if (*t == '-' || end == t || *end || errno || nsteps >= 64) {
+                    free(copy);
+                    ns_free(steps);
+                    ns_free(have);
+                    return ns_cli_usage_error("ntk", "--ckpt takes init, last, all or a list of "
+                                              "at most 64 steps, got '%s'", ckpt);
+                }
+                size_t j = 0;
+                while (j < nhave && have[j] != v)
+                    j++;
+                if (j == nhave) {
+                    char list[256];
+                    size_t u = 0;
+                    for (size_t q = 0; q < nhave && u < sizeof list - 24; q++)
+                        u += (size_t)snprintf(list + u, sizeof list - u, "%s%llu", q ? ", " : "",
+                                              (unsigned long long)have[q]);
+                    st = ns_error(NS_EINVAL, "no checkpoint at step %llu in '%s' (it has %s)",
+                                  v, path, list);
+                }
+                steps[nsteps++] = v;
+            }
+            free(copy);
+        }
+    }
+    ns_free(have);
+
+    /* Configuration, data and the first network. */
+    ns_train_config cfg;
+    ns_net *net = NULL;
+    ns_dataset *d = NULL;
+    uint64_t got;
+    size_t mb = o.mode == NS_MODE_BATCH ? n : 256;
+    if (!st)
+        st = ns_run_load(path, steps[0], mb, &net, &cfg, &got);
+    if (!st) {
+        if (data)
+            snprintf(cfg.data, sizeof cfg.data, "%s", data);
+        cfg.train_n = cfg.test_n = 0;
+        st = ns_train_load_data(&cfg, split, &d, NULL, NULL);
+    }
+    if (!st && (d->c != net->in_c || d->h != net->in_h || d->w != net->in_w))
+        st = ns_error(NS_EINVAL, "data set '%s' has samples of %zux%zux%zu; the network takes "
+                      "%zux%zux%zu", cfg.data, d->c, d->h, d->w, net->in_c, net->in_h, net->in_w);
+    if (!st && d->c != nch)
+        st = ns_error(NS_EFORMAT, "cannot read '%s': /data statistics have %zu channels", path, nch);
+    if (!st && n > d->n)
+        st = ns_error(NS_EINVAL, "--n %zu is larger than the data set (%zu %s samples in '%s')",
+                      n, d->n, split == NS_SPLIT_TRAIN ? "training" : "test", cfg.data);
+    if (!st && o.mode == NS_MODE_BATCH && !ns_ntk_has_batch_stats(net))
+        st = ns_error(NS_EINVAL, "--mode batch needs a layer with batch statistics; the network "
+                      "of '%s' (norm %s) has none", path, cfg.net.norm);
+    if (!st && cfg.standardize)
+        ns_data_standardize(d, mean, sd);
+    ns_dataset *cal = NULL;
+    if (!st && recal) {
+        ns_train_config tc = cfg;
+        tc.train_n = recal_n;
+        st = ns_train_load_data(&tc, NS_SPLIT_TRAIN, &cal, NULL, NULL);
+        if (!st && cfg.standardize)
+            ns_data_standardize(cal, mean, sd);
+    }
+    size_t K = net ? net->nout : 0, dim = o.trace ? n : n * K;
+    size_t in = d ? ns_data_dim(d) : 0;
+    ns_real *x = NULL;
+    int32_t *y = NULL;
+    size_t *idx = NULL;
+    if (!st) {
+        x = ns_malloc(n * in * sizeof *x);
+        y = ns_malloc(n * sizeof *y);
+        idx = ns_malloc(n * sizeof *idx);
+        if (!x || !y || !idx)
+            st = ns_error(NS_ENOMEM, "out of memory for %zu samples", n);
+    }
+    if (!st) {
+        for (size_t i = 0; i < n; i++)
+            idx[i] = i;
+        ns_data_gather(d, idx, n, x, y);
+    }
+    /* A kernel in memory takes dim^2 doubles next to its eigen copy. */
+    /* Kernels in memory: the first, the previous, the current and an eigen
+     * copy, within half the budget. */
+    int in_mem = (double)dim * (double)dim * 8 * 4 <= (double)o.mem / 2;
+    /* Check that one block fits before anything is written. */
+    if (!st) {
+        size_t sb = ns_ntk_sample_bytes(net, &o), kr = o.trace ? 1 : K, bs = o.block ? o.block : 1;
+        if (o.mode == NS_MODE_BATCH)
+            bs = n;
+        size_t need = 2 * bs * sb + bs * kr * bs * kr * (sizeof(double) + 2 * sizeof(ns_real));
+        if (need > o.mem)
+            st = ns_error(NS_EINVAL, "--mem %zu MiB is too small for one block of the NTK "
+                          "(%zu MiB needed)", o.mem >> 20, (need >> 20) + 1);
+    }
+
+    ns_h5out ho = {.fid = -1};
+    if (!st)
+        st = ns_h5out_create(&ho, out, force);
+    if (!st) st = ns_h5_attr_str(ho.fid, ".", "format", NS_RESULT_FORMAT);
+    if (!st) st = ns_h5_group(ho.fid, "/ntk");
+    if (!st) st = ns_result_group_attrs(ho.fid, "/ntk", ns_cli_cmdline(), path,
+                                        recal ? "recal" : o.mode == NS_MODE_BATCH ? "batch" : "eval",
+                                        cfg.seed);
+    if (!st) {
+        int64_t *ii = ns_malloc(n * sizeof *ii);
+        for (size_t i = 0; ii && i < n; i++)
+            ii[i] = (int64_t)i;
+        size_t dims[1] = {n};
+        st = ii ? ns_h5_write_int(ho.fid, "/ntk/indices", 1, dims, ii) : NS_ENOMEM;
+        if (!st) st = ns_h5_describe(ho.fid, "/ntk/indices", "data-set indices of the samples "
+                                     "(rows of the kernel, in order)", NULL);
+        if (!st) st = ns_h5_attr_str(ho.fid, "/ntk/indices", "split",
+                                     split == NS_SPLIT_TRAIN ? "train" : "test");
+        ns_free(ii);
+    }
+    if (!st) st = ns_h5_attr_str(ho.fid, "/ntk", "kernel", o.trace ? "trace" : "full");
+    if (!st) st = ns_h5_attr_str(ho.fid, "/ntk", "method",
+                                 o.method == NS_NTK_AUTO ? "auto" :
+                                 o.method == NS_NTK_STRUCTURED ? "structured" : "jacobian");
+    if (!st) st = ns_h5_attr_int(ho.fid, "/ntk", "n", (int64_t)n);
+    if (!st) st = ns_h5_attr_int(ho.fid, "/ntk", "outputs", (int64_t)K);
+    if (!st) st = ns_h5_attr_str(ho.fid, "/ntk", "data", cfg.data);
+
+    kern *ks = calloc(nsteps ? nsteps : 1, sizeof *ks);
+    double *to_init = calloc(nsteps ? nsteps : 1, sizeof *to_init);
+    double *to_prev = calloc(nsteps ? nsteps : 1, sizeof *to_prev);
+    if (!st && (!ks || !to_init || !to_prev))
+        st = NS_ENOMEM;
+    if (!st)
+        printf("ntk of %s on %zu %s samples of %s, %s kernel (%zu x %zu), %s mode\n", path, n,
+               split == NS_SPLIT_TRAIN ? "training" : "test", cfg.data, o.trace ? "trace" : "full",
+               dim, dim, recal ? "recal" : o.mode == NS_MODE_BATCH ? "batch" : "eval");
+    for (size_t c = 0; c < nsteps && !st; c++) {
+        if (c > 0) {
+            ns_net_free(net);
+            net = NULL;
+            if ((st = ns_run_load(path, steps[c], mb, &net, &cfg, &got)))
+                break;
+        }
+        if (recal && (st = ns_recalibrate(net, cal, recal_n)))
+            break;
+        char g[64], label[48];
+        snprintf(g, sizeof g, "/ntk/%llu", (unsigned long long)steps[c]);
+        snprintf(label, sizeof label, "ntk step %llu", (unsigned long long)steps[c]);
+        o.label = label;
+        kern *k = &ks[c];
+        k->step = steps[c];
+        k->in_mem = in_mem;
+        snprintf(k->path, sizeof k->path, "%s/kernel", g);
+        if ((st = ns_h5_group(ho.fid, g)))
+            break;
+        ns_ntk_stats s;
+        ns_ntk_memsink ms = {0};
+        ns_ntk_h5sink hs = {0};
+        ns_ntk_sink sink;
+        hid_t dset = -1;
+        if (in_mem) {
+            ms.dim = dim;
+            ms.k = k->k = malloc(dim * dim * sizeof *ms.k);
+            if (!ms.k) {
+                st = ns_error(NS_ENOMEM, "out of memory for a %zu x %zu kernel", dim, dim);
+                break;
+            }
+            sink = (ns_ntk_sink){ns_ntk_memsink_put, &ms};
+        } else {
+            hsize_t hd[2] = {dim, dim}, ch[2] = {dim < 1024 ? dim : 1024, dim < 1024 ? dim : 1024};
+            hid_t sp = H5Screate_simple(2, hd, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
+            hs.type = sizeof(ns_real) == 4 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+            if (sp >= 0 && pl >= 0 && H5Pset_chunk(pl, 2, ch) >= 0)
+                dset = H5Dcreate2(ho.fid, k->path, hs.type, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+            if (sp >= 0) H5Sclose(sp);
+            if (pl >= 0) H5Pclose(pl);
+            if (dset < 0) {
+                st = ns_error(NS_EIO, "cannot create %s in '%s'", k->path, out);
+                break;
+            }
+            hs.dset = dset;
+            sink = (ns_ntk_sink){ns_ntk_h5sink_put, &hs};
+        }
+        st = ns_ntk_compute(net, x, y, n, &o, &sink, &s);
+        ns_ntk_h5sink_free(&hs);
+        if (dset >= 0)
+            H5Dclose(dset);
+        if (st)
+            break;
+        k->frob = sqrt(s.frob2);
+        size_t dims2[2] = {dim, dim};
+        if (in_mem && (st = ns_h5_write_double(ho.fid, k->path, 2, dims2, k->k)))
+            break;
+        if ((st = ns_h5_describe(ho.fid, k->path, o.trace ? "trace NTK sum_k Theta[(i,k),(j,k)]"
+                                 : "NTK, row i*K + k = sample i, output k", NULL)))
+            break;
+        /* Spectrum. */
+        double *ev = NULL;
+        size_t nev = 0, nmv = 0;
+        double t_eig = ns_time();
+        if (in_mem && dim <= 12000) {
+            double *a = malloc(dim * dim * sizeof *a);
+            ev = malloc(dim * sizeof *ev);
+            if (!a || !ev) {
+                free(a);
+                st = ns_error(NS_ENOMEM, "out of memory for the eigenvalues");
+            } else {
+                memcpy(a, k->k, dim * dim * sizeof *a);
+                st = ns_eig_sym(a, dim, ev);
+                nev = dim;
+            }
+            free(a);
+        } else {
+            nev = top < dim ? top : dim - 1;
+            ev = malloc(nev * sizeof *ev);
+            if (!ev) {
+                st = NS_ENOMEM;
+            } else if (in_mem) {
+                ns_ntk_memsink mm = {k->k, dim};
+                st = ns_eig_arpack(ns_matvec_mem, &mm, dim, nev, 1, 1e-10, ev, &nmv);
+            } else {
+                hid_t dd = H5Dopen2(ho.fid, k->path, H5P_DEFAULT);
+                ns_h5_matvec hm = {0};
+                st = dd < 0 ? ns_error(NS_EIO, "cannot reopen %s", k->path)
+                            : ns_h5_matvec_init(&hm, dd, dim, o.mem / 2);
+                if (!st)
+                    st = ns_eig_arpack(ns_matvec_h5, &hm, dim, nev, 1, 1e-8, ev, &nmv);
+                ns_h5_matvec_free(&hm);
+                if (dd >= 0)
+                    H5Dclose(dd);
+            }
+        }
+        t_eig = ns_time() - t_eig;
+        double cond = NAN;
+        if (!st && nev == dim)
+            cond = ev[dim - 1] > 0 ? ev[0] / ev[dim - 1] : INFINITY;
+        char ep[96];
+        snprintf(ep, sizeof ep, "%s/eigenvalues", g);
+        size_t de[1] = {nev};
+        if (!st) st = ns_h5_write_double(ho.fid, ep, 1, de, ev);
+        if (!st) st = ns_h5_describe(ho.fid, ep, nev == dim ? "all eigenvalues, descending (LAPACK "
+                                     "dsyevd)" : "the largest eigenvalues, descending (ARPACK)", NULL);
+        double eff = s.frob2 > 0 ? s.trace * s.trace / s.frob2 : NAN;
+        if (!st) st = write_layer_info(ho.fid, g, net, &s);
+        if (!st) st = ns_h5_attr_int(ho.fid, g, "step", (int64_t)steps[c]);
+        if (!st) st = ns_h5_attr_double(ho.fid, g, "trace", s.trace);
+        if (!st) st = ns_h5_attr_double(ho.fid, g, "frobenius_norm", k->frob);
+        if (!st) st = ns_h5_attr_double(ho.fid, g, "condition_number", cond);
+        if (!st) st = ns_h5_attr_double(ho.fid, g, "effective_rank", eff);
+        if (!st) st = ns_h5_attr_double(ho.fid, g, "alignment", s.align);
+        if (!st) st = ns_h5_attr_double(ho.fid, g, "seconds", s.seconds);
+        if (!st) st = ns_h5_attr_double(ho.fid, g, "eig_seconds", t_eig);
+        if (!st) st = ns_h5_attr_double(ho.fid, g, "gflop", s.gflop);
+        if (!st) st = ns_h5_attr_int(ho.fid, g, "arpack_products", (int64_t)nmv);
+        if (!st)
+            printf("  step %-8llu trace %.4g  cond %.4g  eff. rank %.2f  alignment %.4f  "
+                   "lambda_max %.4g  (%.1f s, %.1f GFLOP)\n",
+                   (unsigned long long)steps[c], s.trace, cond, eff, s.align, ev ? ev[0] : NAN,
+                   s.seconds, s.gflop);
+        free(ev);
+        ns_ntk_stats_free(&s);
+        if (!st && c > 0) {
+            if (!(st = drift(ho.fid, &ks[0], k, dim, o.mem, &to_init[c])))
+                st = drift(ho.fid, &ks[c - 1], k, dim, o.mem, &to_prev[c]);
+        }
+        /* Only the first and the previous kernel are needed from here on. */
+        if (c >= 2 && ks[c - 1].k) {
+            free(ks[c - 1].k);
+            ks[c - 1].k = NULL;
+            ks[c - 1].in_mem = 0;
+        }
+    }
+    if (!st && nsteps > 1) {
+        double *sv = malloc(nsteps * sizeof *sv);
+        for (size_t c = 0; sv && c < nsteps; c++)
+            sv[c] = (double)steps[c];
+        size_t dn[1] = {nsteps};
+        st = sv ? ns_h5_write_double(ho.fid, "/ntk/drift/steps", 1, dn, sv) : NS_ENOMEM;
+        free(sv);
+        to_init[0] = to_prev[0] = 0;
+        if (!st) st = ns_h5_write_double(ho.fid, "/ntk/drift/to_init", 1, dn, to_init);
+        if (!st) st = ns_h5_describe(ho.fid, "/ntk/drift/to_init", "1 - <T_0, T_s>_F / (||T_0||_F "
+                                     "||T_s||_F) against the first chosen checkpoint", NULL);
+        if (!st) st = ns_h5_write_double(ho.fid, "/ntk/drift/to_previous", 1, dn, to_prev);
+        if (!st) st = ns_h5_describe(ho.fid, "/ntk/drift/to_previous", "the same against the "
+                                     "previous chosen checkpoint", NULL);
+        for (size_t c = 1; !st && c < nsteps; c++)
+            printf("  drift step %-8llu to first %.4g, to previous %.4g\n",
+                   (unsigned long long)steps[c], to_init[c], to_prev[c]);
+    }
+    if (!st)
+        st = ns_h5out_commit(&ho);
+    else if (ho.fid >= 0)
+        ns_h5out_abort(&ho);
+    if (!st)
+        printf("wrote %s\n", out);
+    for (size_t c = 0; ks && c < nsteps; c++)
+        free(ks[c].k);
+    free(ks);
+    free(to_init);
+    free(to_prev);
+    ns_free(x);
+    ns_free(y);
+    ns_free(idx);
+    ns_free(steps);
+    ns_data_free(d);
+    ns_data_free(cal);
+    ns_net_free(net);
+    return st ? ns_cli_fail(st, NULL) : NS_EXIT_OK;
+}
