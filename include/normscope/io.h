@@ -14,6 +14,7 @@
 
 #define NS_RUN_FORMAT "normscope-run"
 #define NS_RESULT_FORMAT "normscope-result"
+#define NS_RESULT_FORMAT_VERSION 1
 #define NS_RUN_FORMAT_VERSION 1
 
 /* An HDF5 file being written under a temporary name. */
@@ -93,6 +94,10 @@ int ns_run_write_checkpoint(hid_t fid, const ns_net *net, uint64_t step);
 int ns_run_read_checkpoint(hid_t fid, ns_net *net, uint64_t step);
 /* Steps of all checkpoints, ascending (caller frees with ns_free). */
 int ns_run_checkpoints(hid_t fid, uint64_t **steps, size_t *n);
+
+/* The root attributes of a result file: format, format_version,
+ * normscope_version, created, command_line. */
+int ns_result_file_attrs(hid_t fid, const char *cmdline);
 
 /* Writes the standard attributes of a result group: command line, source
  * run file and checkpoint, mode, seed, version, created. */

@@ -107,6 +107,8 @@ struct ns_layer {
     const ns_layer *prev_norm;
     const ns_layer *prev_norm2;
     ns_mode last_mode;         /* mode of the last forward (backward follows it) */
+    int no_param_grad;         /* analyses: backward skips the weight gradients
+                                * (dense and conv; input gradients only) */
     void *impl;
 };
 

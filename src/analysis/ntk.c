@@ -270,7 +270,12 @@ static int gen_eval(const plan *p, const ns_real *x, block *b)
             memset(dl, 0, mc * K * sizeof *dl);
             for (size_t i = 0; i < mc; i++)
                 dl[i * K + k] = 1;
+            /* only cotangents are needed from this pass */
+            for (size_t l = 0; l < net->nlayers; l++)
+                net->layers[l].no_param_grad = 1;
             ns_net_backward(net, dl);
+            for (size_t l = 0; l < net->nlayers; l++)
+                net->layers[l].no_param_grad = 0;
             for (size_t d = 0; d < p->nd; d++) {
                 const ns_real *dy = layer_dy(net, p->dl[d], dl);
                 size_t w = p->dout[d];
@@ -376,6 +381,7 @@ static double tile(const plan *p, const block *I, const block *J, tilebuf *tb)
     if (p->gw) {
         size_t w = p->gw * wm;
         ns_gemm(0, 1, R, S, w, 1, I->G, w, J->G, w, 0, tb->tmp, S);
+#pragma omp parallel for schedule(static)
         for (size_t q = 0; q < R * S; q++)
             t[q] += tb->tmp[q];
         flop += 2.0 * (double)R * (double)S * (double)w;
@@ -384,6 +390,7 @@ static double tile(const plan *p, const block *I, const block *J, tilebuf *tb)
         size_t wa = p->din[d] + 1, wd = p->dout[d] * wm;
         ns_gemm(0, 1, I->m, J->m, wa, 1, I->A[d], wa, J->A[d], wa, 0, tb->ga, J->m);
         ns_gemm(0, 1, R, S, wd, 1, I->D[d], wd, J->D[d], wd, 0, tb->tmp, S);
+#pragma omp parallel for schedule(static)
         for (size_t r = 0; r < R; r++) {
             const ns_real *ga = tb->ga + (r / kr) * J->m, *tm = tb->tmp + r * S;
             double *tr = t + r * S;
@@ -396,13 +403,23 @@ static double tile(const plan *p, const block *I, const block *J, tilebuf *tb)
     return flop * 1e-9;
 }
 
-/* Target of the alignment: 1 where row r's and column s's labels match. */
-static double target(const plan *p, const int32_t *y, size_t r, size_t s)
+/* <tile, T> for the alignment target T = Y Y^T of the one-hot labels: the
+ * entries (i*K + y_i, j*K + y_j) of a full tile, those with y_i = y_j of a
+ * trace tile. */
+static double target_dot(const plan *p, const int32_t *y, const double *t, size_t i0,
+                         size_t mi, size_t j0, size_t mj)
 {
-    if (p->kr == 1)
-        return y[r] == y[s];
-    size_t i = r / p->K, j = s / p->K;
-    return (size_t)y[i] == r % p->K && (size_t)y[j] == s % p->K;
+    size_t K = p->K, S = mj * p->kr;
+    double s = 0;
+    for (size_t i = 0; i < mi; i++)
+        for (size_t j = 0; j < mj; j++) {
+            int32_t yi = y[i0 + i], yj = y[j0 + j];
+            if (p->kr == 1)
+                s += yi == yj ? t[i * S + j] : 0;
+            else
+                s += t[(i * K + (size_t)yi) * S + j * K + (size_t)yj];
+        }
+    return s;
 }
 
 void ns_ntk_stats_free(ns_ntk_stats *st)
@@ -509,15 +526,14 @@ int ns_ntk_compute(ns_net *net, const ns_real *x, const int32_t *y, size_t n,
                         double v = 0.5 * (tb.t[r * S + s] + tb.t[s * S + r]);
                         tb.t[r * S + s] = tb.t[s * S + r] = v;
                     }
-            double w = bi == bj ? 1 : 2, f2 = 0, tn = 0;
-            for (size_t r = 0; r < R; r++)
-                for (size_t s = 0; s < S; s++) {
-                    double v = tb.t[r * S + s];
-                    f2 += v * v;
-                    tn += v * target(&p, y, r0 + r, c0 + s);
-                    if (bi == bj && r == s)
-                        st->trace += v;
-                }
+            double w = bi == bj ? 1 : 2, f2 = 0;
+#pragma omp parallel for reduction(+ : f2) schedule(static)
+            for (size_t q = 0; q < R * S; q++)
+                f2 += tb.t[q] * tb.t[q];
+            if (bi == bj)
+                for (size_t r = 0; r < R; r++)
+                    st->trace += tb.t[r * S + r];
+            double tn = target_dot(&p, y, tb.t, I->s0, I->m, J->s0, J->m);
             st->frob2 += w * f2;
             num += w * tn;
             if ((rc = sink->put(sink->ctx, r0, c0, R, S, tb.t)))

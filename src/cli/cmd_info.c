@@ -632,6 +632,49 @@ static herr_t collect_obj(hid_t g, const char *name, const H5L_info_t *info, voi
     return 0;
 }
 
+/* The group's numeric scalar attributes on one indented line ("trace
+ * 1.64e+04, condition_number 179.1, ..."); seed is part of the provenance. */
+typedef struct numattrs {
+    sbuf *b;
+    int n;
+} numattrs;
+
+static herr_t one_number(hid_t loc, const char *name, const H5A_info_t *info, void *op)
+{
+    (void)info;
+    numattrs *na = op;
+    if (!strcmp(name, "seed"))
+        return 0;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0)
+        return 0;
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    H5T_class_t c = H5Tget_class(t);
+    double v;
+    if ((c == H5T_FLOAT || c == H5T_INTEGER) && H5Sget_simple_extent_npoints(sp) == 1 &&
+        H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0) {
+        sb_printf(na->b, "%s%s %.6g", na->n ? ", " : "      ", name, v);
+        na->n++;
+    }
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Aclose(a);
+    return 0;
+}
+
+static void group_numbers(sbuf *b, hid_t fid, const char *path)
+{
+    hid_t g = H5Gopen2(fid, path, H5P_DEFAULT);
+    if (g < 0)
+        return;
+    numattrs na = {b, 0};
+    hsize_t idx = 0;
+    H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, one_number, &na);
+    if (na.n)
+        sb_printf(b, "\n");
+    H5Gclose(g);
+}
+
 /* "100x100", "scalar"; and the element type ("float64", "int64", "string"). */
 static void dataset_shape(hid_t fid, const char *path, char *shape, size_t slen,
                           char *type, size_t tlen, hsize_t *dims, int *ndim)
@@ -751,6 +794,7 @@ static void result_list(sbuf *b, hid_t fid, const char *path, const entries *es,
                 first = 0;
             }
             sb_printf(b, "%s\n", first ? "" : ")");
+            group_numbers(b, fid, p);
             continue;
         }
         dataset_shape(fid, p, shape, sizeof shape, type, sizeof type, dims, &ndim);

@@ -360,7 +360,7 @@ int cmd_ntk(int argc, char **argv)
     ns_h5out ho = {.fid = -1};
     if (!st)
         st = ns_h5out_create(&ho, out, force);
-    if (!st) st = ns_h5_attr_str(ho.fid, ".", "format", NS_RESULT_FORMAT);
+    if (!st) st = ns_result_file_attrs(ho.fid, ns_cli_cmdline());
     if (!st) st = ns_h5_group(ho.fid, "/ntk");
     if (!st) st = ns_result_group_attrs(ho.fid, "/ntk", ns_cli_cmdline(), path,
                                         recal ? "recal" : o.mode == NS_MODE_BATCH ? "batch" : "eval",

@@ -128,6 +128,18 @@ int ns_run_checkpoints(hid_t fid, uint64_t **steps, size_t *n)
     return NS_OK;
 }
 
+int ns_result_file_attrs(hid_t fid, const char *cmdline)
+{
+    char now[32];
+    ns_iso_time(now, sizeof now);
+    int st = ns_h5_attr_str(fid, ".", "format", NS_RESULT_FORMAT);
+    if (!st) st = ns_h5_attr_int(fid, ".", "format_version", NS_RESULT_FORMAT_VERSION);
+    if (!st) st = ns_h5_attr_str(fid, ".", "normscope_version", NS_VERSION);
+    if (!st) st = ns_h5_attr_str(fid, ".", "created", now);
+    if (!st) st = ns_h5_attr_str(fid, ".", "command_line", cmdline ? cmdline : "");
+    return st;
+}
+
 int ns_result_group_attrs(hid_t fid, const char *group, const char *cmdline,
                           const char *source, const char *mode, uint64_t seed)
 {

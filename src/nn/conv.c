@@ -154,9 +154,13 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     size_t blk = c->blk, nb = (n + blk - 1) / blk;
     /* With a weight rule the forward multiplied with W' (kept in L->wt). */
     const ns_real *W = L->wrule ? L->wt : L->param[0].data;
-    ns_real *dW = ns_layer_weight_grad_begin(L), *db = L->param[1].grad;
+    int pg = !L->no_param_grad;
+    if (!pg && !dx)
+        return;
+    ns_real *dW = pg ? ns_layer_weight_grad_begin(L) : NULL, *db = L->param[1].grad;
     int nthr = c->nthr;
-    memset(c->dw, 0, (size_t)nthr * co * K * sizeof *c->dw);
+    if (pg)
+        memset(c->dw, 0, (size_t)nthr * co * K * sizeof *c->dw);
 #pragma omp parallel num_threads(nb < (size_t)nthr ? (int)nb : nthr)
     {
         int t = omp_get_thread_num();
@@ -170,11 +174,13 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
                 for (size_t o = 0; o < co; o++)
                     memcpy(yb + o * ld + s * P, dy + (i0 + s) * out + o * P,
                            P * sizeof *yb);
-                im2col(x + (i0 + s) * in, col + s * P, ld, L->in_c, L->in_h, L->in_w,
-                       L->out_h, L->out_w, c->k, c->stride, c->pad);
+                if (pg)
+                    im2col(x + (i0 + s) * in, col + s * P, ld, L->in_c, L->in_h, L->in_w,
+                           L->out_h, L->out_w, c->k, c->stride, c->pad);
             }
             /* dW (co, K) += dy (co, m*P) col^T (m*P, K) */
-            ns_gemm1(0, 1, co, K, ld, 1, yb, ld, col, ld, 1, dwt, K);
+            if (pg)
+                ns_gemm1(0, 1, co, K, ld, 1, yb, ld, col, ld, 1, dwt, K);
             if (!dx)
                 continue;
             /* dcol (K, m*P) = W^T (K, co) dy (co, m*P), then scatter per sample */
@@ -184,6 +190,8 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
                        L->in_w, L->out_h, L->out_w, c->k, c->stride, c->pad);
         }
     }
+    if (!pg)
+        return;
     for (int t = 0; t < nthr; t++) {
         const ns_real *dwt = c->dw + (size_t)t * co * K;
 #pragma omp simd

@@ -32,13 +32,15 @@ static void dense_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     size_t in = ns_layer_in_size(L), out = L->out_c;
     /* With a weight rule the forward multiplied with W' (kept in L->wt). */
     const ns_real *W = L->wrule ? L->wt : L->param[0].data;
-    ns_real *dW = ns_layer_weight_grad_begin(L), *db = L->param[1].grad;
-    /* dW (out, in) += dy^T (out, n) x (n, in) */
-    ns_gemm(1, 0, out, in, n, 1, dy, out, x, in, 1, dW, in);
-    ns_layer_weight_grad_end(L);
-    for (size_t i = 0; i < n; i++)
-        for (size_t o = 0; o < out; o++)
-            db[o] += dy[i * out + o];
+    if (!L->no_param_grad) {
+        ns_real *dW = ns_layer_weight_grad_begin(L), *db = L->param[1].grad;
+        /* dW (out, in) += dy^T (out, n) x (n, in) */
+        ns_gemm(1, 0, out, in, n, 1, dy, out, x, in, 1, dW, in);
+        ns_layer_weight_grad_end(L);
+        for (size_t i = 0; i < n; i++)
+            for (size_t o = 0; o < out; o++)
+                db[o] += dy[i * out + o];
+    }
     /* dx (n, in) = dy (n, out) W (out, in) */
     if (dx)
         ns_gemm(0, 0, n, in, out, 1, dy, out, W, in, acc ? 1 : 0, dx, in);

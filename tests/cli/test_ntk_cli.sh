@@ -1,0 +1,85 @@
+#!/bin/sh
+# CLI tests of ntk: a small run's kernels, spectra and drift land in the
+# result file; bad input gives one line naming the problem, exit 2 and no
+# output file.  Needs NS_BIN (the normscope binary) and PYTHON (with h5py).
+NS=${NS_BIN:?NS_BIN not set}
+PY=${PYTHON:-/usr/bin/python3}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect CODE PATTERN OUTFILE -- command...: exit code, stderr pattern (and a
+# single line), no OUTFILE left
+expect() {
+    code=$1; pat=$2; out=$3; shift 3
+    "$@" >"$T/stdout" 2>"$T/stderr"; got=$?
+    if [ "$got" != "$code" ]; then bad "$* -> exit $got, wanted $code: $(cat "$T/stderr")"; return; fi
+    if ! grep -q -- "$pat" "$T/stderr"; then bad "$* -> stderr lacks '$pat': $(cat "$T/stderr")"; return; fi
+    if [ "$(grep -c . "$T/stderr")" -ne 1 ]; then bad "$* -> not one line: $(cat "$T/stderr")"; return; fi
+    if [ -n "$out" ] && ls "$out"* >/dev/null 2>&1; then bad "$* left $(ls "$out"*)"; return; fi
+    ok
+}
+Q="--quiet --threads 2"
+$NS train --arch mlp:64x2 --norm bn --epochs 2 --train-n 600 --test-n 100 -o "$T/bn.h5" $Q >/dev/null || bad "training bn"
+$NS train --arch mlp:64x2 --norm none --epochs 1 --train-n 600 --test-n 100 -o "$T/none.h5" $Q >/dev/null || bad "training none"
+
+# A good result: every checkpoint, drift, indices; info shows the numbers.
+if $NS ntk "$T/bn.h5" --n 12 -o "$T/k.h5" $Q > "$T/out.txt"; then ok; else bad "ntk failed"; fi
+"$PY" - "$T/k.h5" <<'PYEOF' && ok || bad "ntk result layout"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["format"] == "normscope-result"
+g = f["ntk"]
+steps = sorted(int(s) for s in g if s.isdigit())
+assert steps[0] == 0 and len(steps) == 3, steps
+for s in steps:
+    k = g["%d/kernel" % s][()]
+    ev = g["%d/eigenvalues" % s][()]
+    assert k.shape == (120, 120)
+    assert np.allclose(k, k.T)
+    assert np.allclose(np.sort(np.linalg.eigvalsh(k))[::-1], ev, rtol=1e-6, atol=1e-6 * ev[0])
+    a = g[str(s)].attrs
+    assert abs(a["trace"] - np.trace(k)) < 1e-6 * a["trace"]
+    assert abs(a["condition_number"] - ev[0] / ev[-1]) < 1e-6 * a["condition_number"]
+    assert abs(g["%d/layer_trace" % s][()].sum() - a["trace"]) < 1e-5 * a["trace"]
+d = g["drift/to_init"][()]
+assert d[0] == 0 and (d[1:] > 0).all()
+assert list(g["indices"][()]) == list(range(12))
+PYEOF
+$NS info "$T/k.h5" | grep -q "condition_number" && ok || bad "info lacks the condition number"
+
+# Trace kernel, batch mode, one checkpoint by step.
+$NS ntk "$T/bn.h5" --n 8 --kernel trace --mode batch --ckpt 0,10 -o "$T/kb.h5" $Q >/dev/null && ok || bad "ntk batch/trace"
+$NS ntk "$T/bn.h5" --n 8 --mode recal --recal-n 300 --ckpt last -o "$T/kr.h5" $Q | grep -q "recal mode" && ok || bad "ntk recal"
+# Out of core: a budget smaller than the kernel writes it tile by tile and
+# asks ARPACK for the top eigenvalues.
+$NS ntk "$T/none.h5" --n 24 --ckpt last --mem 300K --block 4 --top 5 -o "$T/ko.h5" $Q >/dev/null && ok || bad "ntk out of core"
+$NS ntk "$T/none.h5" --n 24 --ckpt last -o "$T/ki.h5" $Q >/dev/null
+"$PY" - "$T/ko.h5" "$T/ki.h5" <<'PYEOF' && ok || bad "out-of-core kernel differs from in-memory"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+s = [k for k in a["ntk"] if k.isdigit()][0]
+ka, kb = a["ntk/%s/kernel" % s][()], b["ntk/%s/kernel" % s][()]
+assert np.abs(ka - kb).max() < 1e-5 * np.abs(kb).max()
+ea, eb = a["ntk/%s/eigenvalues" % s][()], b["ntk/%s/eigenvalues" % s][()]
+assert len(ea) == 5 and np.allclose(ea, eb[:5], rtol=1e-5)
+assert np.isnan(a["ntk/%s" % s].attrs["condition_number"])
+PYEOF
+
+# Bad input.
+expect 2 "--n 70000 is larger than the data set" "$T/x.h5" $NS ntk "$T/bn.h5" --n 70000 -o "$T/x.h5" $Q
+expect 2 "no checkpoint at step 7 in" "$T/x.h5" $NS ntk "$T/bn.h5" --ckpt 7 -o "$T/x.h5" $Q
+expect 2 "not a normscope run file" "$T/x.h5" $NS ntk "$T/k.h5" -o "$T/x.h5" $Q
+expect 2 "--mem 0 MiB is too small" "$T/x.h5" $NS ntk "$T/bn.h5" --n 8 --mem 10K -o "$T/x.h5" $Q
+expect 2 "--mode batch needs a layer with batch statistics" "$T/x.h5" $NS ntk "$T/none.h5" --mode batch -o "$T/x.h5" $Q
+expect 2 "cannot open '$T/missing.h5'" "$T/x.h5" $NS ntk "$T/missing.h5" -o "$T/x.h5"
+expect 2 "--kernel is full or trace" "$T/x.h5" $NS ntk "$T/bn.h5" --kernel half -o "$T/x.h5"
+expect 2 "--mem expects a size" "$T/x.h5" $NS ntk "$T/bn.h5" --mem lots -o "$T/x.h5"
+expect 2 "no output file" "" $NS ntk "$T/bn.h5"
+expect 2 "unknown option '--bogus'" "$T/x.h5" $NS ntk "$T/bn.h5" --bogus -o "$T/x.h5"
+expect 2 "exists; use --force" "" $NS ntk "$T/bn.h5" --n 4 -o "$T/k.h5" $Q
+
+echo "test_ntk_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
