@@ -1,6 +1,8 @@
 /* Helpers shared by the Check suites. */
 #include "testutil.h"
 
+#include "normscope/norm.h"
+
 #include <hdf5_hl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -48,12 +50,19 @@ const char *ns_test_python(void)
 
 int ns_test_system(const char *fmt, ...)
 {
-    char cmd[4096];
+    /* sized to the command: a long argument list must not be cut short */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *cmd = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (!cmd)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(cmd, (size_t)len + 1, fmt, ap);
     va_end(ap);
     int st = system(cmd);
+    free(cmd);
     if (st == -1 || !WIFEXITED(st))
         return -1;
     return WEXITSTATUS(st);
@@ -91,7 +100,8 @@ double ns_test_relerr_d(const double *a, const double *b, size_t n, double floor
 
 /* What torch_ref.py needs beyond the layer struct: conv and pooling
  * geometry, the lrelu slope, the dropout probability and, for layers in
- * normalization slots, the method that filled them. */
+ * normalization slots, the method that filled them ("lastbn" for
+ * MimicNorm's BN on the logits). */
 typedef struct torch_geom {
     size_t k, stride, pad;
     double alpha, p;
@@ -189,6 +199,9 @@ static int torch_geometry(const ns_net *net, torch_geom *g)
                 li = geom_expect(net, li, "relu");
             li = geom_conv(net, g, li, 3, 1, 1);
             li = geom_norm(net, g, li, slot);
+            /* MimicNorm's scalar ends the branch */
+            if (li != (size_t)-1 && kind_is(net, li, "scale"))
+                li++;
             if (li != (size_t)-1 && kind_is(net, li, "conv")) {
                 li = geom_conv(net, g, li, 1, s, 0);
                 li = geom_norm(net, g, li, slot);
@@ -218,6 +231,12 @@ static int torch_geometry(const ns_net *net, torch_geom *g)
         }
     }
     free(copy);
+    /* MimicNorm's last BN follows the tokens */
+    const ns_norm_method *m = ns_norm_find(slot);
+    if (m && (m->flags & NS_NORM_LAST_BN) && li == net->nlayers - 1 && kind_is(net, li, "bn")) {
+        g[li].method = "lastbn";
+        li++;
+    }
     if (li != net->nlayers)
         return torch_fail("the layers of '%s' do not follow its tokens", net->arch);
     return 0;
@@ -288,6 +307,15 @@ int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
     bad |= h5_int(f, "/", "gn_groups", (long)o->gn_groups);
     bad |= h5_double(f, "/", "psbn_alpha", o->psbn_alpha);
     bad |= h5_double(f, "/", "frn_eps", o->frn_eps);
+    bad |= H5LTset_attribute_string(f, "/", "norm", o->norm) < 0;
+    bad |= h5_int(f, "/", "wm_all", o->wm_all);
+    bad |= h5_int(f, "/", "brn_warmup", (long)o->brn_warmup);
+    bad |= h5_int(f, "/", "brn_ramp", (long)o->brn_ramp);
+    bad |= h5_double(f, "/", "bkn_p", o->bkn_p);
+    bad |= h5_int(f, "/", "mabn_buffer", (long)o->mabn_buffer);
+    bad |= h5_int(f, "/", "mabn_warmup", (long)o->mabn_warmup);
+    bad |= h5_int(f, "/", "pn_warmup", (long)o->pn_warmup);
+    bad |= h5_double(f, "/", "agc", o->agc);
     for (size_t i = 0; i < nl; i++)
         used += (size_t)snprintf(names + used, len - used, "%s%s", i ? "," : "",
                                  net->layers[i].name);
@@ -319,7 +347,16 @@ int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
         bad |= h5_int(f, obj, "pad", (long)g[i].pad);
         bad |= h5_double(f, obj, "alpha", g[i].alpha);
         bad |= h5_double(f, obj, "p", g[i].p);
-        bad |= h5_int(f, obj, "affine", o->bn_affine);
+        /* BN: affine as the layer has it (MimicNorm's last BN has none) */
+        bad |= h5_int(f, obj, "affine",
+                      kind_is(net, i, "bn") ? L->nparam > 0 : o->bn_affine);
+        if (kind_is(net, i, "dense") || kind_is(net, i, "conv")) {
+            static const char *const rules[] = {"none", "center", "standardize", "scaled"};
+            bad |= H5LTset_attribute_string(f, obj, "wrule",
+                                            L->wrule >= 0 && L->wrule <= 3 ? rules[L->wrule]
+                                                                           : "unknown") < 0;
+            bad |= h5_int(f, obj, "weight_mean", L->weight_mean);
+        }
         for (int t = 0; t < L->nparam; t++)
             bad |= h5_tensor(f, obj, &L->param[t]);
         for (int t = 0; t < L->nstate; t++)
@@ -333,6 +370,65 @@ cleanup:
     free(g);
     free(names);
     return bad ? -1 : 0;
+}
+
+/* Opens path for writing with a property list that creates the groups
+ * on a new link's path. */
+static hid_t h5_open_rw(const char *path, hid_t *lcpl)
+{
+    *lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (*lcpl < 0)
+        return -1;
+    H5Pset_create_intermediate_group(*lcpl, 1);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0)
+        H5Pclose(*lcpl);
+    return f;
+}
+
+static int h5_add(const char *path, const char *dset, int rank, const size_t *dims,
+                  hid_t type, const void *v)
+{
+    hid_t lcpl, f = h5_open_rw(path, &lcpl);
+    if (f < 0)
+        return torch_fail("cannot open '%s'", path);
+    hsize_t hd[8];
+    for (int d = 0; d < rank && d < 8; d++)
+        hd[d] = dims[d];
+    int bad = rank < 1 || rank > 8;
+    hid_t sp = bad ? -1 : H5Screate_simple(rank, hd, NULL);
+    hid_t ds = sp < 0 ? -1 : H5Dcreate2(f, dset, type, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    bad |= ds < 0 || H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0;
+    if (ds >= 0)
+        H5Dclose(ds);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Pclose(lcpl);
+    bad |= H5Fclose(f) < 0;
+    return bad ? torch_fail("cannot write '%s' to '%s'", dset, path) : 0;
+}
+
+int ns_test_h5_add(const char *path, const char *dset, int rank, const size_t *dims,
+                   const double *v)
+{
+    return h5_add(path, dset, rank, dims, H5T_NATIVE_DOUBLE, v);
+}
+
+int ns_test_h5_add_int(const char *path, const char *dset, size_t n, const int32_t *v)
+{
+    size_t dims[1] = {n};
+    return h5_add(path, dset, 1, dims, H5T_NATIVE_INT32, v);
+}
+
+int ns_test_h5_set_attr(const char *path, const char *obj, const char *name, double v)
+{
+    hid_t lcpl, f = h5_open_rw(path, &lcpl);
+    if (f < 0)
+        return torch_fail("cannot open '%s'", path);
+    H5Pclose(lcpl);
+    int bad = h5_double(f, obj, name, v) != 0;
+    bad |= H5Fclose(f) < 0;
+    return bad ? torch_fail("cannot set attribute '%s' in '%s'", name, path) : 0;
 }
 
 double *ns_test_read_ref(hid_t f, const char *path, size_t n)

@@ -34,11 +34,23 @@ double ns_test_relerr_d(const double *a, const double *b, size_t n, double floor
  * PyTorch's layout), a batch of n samples x with labels y, and the mode
  * (NS_MODE_TRAIN or NS_MODE_EVAL) to path in the layout torch_ref.py reads.
  * Geometry comes from the expanded architecture string; each layer in a
- * `norm` slot is tagged with net->opts.norm, an explicit `bn` with "bn".
+ * `norm` slot is tagged with net->opts.norm, an explicit `bn` with "bn",
+ * MimicNorm's last BN with "lastbn"; dense and conv layers carry their
+ * weight rule, and the root the normalization options of net->opts.
  * Does not use Check's asserts, so it may run outside a test: returns 0, or
  * -1 after a message on stderr. */
 int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
                         const int32_t *y, size_t n, ns_mode mode);
+
+/* Additions to a file ns_test_torch_write made, for what one network and
+ * batch do not say (training batches, settings, random draws): a dataset
+ * of doubles or of int32 (groups on its path are created), a numeric
+ * attribute of an object ("/": the root).  Return 0, or -1 after a message
+ * on stderr. */
+int ns_test_h5_add(const char *path, const char *dset, int rank, const size_t *dims,
+                   const double *v);
+int ns_test_h5_add_int(const char *path, const char *dset, size_t n, const int32_t *v);
+int ns_test_h5_set_attr(const char *path, const char *obj, const char *name, double v);
 
 /* Reads the dataset `path` of f, which must hold exactly n values, as
  * doubles into a new buffer (fails the test otherwise). */
