@@ -24,3 +24,4 @@ for case in "mlp bn 50" "cnn bn 20" "mlp none 50" "cnn none 20"; do
     r1=$(awk -v a="$ns" -v b="$pt1" 'BEGIN { printf "%.2fx", a / b }')
     printf '%-5s %-5s %10.0f %10.0f %10.0f %8s %8s\n' "$1" "$2" "$ns" "$pt" "$pt1" "$r" "$r1"
 done
+sh ntk.sh

@@ -142,7 +142,10 @@ int ns_matvec_mem(void *ctx, const double *x, double *y);   /* ctx: ns_ntk_memsi
 typedef struct ns_h5_matvec {
     hid_t dset;
     size_t dim, rows;       /* rows per read */
-    double *buf;
+    int single;             /* the data set holds floats (read as such) */
+    int upper;              /* symmetric: read only the blocks on and above the
+                             * diagonal, half the data (set after init) */
+    void *buf;
 } ns_h5_matvec;
 int ns_h5_matvec_init(ns_h5_matvec *m, hid_t dset, size_t dim, size_t mem);
 int ns_matvec_h5(void *ctx, const double *x, double *y);

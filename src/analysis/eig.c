@@ -8,6 +8,7 @@
 
 #include <arpack/arpack.h>
 #include <lapacke.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,15 +117,27 @@ int ns_h5_matvec_init(ns_h5_matvec *m, hid_t dset, size_t dim, size_t mem)
 {
     m->dset = dset;
     m->dim = dim;
-    m->rows = mem / (dim * sizeof(double));
+    hid_t t = H5Dget_type(dset);
+    m->single = t >= 0 && H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
+    if (t >= 0)
+        H5Tclose(t);
+    size_t es = m->single ? sizeof(float) : sizeof(double);
+    m->rows = mem / (dim * es);
     if (m->rows < 1)
         m->rows = 1;
     if (m->rows > dim)
         m->rows = dim;
-    m->buf = malloc(m->rows * dim * sizeof *m->buf);
+    m->buf = malloc(m->rows * dim * es);
     if (!m->buf)
         return ns_error(NS_ENOMEM, "out of memory for %zu kernel rows", m->rows);
     return NS_OK;
+}
+
+/* Row r of a block of the buffer as double. */
+static inline double buf_at(const ns_h5_matvec *m, size_t w, size_t i, size_t j)
+{
+    return m->single ? (double)((const float *)m->buf)[i * w + j]
+                     : ((const double *)m->buf)[i * w + j];
 }
 
 int ns_matvec_h5(void *ctx, const double *x, double *y)
@@ -135,22 +148,51 @@ int ns_matvec_h5(void *ctx, const double *x, double *y)
     if (fs < 0)
         return ns_error(NS_EIO, "cannot read the kernel data set");
     int st = NS_OK;
+    memset(y, 0, n * sizeof *y);
     for (size_t r0 = 0; r0 < n && !st; r0 += m->rows) {
         size_t nr = n - r0 < m->rows ? n - r0 : m->rows;
-        hsize_t off[2] = {r0, 0}, cnt[2] = {nr, n};
+        /* columns from r0 on when only the upper part is read */
+        size_t c0 = m->upper ? r0 : 0, w = n - c0;
+        hsize_t off[2] = {r0, c0}, cnt[2] = {nr, w};
         hid_t ms = H5Screate_simple(2, cnt, NULL);
         if (ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
-            H5Dread(m->dset, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, m->buf) < 0)
+            H5Dread(m->dset, m->single ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, ms, fs,
+                    H5P_DEFAULT, m->buf) < 0)
             st = ns_error(NS_EIO, "cannot read kernel rows %zu..%zu", r0, r0 + nr);
         if (ms >= 0)
             H5Sclose(ms);
+        if (st)
+            break;
+        /* y[r0 + i] += row i . x[c0..] */
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < nr; i++) {
-            const double *r = m->buf + i * n;
             double s = 0;
-            for (size_t j = 0; j < n; j++)
-                s += r[j] * x[j];
-            y[r0 + i] = s;
+            if (m->single) {
+                const float *r = (const float *)m->buf + i * w;
+                for (size_t j = 0; j < w; j++)
+                    s += (double)r[j] * x[c0 + j];
+            } else {
+                const double *r = (const double *)m->buf + i * w;
+                for (size_t j = 0; j < w; j++)
+                    s += r[j] * x[c0 + j];
+            }
+            y[r0 + i] += s;
+        }
+        if (!m->upper)
+            continue;
+        /* the mirror of the blocks right of the diagonal block:
+         * y[j] += sum_i K[r0 + i, j] x[r0 + i] for j >= r0 + nr */
+        size_t jlo = nr;   /* buffer column of r0 + nr */
+#pragma omp parallel
+        {
+            int nt = omp_get_num_threads(), t = omp_get_thread_num();
+            size_t span = w - jlo, a = jlo + span * (size_t)t / (size_t)nt,
+                   b = jlo + span * (size_t)(t + 1) / (size_t)nt;
+            for (size_t i = 0; i < nr; i++) {
+                double xi = x[r0 + i];
+                for (size_t j = a; j < b; j++)
+                    y[c0 + j] += buf_at(m, w, i, j) * xi;
+            }
         }
     }
     H5Sclose(fs);

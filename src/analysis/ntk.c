@@ -539,16 +539,20 @@ int ns_ntk_compute(ns_net *net, const ns_real *x, const int32_t *y, size_t n,
             if ((rc = sink->put(sink->ctx, r0, c0, R, S, tb.t)))
                 break;
             if (bi != bj) {
-                /* the mirrored tile, transposed in tb.tmp's place */
-                double *tt = malloc(R * S * sizeof *tt);
+                /* the mirrored tile, transposed in strips of 64 rows */
+                size_t h = S < 64 ? S : 64;
+                double *tt = malloc(h * R * sizeof *tt);
                 if (!tt) {
                     rc = ns_error(NS_ENOMEM, "out of memory for an NTK tile");
                     break;
                 }
-                for (size_t r = 0; r < R; r++)
-                    for (size_t s = 0; s < S; s++)
-                        tt[s * R + r] = tb.t[r * S + s];
-                rc = sink->put(sink->ctx, c0, r0, S, R, tt);
+                for (size_t q0 = 0; q0 < S && !rc; q0 += h) {
+                    size_t hh = S - q0 < h ? S - q0 : h;
+                    for (size_t s = 0; s < hh; s++)
+                        for (size_t r = 0; r < R; r++)
+                            tt[s * R + r] = tb.t[r * S + q0 + s];
+                    rc = sink->put(sink->ctx, c0 + q0, r0, hh, R, tt);
+                }
                 free(tt);
             }
             ns_progress_update(&pr, ++done_tiles, NULL);

@@ -301,7 +301,9 @@ int cmd_ntk(int argc, char **argv)
     if (!st) {
         if (data)
             snprintf(cfg.data, sizeof cfg.data, "%s", data);
-        cfg.train_n = cfg.test_n = 0;
+        /* only the first n samples are used */
+        cfg.train_n = split == NS_SPLIT_TRAIN ? n : 0;
+        cfg.test_n = split == NS_SPLIT_TEST ? n : 0;
         st = ns_train_load_data(&cfg, split, &d, NULL, NULL);
     }
     if (!st && (d->c != net->in_c || d->h != net->in_h || d->w != net->in_w))
@@ -482,7 +484,8 @@ int cmd_ntk(int argc, char **argv)
                 hid_t dd = H5Dopen2(ho.fid, k->path, H5P_DEFAULT);
                 ns_h5_matvec hm = {0};
                 st = dd < 0 ? ns_error(NS_EIO, "cannot reopen %s", k->path)
-                            : ns_h5_matvec_init(&hm, dd, dim, o.mem / 2);
+                            : ns_h5_matvec_init(&hm, dd, dim, o.mem / 8);
+                hm.upper = 1;   /* symmetric: half the reads */
                 if (!st)
                     st = ns_eig_arpack(ns_matvec_h5, &hm, dim, nev, 1, 1e-8, ev, &nmv);
                 ns_h5_matvec_free(&hm);
