@@ -16,6 +16,10 @@
  * pseudo-inputs instead (normscope's own choice).  The prediction is taken
  * as a constant in backward (normscope's reading: no gradient through the
  * pseudo-input); the gradient flows through the observed mu and s2.
+ * With groups, one prediction serves every group (made from the previous
+ * layer's last group) and the running averages take every group in turn;
+ * the authors' code predicts each group from the matching group of the
+ * previous layer and averages the first group's statistics (both ours).
  * The first normalization layer of a network has no predecessor and uses
  * its batch statistics.  After a residual block the statistics carried on
  * are the sums of the branch's and the skip path's (see bkn_estimate), and a

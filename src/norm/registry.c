@@ -98,8 +98,11 @@ static const ns_norm_method methods[] = {
      NS_NORM_CENTER_W, 0},
     {"bkn", "batch Kalman normalization: batch moments mixed with a prediction from the "
             "previous norm layer's statistics through this layer's weights",
-     "Wang et al. 2018 (authors' code); pseudo-samples on dense layers and no gradient "
-     "through the prediction are normscope's choices", create_bkn,
+     "Wang et al. 2018 (authors' code); normscope's choices: pseudo-samples on dense "
+     "layers, no gradient through the prediction, one prediction for all groups (from the "
+     "previous layer's last group) and running averages over every group (the authors' "
+     "code predicts each group from its own and averages the first group's), the sum of "
+     "branch and skip statistics after a residual add", create_bkn,
      "--bkn-p P (0.9 for --norm-group <= 16, else 0.05), --bkn-samples K (64), "
      "--norm-group S, --bn-eps E", 0, 0},
     {"pn", "PowerNorm: quadratic mean instead of variance, the running estimate normalises "
