@@ -1,7 +1,9 @@
 /*
  * Training throughput of normscope on random data: the same full SGD step
  * as `normscope train` (forward, cross-entropy, backward, momentum update),
- * batch 128 by default; prints the median images/s of several repeats.
+ * batch 128 by default, with the method's gradient clipping and weight
+ * projection where it has them; prints the median images/s of several
+ * repeats.
  *   ns_throughput ARCH NORM [repeats] [steps] [threads]
  */
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "normscope/nn.h"
+#include "normscope/norm.h"
 #include "normscope/train.h"
 
 static int cmp(const void *a, const void *b)
@@ -41,6 +44,8 @@ int main(int argc, char **argv)
         return 2;
     }
     ns_net_init(net, &c.init, 1);
+    int agc = (ns_norm_find(argv[2])->flags & NS_NORM_AGC) != 0;
+    int proj = ns_net_has_projection(net);
     ns_optim opt;
     ns_optim_alloc(&opt, NS_OPTIM_SGD, net->nparams);
     ns_real *x = malloc(B * 784 * sizeof *x), *dl = malloc(B * 10 * sizeof *dl);
@@ -62,7 +67,11 @@ int main(int argc, char **argv)
             ns_softmax_ce(ns_net_logits(net), y, B, 10, dl, &loss, NULL);
             ns_net_zero_grad(net);
             ns_net_backward(net, dl);
+            if (agc)
+                ns_net_agc(net, c.net.agc);
             ns_optim_step(&opt, &c, 0.01, net->params, net->grads);
+            if (proj)
+                ns_net_project(net);
         }
         if (rep >= 0)
             ips[rep] = (double)n * B / (ns_time() - t0);

@@ -145,6 +145,8 @@ typedef struct ns_h5_matvec {
     int single;             /* the data set holds floats (read as such) */
     int upper;              /* symmetric: read only the blocks on and above the
                              * diagonal, half the data (set after init) */
+    size_t cc;              /* chunk columns (1 when not chunked) */
+    hid_t own;              /* the data set reopened with a chunk cache */
     void *buf;
 } ns_h5_matvec;
 int ns_h5_matvec_init(ns_h5_matvec *m, hid_t dset, size_t dim, size_t mem);

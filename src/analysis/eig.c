@@ -127,6 +127,33 @@ int ns_h5_matvec_init(ns_h5_matvec *m, hid_t dset, size_t dim, size_t mem)
         m->rows = 1;
     if (m->rows > dim)
         m->rows = dim;
+    /* Whole chunks per read, and a chunk cache that holds a row of them:
+     * without it HDF5 reads a chunk row by row, one system call each. */
+    m->cc = 1;
+    m->own = H5I_INVALID_HID;
+    hid_t cp = H5Dget_create_plist(dset);
+    hsize_t ch[2];
+    if (cp >= 0 && H5Pget_layout(cp) == H5D_CHUNKED && H5Pget_chunk(cp, 2, ch) == 2) {
+        size_t cr = (size_t)ch[0];
+        m->cc = (size_t)ch[1];
+        if (m->rows > cr)
+            m->rows = m->rows / cr * cr;
+        size_t nbytes = ((dim + m->cc - 1) / m->cc + 1) * (size_t)ch[0] * (size_t)ch[1] * es;
+        hid_t ap = H5Pcreate(H5P_DATASET_ACCESS);
+        char name[512];
+        hid_t file = H5Iget_file_id(dset);
+        if (ap >= 0 && file >= 0 && H5Iget_name(dset, name, sizeof name) > 0 &&
+            H5Pset_chunk_cache(ap, 10007, nbytes, 1.0) >= 0)
+            m->own = H5Dopen2(file, name, ap);
+        if (ap >= 0)
+            H5Pclose(ap);
+        if (file >= 0)
+            H5Fclose(file);
+    }
+    if (cp >= 0)
+        H5Pclose(cp);
+    if (m->own >= 0)
+        m->dset = m->own;
     m->buf = malloc(m->rows * dim * es);
     if (!m->buf)
         return ns_error(NS_ENOMEM, "out of memory for %zu kernel rows", m->rows);
@@ -151,8 +178,9 @@ int ns_matvec_h5(void *ctx, const double *x, double *y)
     memset(y, 0, n * sizeof *y);
     for (size_t r0 = 0; r0 < n && !st; r0 += m->rows) {
         size_t nr = n - r0 < m->rows ? n - r0 : m->rows;
-        /* columns from r0 on when only the upper part is read */
-        size_t c0 = m->upper ? r0 : 0, w = n - c0;
+        /* columns from r0 on when only the upper part is read (from the
+         * chunk boundary at or before it; the row products skip the rest) */
+        size_t c0 = m->upper ? r0 / m->cc * m->cc : 0, w = n - c0, skip = m->upper ? r0 - c0 : 0;
         hsize_t off[2] = {r0, c0}, cnt[2] = {nr, w};
         hid_t ms = H5Screate_simple(2, cnt, NULL);
         if (ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
@@ -169,11 +197,11 @@ int ns_matvec_h5(void *ctx, const double *x, double *y)
             double s = 0;
             if (m->single) {
                 const float *r = (const float *)m->buf + i * w;
-                for (size_t j = 0; j < w; j++)
+                for (size_t j = skip; j < w; j++)
                     s += (double)r[j] * x[c0 + j];
             } else {
                 const double *r = (const double *)m->buf + i * w;
-                for (size_t j = 0; j < w; j++)
+                for (size_t j = skip; j < w; j++)
                     s += r[j] * x[c0 + j];
             }
             y[r0 + i] += s;
@@ -182,7 +210,7 @@ int ns_matvec_h5(void *ctx, const double *x, double *y)
             continue;
         /* the mirror of the blocks right of the diagonal block:
          * y[j] += sum_i K[r0 + i, j] x[r0 + i] for j >= r0 + nr */
-        size_t jlo = nr;   /* buffer column of r0 + nr */
+        size_t jlo = skip + nr;   /* buffer column of r0 + nr */
 #pragma omp parallel
         {
             int nt = omp_get_num_threads(), t = omp_get_thread_num();
@@ -201,6 +229,9 @@ int ns_matvec_h5(void *ctx, const double *x, double *y)
 
 void ns_h5_matvec_free(ns_h5_matvec *m)
 {
+    if (m->own >= 0 && m->buf)
+        H5Dclose(m->own);
+    m->own = H5I_INVALID_HID;
     free(m->buf);
     m->buf = NULL;
 }
