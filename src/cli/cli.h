@@ -15,6 +15,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_meanfield(int argc, char **argv);
 int cmd_ntk(int argc, char **argv);
 
 /* The full command line as one string (for run and result files). */

@@ -752,6 +752,12 @@ static void result_list(sbuf *b, hid_t fid, const char *path, const entries *es,
                     sb_printf(b, "%s%llu", j ? ", " : "", (unsigned long long)dims[j]);
                 sb_printf(b, "]");
             }
+            double v;
+            if (ndim == 0 && (!strncmp(type, "float", 5) || strstr(type, "int")) &&
+                ns_h5_read_double(fid, es->v[i].path, &v, 1) == NS_OK) {
+                sb_printf(b, ", \"value\": ");
+                sb_json_num(b, v);
+            }
             sb_printf(b, ", \"type\": \"%s\", \"description\": ", type);
             sb_json_str(b, get_str(fid, es->v[i].path, "description", buf, sizeof buf));
             sb_printf(b, ", \"units\": ");
@@ -783,8 +789,8 @@ static void result_list(sbuf *b, hid_t fid, const char *path, const entries *es,
         const char *p = es->v[i].path;
         if (!es->v[i].dataset) {
             sb_printf(b, "  %s/", p);
-            /* provenance of analysis groups */
-            static const char *const prov[] = {"source", "mode", "seed"};
+            /* provenance of analysis groups (and a meanfield group's activation) */
+            static const char *const prov[] = {"source", "mode", "seed", "act"};
             int first = 1;
             for (size_t j = 0; j < sizeof prov / sizeof *prov; j++) {
                 if (H5Aexists_by_name(fid, p, prov[j], H5P_DEFAULT) <= 0)
@@ -798,6 +804,11 @@ static void result_list(sbuf *b, hid_t fid, const char *path, const entries *es,
             continue;
         }
         dataset_shape(fid, p, shape, sizeof shape, type, sizeof type, dims, &ndim);
+        /* a numeric scalar shows its value (meanfield's q*, chi_1, ...) */
+        double v;
+        if (ndim == 0 && (!strncmp(type, "float", 5) || strstr(type, "int")) &&
+            ns_h5_read_double(fid, p, &v, 1) == NS_OK)
+            snprintf(shape, sizeof shape, "= %.6g", v);
         const char *desc = get_str(fid, p, "description", buf, sizeof buf);
         char units[256];
         const char *u = get_str(fid, p, "units", units, sizeof units);

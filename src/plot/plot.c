@@ -36,6 +36,12 @@ extern char **environ;
 static const ns_plot_kind kinds[] = {
     {"curves", "training curves of run files overlaid: test accuracy, loss, learning rate",
      "curves.gp", NS_RUN_FORMAT, 10, ns_plot_export_curves},
+    {"phase", "mean-field phase diagram: chi_1 and c* over sigma_w^2 x sigma_b^2, critical line",
+     "phase.gp", NS_RESULT_FORMAT, 1, ns_plot_export_phase},
+    {"trajectory", "mean-field q, c and NTK condition number through depth, files overlaid",
+     "trajectory.gp", NS_RESULT_FORMAT, 8, ns_plot_export_trajectory},
+    {"dualmap", "the c-maps T and Tbar (weight mean) of MimicNorm's Figure 4, files overlaid",
+     "dualmap.gp", NS_RESULT_FORMAT, 4, ns_plot_export_dualmap},
 };
 
 const ns_plot_kind *ns_plot_kinds(size_t *n)

@@ -1,0 +1,314 @@
+/*
+ * normscope mean-field theory of deep fully connected networks at
+ * initialisation (Poole et al. 2016; Schoenholz et al. 2017; METHODS.md
+ * "Mean-field theory" and "MimicNorm"): the q-map and its fixed point q*,
+ * the correlation map and its stable fixed point c*, chi_1, the depth scales
+ * xi_q and xi_c, trajectories through depth, the phase diagram over
+ * (sigma_w^2, sigma_b^2) with the critical line chi_1 = 1, the dual maps T and
+ * Tbar of MimicNorm, the BN gradient-explosion rate of Yang et al. 2019 in
+ * the large-batch limit, and the analytic infinite-width NNGP and NTK.
+ *
+ * Network: h^1 = W^1 x + b^1, h^l = W^l phi(h^{l-1}) + b^l, W^l_ij ~
+ * N(0, sw2 / fan_in), b^l_i ~ N(0, sb2) (`--init gauss:SW2,SB2`).  With the
+ * weight mean (MimicNorm) each row of W^l is projected to zero mean, which in
+ * the infinite-width limit replaces the second moments E[phi phi] of the
+ * layer's inputs by their covariances E[phi phi] - E[phi] E[phi].
+ *
+ * Gaussian expectations: closed forms where they exist (relu, leaky relu and
+ * linear through the arc-cosine kernel, erf through the arcsine kernel),
+ * quadrature otherwise.  Quadrature is Gauss-Hermite from GSL with the order
+ * doubled (8, 16, ..., NS_MF_ORDER_MAX) until two successive estimates agree
+ * to the workspace's tolerance; 2-D expectations use the tensor-product rule
+ * over correlated normals (u1 = sqrt(q1) z1, u2 = sqrt(q2) (c z1 + sqrt(1-c^2)
+ * z2)).  Activations with a kink (relu, leaky, forced to quadrature for
+ * cross-checks) are split at the kink instead, with Gauss-Legendre (GSL) on
+ * each piece of [-10, 10] standard deviations, because Gauss-Hermite
+ * converges only algebraically across a kink; so are gelu, swish and
+ * softplus, which bend like relu within 1/sqrt(q) of 0 at large variances q.
+ * Everything is double, whatever ns_real is.
+ *
+ * Functions return NS_OK or a status of normscope/core.h with the message
+ * set through ns_error(): NS_EINVAL for bad arguments, NS_ENOMEM,
+ * NS_ENUMERIC when quadrature does not reach the tolerance by
+ * NS_MF_ORDER_MAX or a result is not finite where it must be.
+ */
+#ifndef NORMSCOPE_MEANFIELD_H
+#define NORMSCOPE_MEANFIELD_H
+
+#include <stddef.h>
+
+#include "normscope/core.h"
+
+/* Highest quadrature order the workspace will use. */
+#define NS_MF_ORDER_MAX 4096
+
+/* ---------------------------------------------------------- activations */
+
+typedef enum ns_mf_act_kind {
+    NS_MF_RELU = 0,  /* max(0, x)                             closed form */
+    NS_MF_LEAKY,     /* x > 0 ? x : alpha x                   closed form */
+    NS_MF_LINEAR,    /* x                                     closed form */
+    NS_MF_TANH,      /* tanh(x)                               quadrature */
+    NS_MF_ERF,       /* erf(x)                                closed form */
+    NS_MF_GELU,      /* x Phi(x), Phi the normal cdf          quadrature (split) */
+    NS_MF_SWISH,     /* x / (1 + exp(-x)) (SiLU)              quadrature (split) */
+    NS_MF_SOFTPLUS,  /* log(1 + exp(x))                       quadrature (split) */
+    NS_MF_SIGMOID    /* 1 / (1 + exp(-x))                     quadrature */
+} ns_mf_act_kind;
+
+typedef struct ns_mf_act {
+    ns_mf_act_kind kind;
+    double alpha;    /* leaky slope (NS_MF_LEAKY) */
+    int quadrature;  /* 1: quadrature even where a closed form exists */
+} ns_mf_act;
+
+/* Parses "relu", "leaky:A" (also "lrelu[:A]", A = 0.01 when omitted),
+ * "linear" ("id"), "tanh", "erf", "gelu", "swish" ("silu"), "softplus",
+ * "sigmoid".  NS_EINVAL "unknown activation 'x' (...)" otherwise. */
+int ns_mf_act_parse(const char *s, ns_mf_act *act);
+/* The activation's name as ns_mf_act_parse reads it ("leaky:0.1"). */
+void ns_mf_act_name(const ns_mf_act *act, char *buf, size_t len);
+/* The names accepted, for help texts. */
+const char *ns_mf_act_names(void);
+/* 1 when expectations of act are computed in closed form. */
+int ns_mf_act_closed(const ns_mf_act *act);
+/* 1 for positively homogeneous activations (relu, leaky, linear). */
+int ns_mf_act_homogeneous(const ns_mf_act *act);
+/* phi (deriv 0), phi' (1) or phi'' (2) at x (kinks: the right derivative). */
+double ns_mf_act_eval(const ns_mf_act *act, int deriv, double x);
+
+/* ------------------------------------------------------------ workspace */
+
+/* Cached quadrature rules and the tolerance; one per thread. */
+typedef struct ns_mf_work ns_mf_work;
+
+/* tol in [1e-14, 1e-2]: two successive quadrature estimates must agree to
+ * tol times the quantity's natural scale (sqrt(E[f^2]) of the integrand).
+ * NULL on a bad tol (NS_EINVAL) or out of memory. */
+ns_mf_work *ns_mf_work_alloc(double tol);
+void ns_mf_work_free(ns_mf_work *w);
+double ns_mf_work_tol(const ns_mf_work *w);
+/* Highest quadrature order used since alloc or the last reset (0: closed
+ * forms only). */
+size_t ns_mf_work_order(const ns_mf_work *w);
+void ns_mf_work_reset_order(ns_mf_work *w);
+
+/* --------------------------------------------------- Gaussian moments */
+
+/* Moments of u ~ N(0, q), q >= 0. */
+typedef struct ns_mf_m1 {
+    double mean;      /* E[phi(u)] */
+    double sq;        /* E[phi(u)^2] */
+    double dmean;     /* E[phi'(u)] */
+    double dsq;       /* E[phi'(u)^2] */
+    double dsq_dq;    /* d E[phi(u)^2] / dq = E[phi(u) phi'(u) u] / q */
+    double dmean_dq;  /* d E[phi(u)] / dq = E[phi'(u) u] / (2 q) */
+} ns_mf_m1;
+int ns_mf_moments1(ns_mf_work *w, const ns_mf_act *act, double q, ns_mf_m1 *m);
+
+/* Moments of (u1, u2) centred normal with variances q1, q2 >= 0 and
+ * correlation c in [-1, 1]. */
+typedef struct ns_mf_m2 {
+    double pp;        /* E[phi(u1) phi(u2)] */
+    double dd;        /* E[phi'(u1) phi'(u2)] */
+} ns_mf_m2;
+int ns_mf_moments2(ns_mf_work *w, const ns_mf_act *act, double q1, double q2, double c,
+                   ns_mf_m2 *m);
+
+/* E[f(u)], u ~ N(0, q), by the adaptive quadrature of the workspace (split
+ * at u = 0 when kinked).  For tests and users' own integrands. */
+int ns_mf_expect1(ns_mf_work *w, double (*f)(double u, void *p), void *p, double q,
+                  int kinked, double *out);
+/* E[f(u1, u2)] with the tensor-product rule over correlated normals as
+ * above (split at u1 = 0 and u2 = 0 when kinked). */
+int ns_mf_expect2(ns_mf_work *w, double (*f)(double u1, double u2, void *p), void *p,
+                  double q1, double q2, double c, int kinked, double *out);
+
+/* --------------------------------------------- maps and fixed points */
+
+/* A deep stack of dense layers with one activation. */
+typedef struct ns_mf_net {
+    ns_mf_act act;
+    double sw2, sb2;   /* sw2 > 0, sb2 >= 0 */
+    int weight_mean;   /* rows of W projected to zero mean (MimicNorm) */
+} ns_mf_net;
+
+/* NS_EINVAL naming the problem unless sw2 > 0, sb2 >= 0, both finite. */
+int ns_mf_net_check(const ns_mf_net *net);
+
+/* One layer of the exact two-input recursion: pre-activations with
+ * variances q1, q2 and correlation c map to the next layer's q1n, q2n, cn
+ * (q' = sw2 M(q, q) + sb2, cov' = sw2 M(q1, q2, c) + sb2, M the second
+ * moment E[phi phi], or the covariance with the weight mean).  slope (may
+ * be NULL) receives d cn / d c at fixed q1, q2. */
+int ns_mf_step(ns_mf_work *w, const ns_mf_net *net, double q1, double q2, double c,
+               double *q1n, double *q2n, double *cn, double *slope);
+
+/* How the q recursion ends. */
+typedef enum ns_mf_qkind {
+    NS_MF_Q_FINITE = 0, /* converges to a fixed point 0 < q* < inf */
+    NS_MF_Q_ANY,        /* every q is a fixed point (homogeneous phi, sb2 = 0,
+                         * sw2 E[phi(z)^2] = 1): q* = q0 */
+    NS_MF_Q_ZERO,       /* q -> 0 geometrically (sb2 = 0) */
+    NS_MF_Q_INF         /* q grows without bound (unbounded phi) */
+} ns_mf_qkind;
+
+/* Fixed-point quantities of a network.  Where q* is 0 or infinite, the maps
+ * are their limits along the q recursion; for homogeneous activations that
+ * is the normalised dual map M(1,1,c)/M(1,1,1) (T for relu, Tbar with the
+ * weight mean), and gelu, swish and softplus tend to relu's where q* is
+ * infinite; otherwise the quantities that need q* are NaN (q* = 0: the
+ * network is linear in the limit and every c is a fixed point; q* = inf:
+ * not defined) [ours, METHODS.md defines the finite case only]. */
+typedef struct ns_mf_point {
+    ns_mf_qkind qkind;
+    double qstar;    /* lim q^l from q0 (0 or INFINITY as qkind says) */
+    double qslope;   /* slope of the q-map at q* */
+    double chi1;     /* sw2 E[phi'(u)^2], u ~ N(0, q*) (the q -> q* limit) */
+    double slope1;   /* slope of the c-map at c = 1 (= chi1 when 0 < q* < inf) */
+    double cstar;    /* stable fixed point of the c-map in [0, 1]: 1 when
+                      * slope1 <= 1, else the root below 1 (the c-map is
+                      * convex on [0, 1]: its Hermite series has non-negative
+                      * coefficients, so the root is unique) */
+    double cslope;   /* slope of the c-map at c* */
+    double xi_q;     /* -1 / ln(qslope): INFINITY when qslope >= 1 (critical) */
+    double xi_c;     /* -1 / ln(cslope): INFINITY when cslope >= 1 (critical) */
+    size_t order;    /* highest quadrature order used (0: closed forms) */
+} ns_mf_point;
+
+/* q0 > 0 is the first layer's pre-activation variance (where the q
+ * recursion starts; it matters only when q* is not unique). */
+int ns_mf_fixed_point(ns_mf_work *w, const ns_mf_net *net, double q0, ns_mf_point *p);
+
+/* The c-map at the fixed point (its limit where q* is 0 or infinite, see
+ * ns_mf_point): cn[i] = C(rho[i]), dcn[i] = C'(rho[i]) (dcn may be NULL),
+ * for rho in [-1, 1].  With net->weight_mean this is MimicNorm's Tbar, else
+ * T (for relu at (2, 0): T = 2 phi_hat).  NaN where not defined. */
+int ns_mf_cmap(ns_mf_work *w, const ns_mf_net *net, const ns_mf_point *p,
+               const double *rho, size_t n, double *cn, double *dcn);
+
+/* Per-layer trajectory of two inputs whose first-layer pre-activations have
+ * variance q0 and correlation c0: q[l], c[l] for l = 0..depth (l = 0 is the
+ * first layer), chi[l] = sw2 E[phi'(u)^2] at q[l] (the factor by which
+ * E||dL/dh||^2 grows from layer l+1 back to l), and the NTK of the layer-l
+ * pre-activations (NTK parametrisation, see ns_mf_kernel): ntk_diag[l] =
+ * Theta(x, x), ntk_off[l] = Theta(x, x').  Any output may be NULL. */
+int ns_mf_trajectory(ns_mf_work *w, const ns_mf_net *net, double q0, double c0,
+                     size_t depth, double *q, double *c, double *chi,
+                     double *ntk_diag, double *ntk_off);
+
+/* Condition number of the n x n Gram matrix with diag on the diagonal and
+ * off elsewhere (n inputs with equal norms and equal pairwise kernels):
+ * max / min of diag + (n-1) off and diag - off; INFINITY when singular. */
+double ns_mf_equicorr_cond(double diag, double off, size_t n);
+
+/* Gradient explosion through a BN-phi stack at initialisation (Yang et al.
+ * 2019) in the large-batch limit: E||dL/dh^l||^2 grows by
+ * rate = E[phi'(z)^2] / Var[phi(z)], z ~ N(0, 1), per layer backwards
+ * (pi / (pi - 1) ~ 1.4669 for relu, Yang et al.'s value).  The formula for
+ * other activations is our derivation under the same gradient-independence
+ * assumption [ours]; finite batches are not covered. */
+int ns_mf_bn_rate(ns_mf_work *w, const ns_mf_act *act, double *rate);
+
+/* -------------------------------------------------------- phase diagram */
+
+typedef struct ns_mf_grid {
+    double sw2_min, sw2_max;  /* sw2_min > 0 */
+    size_t nsw;
+    double sb2_min, sb2_max;  /* sb2_min >= 0 */
+    size_t nsb;
+} ns_mf_grid;
+
+/* Parses "SW2MIN:SW2MAX:NSW,SB2MIN:SB2MAX:NSB" (N = 1 takes MIN only). */
+int ns_mf_grid_parse(const char *s, ns_mf_grid *g);
+/* NS_EINVAL unless both axes have at least one point (1 <= N <= 100000,
+ * MIN <= MAX, finite) and the variances are valid. */
+int ns_mf_grid_check(const ns_mf_grid *g);
+/* The i-th point of an axis. */
+double ns_mf_grid_at(double lo, double hi, size_t n, size_t i);
+
+typedef struct ns_mf_phase {
+    size_t nsw, nsb;
+    double *sw2, *sb2;     /* axes (nsw, nsb) */
+    double *chi1;          /* (nsb, nsw): row j is sb2[j] */
+    double *cstar;         /* (nsb, nsw) */
+    double *qstar;         /* (nsb, nsw) */
+    size_t nline;          /* points of the critical line */
+    double *line_sw2, *line_sb2; /* chi_1 = 1 at (line_sw2[k], line_sb2[k]) */
+    size_t *line_branch;   /* which crossing of its row (0: smallest sw2) */
+    size_t order;          /* highest quadrature order used */
+    double seconds;        /* wall time of the grid and the line */
+} ns_mf_phase;
+
+/*
+ * chi_1, c* and q* on the grid, then the critical line: on every row
+ * (fixed sb2) each sign change of chi_1 - 1 between neighbouring columns is
+ * refined by Brent's method to |d sw2| <= 1e-12 sw2 with chi_1 at the
+ * tolerance tol, so the line is traced by root finding, not by contouring
+ * the grid; where chi_1 jumps over 1 instead (q* changing kind, e.g. from
+ * finite to infinite) no point is recorded.  For activations without a closed form, c* on the
+ * grid comes from the Hermite (Mehler) series of the c-map, E[phi(u1)
+ * phi(u2)] = sum_k a_k^2 c^k with a_k = E[phi(sqrt(q*) z) He_k(z)] / sqrt(k!)
+ * by Gauss-Hermite quadrature, truncated where the tail (by Parseval's
+ * identity, times c*^K) is below the tolerance, at the order where the map
+ * at c* agrees with the next order's to the tolerance (a 2-D rule per grid
+ * point would cost seconds per row).  Closed forms are used wherever they
+ * exist (act->quadrature is ignored).  Runs on ns_get_threads() threads.
+ * Release with ns_mf_phase_release.
+ */
+int ns_mf_phase_compute(const ns_mf_act *act, int weight_mean, double q0,
+                        const ns_mf_grid *g, double tol, ns_mf_phase *out);
+void ns_mf_phase_release(ns_mf_phase *p);
+
+/* ------------------------------------------------ NNGP and NTK kernels */
+
+/* Which dense layers the weight mean projects (flags for ns_mf_kernel). */
+#define NS_MF_WM_HIDDEN  1  /* layers 2 .. depth-1 */
+#define NS_MF_WM_READOUT 2  /* layer depth */
+
+/*
+ * Analytic infinite-width NNGP and NTK of the network above with depth
+ * dense layers (depth >= 1; the output f = h^depth, one of its units),
+ * for n inputs given by their Gram matrix gram_in[i*n+j] = x_i . x_j / d_in
+ * (n x n, symmetric, positive semi-definite diagonal).
+ *
+ *   NNGP: K^1 = sw2 G + sb2, K^l = sw2 M^{l-1} + sb2, M^{l-1} = E[phi(u)
+ *         phi(u')] over u ~ N(0, K^{l-1}) (the covariance where layer l is
+ *         weight-mean projected).  nngp_out = K^depth = Cov(f(x_i), f(x_j)).
+ *   NTK:  J J^T of f with J the Jacobian w.r.t. all weights and biases.
+ *     widths == NULL: NTK parametrisation (W = sw/sqrt(fan_in) omega, b =
+ *       sb beta, derivatives w.r.t. omega, beta), width-independent:
+ *       Theta^1 = sw2 G + sb2, Theta^l = Theta^{l-1} Kdot^l + sw2 R^{l-1} + sb2,
+ *       Kdot^l = sw2 E[phi'(u) phi'(u')], R^{l-1} = E[phi(u) phi(u')] (the raw
+ *       second moment even under the weight mean: J is taken w.r.t. the
+ *       stored weights, the projection is not part of the forward pass).
+ *     widths != NULL: standard parametrisation, the one of a PyTorch Linear
+ *       layer initialised N(0, sw2/fan_in), N(0, sb2) and differentiated
+ *       w.r.t. the raw W and b (what `normscope ntk` measures):
+ *       Theta^1 = n_0 G + 1, Theta^l = Theta^{l-1} Kdot^l + n_{l-1} R^{l-1} + 1,
+ *       widths[0] = n_0 = d_in, widths[l] = n_l the width of layer l
+ *       (l = 1..depth-1).  It grows with the widths (the weights of layer l
+ *       contribute n_{l-1} R^{l-1} per unit of Kdot-product instead of
+ *       sw2 R^{l-1}): a finite network of width n has J J^T = this kernel
+ *       times (1 + O(1/sqrt(n))) at initialisation.
+ * weight_mean: 0 or NS_MF_WM_* flags.  normscope's mlp with --norm wm
+ * projects layers 1..depth-1 (NS_MF_WM_HIDDEN); its first-layer projection
+ * centres each input over its features, so pass the Gram matrix of the
+ * centred inputs to model it.  nngp_out, ntk_out: n x n (either may be NULL).
+ */
+int ns_mf_kernel(ns_mf_work *w, const ns_mf_net *net, size_t depth, const double *gram_in,
+                 size_t n, const size_t *widths, double *nngp_out, double *ntk_out);
+
+/* The same for every layer: nngp and ntk (either may be NULL) receive
+ * depth n x n matrices, the l-th (0-based) for layer l+1. */
+int ns_mf_kernel_layers(ns_mf_work *w, const ns_mf_net *net, size_t depth,
+                        const double *gram_in, size_t n, const size_t *widths,
+                        double *nngp, double *ntk);
+
+/* Condition number (largest / smallest eigenvalue, LAPACK dsyev) of the
+ * analytic NTK Gram matrix of layer l = 1..depth: cond[l-1].  INFINITY where
+ * the smallest eigenvalue is <= 0 (rounding included). */
+int ns_mf_ntk_cond(ns_mf_work *w, const ns_mf_net *net, size_t depth, const double *gram_in,
+                   size_t n, const size_t *widths, double *cond);
+
+#endif

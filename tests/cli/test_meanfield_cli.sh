@@ -1,0 +1,129 @@
+#!/bin/sh
+# CLI tests of meanfield: bad input gives one line on stderr, exit 2 and no
+# output file; good runs write a result file that info lists (values of the
+# scalars included) and that plot draws as phase, trajectory and dualmap
+# figures.  Needs NS_BIN (the normscope binary) and python3 (standard
+# library only); run from the project root.
+NS=${NS_BIN:?NS_BIN not set}
+case $NS in /*) ;; *) NS=$PWD/$NS ;; esac
+PY=${PYTHON:-/usr/bin/python3}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+run() { "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?; }
+want() {
+    if [ "$rc" = "$1" ]; then ok; return 0; fi
+    bad "$2: exit $rc, wanted $1: $(head -c 400 "$T/stderr")"; return 1
+}
+has() {
+    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in: $(head -c 400 "$1")"; fi
+}
+is_png() { [ -s "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; }
+
+# ------------------------------------------------------------ bad input
+# Each: exit 2, exactly one line on stderr naming the problem, no output
+# file and no temporary file left beside it.
+bad_input() {
+    what=$1; pattern=$2; shift 2
+    run "$NS" meanfield "$@"
+    want 2 "$what" || return
+    lines=$(wc -l < "$T/stderr")
+    [ "$lines" -eq 1 ] && ok || bad "$what: $lines lines on stderr: $(cat "$T/stderr")"
+    has "$T/stderr" "$pattern" "$what"
+    [ ! -e "$T/out.h5" ] && ok || bad "$what: left an output file"
+    [ -z "$(ls "$T" | grep tmp)" ] && ok || bad "$what: left a temporary file: $(ls "$T")"
+}
+bad_input "zero sigma_w^2" "sigma_w^2 must be a positive number" --sw2 0 -o "$T/out.h5"
+bad_input "negative sigma_w^2" "sigma_w^2 must be a positive number" --sw2 -1 -o "$T/out.h5"
+bad_input "negative sigma_b^2" "sigma_b^2 must be a non-negative number" --sb2 -0.5 -o "$T/out.h5"
+bad_input "non-number variance" "--sw2 expects a number, got 'abc'" --sw2 abc -o "$T/out.h5"
+bad_input "unknown activation" "unknown activation 'sine'" --act sine -o "$T/out.h5"
+bad_input "bad leaky slope" "bad leaky relu slope" --act leaky:x -o "$T/out.h5"
+bad_input "grid without points" "the grid has no points" --grid 0.5:4:0,0:0.5:10 -o "$T/out.h5"
+bad_input "grid with an empty range" "the grid has no points" --grid 4:1:10,0:0.5:10 -o "$T/out.h5"
+bad_input "grid with zero variance" "sigma_w^2 must be positive on the grid" \
+    --grid 0:4:10,0:0.5:10 -o "$T/out.h5"
+bad_input "malformed grid" "bad grid" --grid 1:2:3 -o "$T/out.h5"
+bad_input "unwritable output" "cannot write '$T/no-such-dir/out.h5'" -o "$T/no-such-dir/out.h5"
+bad_input "no output" "no output file given" --act tanh
+bad_input "bad tolerance" "--tol must lie in" --tol 0.5 -o "$T/out.h5"
+bad_input "bad correlation" "--c0 must lie in [-1, 1]" --c0 1.5 -o "$T/out.h5"
+bad_input "unknown option" "unknown option '--bogus'" --bogus -o "$T/out.h5"
+
+run "$NS" meanfield --help
+want 0 "meanfield --help" && for q in "q*" "chi_1" "c*" "slope" "xi_q" "xi_c" "BN rate" \
+                                       "T, Tbar" "NTK" "phase" "tanh" "leaky:A"; do
+    has "$T/stdout" "$q" "--help explains $q"
+done
+
+# ------------------------------------------------------------ good runs
+# relu at (2, 0): critical, with the default 300 x 250 grid (closed forms)
+run "$NS" meanfield --act relu --sw2 2 --sb2 0 -o "$T/relu.h5" --quiet
+if want 0 "relu at (2, 0)"; then
+    has "$T/stdout" "critical (= 1)" "relu summary"
+    has "$T/stdout" "infinite (critical)" "relu depth scales"
+    has "$T/stdout" "300 x 250" "relu phase diagram"
+    [ -s "$T/relu.h5" ] && ok || bad "relu: no result file"
+fi
+# the existing file is refused without --force, and left alone
+cp "$T/relu.h5" "$T/relu.bak"
+run "$NS" meanfield -o "$T/relu.h5"
+want 2 "existing output" && has "$T/stderr" "use --force" "existing output"
+cmp -s "$T/relu.h5" "$T/relu.bak" && ok || bad "existing output was modified"
+# MimicNorm's weight mean at its init: chi_1 = 1/(1 - 1/pi), c* = 0
+run "$NS" meanfield --act relu --weight-mean --sw2 2.933884 --grid none -o "$T/wm.h5" --quiet
+want 0 "relu with weight mean" && has "$T/stdout" "chaotic (> 1)" "weight mean summary"
+# tanh, chaotic point, a small grid with its critical line
+run "$NS" meanfield --act tanh --sw2 2.5 --sb2 0.1 --grid 0.5:4:40,0:0.5:30 -o "$T/tanh.h5" --quiet
+want 0 "tanh" && { has "$T/stdout" "chaotic (> 1)" "tanh summary"
+                   has "$T/stdout" "critical line 30 points" "tanh critical line"
+                   has "$T/stdout" "highest order" "tanh quadrature"; }
+# every activation runs
+for a in leaky:0.1 linear erf gelu swish softplus sigmoid; do
+    run "$NS" meanfield --act "$a" --sw2 1.5 --sb2 0.05 --grid 0.5:3:12,0:0.3:6 --depth 10 \
+        -o "$T/act.h5" --force --quiet
+    want 0 "--act $a"
+done
+run "$NS" meanfield --act relu --quadrature --sw2 1.5 --sb2 0.1 --grid none -o "$T/quad.h5" --quiet
+want 0 "relu by quadrature" && has "$T/stdout" "0.75" "relu chi_1 by quadrature"
+
+# ------------------------------------------------------------------ info
+run "$NS" info "$T/tanh.h5"
+want 0 "info" && { has "$T/stdout" "meanfield/point/chi1" "info lists chi_1"
+                   has "$T/stdout" "act tanh" "info shows the activation"
+                   has "$T/stdout" "meanfield/phase/line/sw2" "info lists the critical line"
+                   has "$T/stdout" "= 1.0998" "info shows scalar values"; }
+run "$NS" info --json "$T/wm.h5"
+if want 0 "info --json"; then
+    "$PY" - "$T/stdout" <<'PYEOF' && ok || bad "info --json values: $(head -c 300 "$T/stdout")"
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+v = {x["path"]: x.get("value") for x in d["datasets"]}
+assert abs(v["meanfield/point/chi1"] - 1 / (1 - 1 / math.pi)) < 1e-5, v
+assert abs(v["meanfield/point/cstar"]) < 1e-12, v
+assert all(x["description"] for x in d["datasets"]), "a data set without description"
+PYEOF
+fi
+
+# ------------------------------------------------------------------ plot
+for k in phase dualmap; do
+    run "$NS" plot "$T/tanh.h5" --what $k -o "$T/fig"
+    want 0 "plot $k" && { is_png "$T/fig/$k.png" && ok || bad "plot $k: no PNG"; }
+done
+run "$NS" plot "$T/relu.h5" "$T/wm.h5" "$T/tanh.h5" --what trajectory -o "$T/fig"
+want 0 "plot trajectory" && { is_png "$T/fig/trajectory.png" && ok || bad "plot trajectory: no PNG"; }
+run "$NS" plot "$T/wm.h5" --what phase -o "$T/fig2"
+want 2 "plot phase without a grid" && has "$T/stderr" "no mean-field phase diagram" "phase without grid"
+[ ! -e "$T/fig2/phase.png" ] && ok || bad "phase without grid: wrote a figure"
+
+# ------------------------------------------------ the default tanh grid
+run "$NS" meanfield --act tanh --sw2 2.5 --sb2 0.1 -o "$T/tanh-full.h5" --quiet
+if want 0 "tanh, default 300 x 250 grid"; then
+    echo "note: $(grep 'phase diagram' "$T/stdout")"
+fi
+
+echo "meanfield CLI: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
