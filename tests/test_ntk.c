@@ -18,6 +18,7 @@
 
 #include "normscope/nn.h"
 #include "normscope/io.h"
+#include "normscope/meanfield.h"
 #include "normscope/ntk.h"
 
 #include <lapacke.h>
@@ -476,6 +477,79 @@ START_TEST(test_bad_options)
 }
 END_TEST
 
+/* A ReLU MLP of width 2048 at initialisation (weights N(0, 2/fan_in),
+ * biases N(0, 0.1)) against the analytic infinite-width NTK of the same
+ * parametrisation (ns_mf_kernel with the widths): the mean over 6 seeds and
+ * the K outputs of each output's kernel must lie within 4 standard errors
+ * (estimated from the seeds) of the analytic value, and those errors must
+ * be small (the check has teeth). */
+START_TEST(test_wide_relu_analytic)
+{
+    const size_t n = 3, K = 2, din = 16, width = 2048, nseed = 16;
+    ns_rng r;
+    ns_rng_seed(&r, 99, 0);
+    ns_real x[3 * 16];
+    for (size_t i = 0; i < n * din; i++)
+        x[i] = (ns_real)ns_rng_normal(&r);
+    int32_t y[3] = {0, 1, 0};
+    double G[9], est[9 * 16], mean[9] = {0}, var[9] = {0}, ana[9];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            for (size_t q = 0; q < din; q++)
+                s += (double)x[i * din + q] * (double)x[j * din + q];
+            G[i * n + j] = s / (double)din;
+        }
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    snprintf(o.norm, sizeof o.norm, "none");
+    o.max_batch = n;
+    for (size_t sd = 0; sd < nseed; sd++) {
+        ns_net *net = NULL;
+        ck_assert_int_eq(ns_net_build("fc:2048,relu,fc:2048,relu,fc:out", &o, 1, 4, 4, K, &net),
+                         NS_OK);
+        ns_init ini = {NS_INIT_GAUSS, 2.0, 0.1};
+        ns_net_init(net, &ini, 1000 + sd);
+        ns_ntk_opts no = {.mode = EV};
+        size_t dim;
+        double *k = kernel_of(net, x, y, n, &no, NULL, &dim);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                double s = 0;
+                for (size_t c = 0; c < K; c++)
+                    s += k[(i * K + c) * dim + j * K + c];
+                est[sd * 9 + i * n + j] = s / (double)K;
+            }
+        free(k);
+        ns_net_free(net);
+    }
+    for (size_t q = 0; q < n * n; q++) {
+        for (size_t sd = 0; sd < nseed; sd++)
+            mean[q] += est[sd * 9 + q] / (double)nseed;
+        for (size_t sd = 0; sd < nseed; sd++)
+            var[q] += pow(est[sd * 9 + q] - mean[q], 2) / (double)(nseed - 1);
+    }
+    ns_mf_work *w = ns_mf_work_alloc(1e-12);
+    ck_assert_ptr_nonnull(w);
+    ns_mf_net mn = {.sw2 = 2.0, .sb2 = 0.1};
+    ck_assert_int_eq(ns_mf_act_parse("relu", &mn.act), NS_OK);
+    size_t widths[3] = {din, width, width};
+    ck_assert_int_eq(ns_mf_kernel(w, &mn, 3, G, n, widths, NULL, ana), NS_OK);
+    ns_mf_work_free(w);
+    for (size_t q = 0; q < n * n; q++)
+        if (getenv("NS_TEST_VERBOSE"))
+            fprintf(stderr, "entry %zu: %.6g +- %.3g, analytic %.6g\n", q, mean[q],
+                    sqrt(var[q] / (double)nseed), ana[q]);
+    for (size_t q = 0; q < n * n; q++) {
+        double se = sqrt(var[q] / (double)nseed);
+        ck_assert_msg(se < 0.05 * ana[q / n * (n + 1)], "entry %zu: standard error %.4g of "
+                      "%.4g is too large to test anything", q, se, ana[q]);
+        ck_assert_msg(fabs(mean[q] - ana[q]) < 4 * se + 1e-9 * ana[0],
+                      "entry %zu: empirical %.6g +- %.2g, analytic %.6g", q, mean[q], se, ana[q]);
+    }
+}
+END_TEST
+
 static Suite *ntk_suite(void)
 {
     Suite *s = suite_create("ntk");
@@ -485,6 +559,7 @@ static Suite *ntk_suite(void)
     tcase_add_loop_test(tc, test_properties, 0, (int)NCASES);
     tcase_add_test(tc, test_h5_sink_arpack);
     tcase_add_test(tc, test_bad_options);
+    tcase_add_test(tc, test_wide_relu_analytic);
     suite_add_tcase(s, tc);
     return s;
 }

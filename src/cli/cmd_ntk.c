@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "normscope/io.h"
+#include "normscope/meanfield.h"
 #include "normscope/ntk.h"
 #include "normscope/train.h"
 
@@ -21,6 +22,7 @@ static const char usage_text[] =
     "                     [--ckpt init|last|all|STEP,...] [--mode eval|batch|recal]\n"
     "                     [--kernel full|trace] [--method auto|structured|jacobian]\n"
     "                     [--mem LIMIT] [--top K] [--recal-n N] [--force] [--quiet]\n"
+    "                     [--analytic] [--analytic-depth L]\n"
     "\n"
     "Empirical neural tangent kernel Theta = J J^T of the logits (K outputs) with\n"
     "respect to every trainable parameter, on the first N samples of a split\n"
@@ -52,7 +54,16 @@ static const char usage_text[] =
     "||T||_F) with T = Y Y^T of the one-hot labels).  Across checkpoints,\n"
     "/ntk/drift: 1 - <T1,T2>_F / (||T1||_F ||T2||_F) to the first chosen\n"
     "checkpoint and to the previous one.  Gradients are those of the stored\n"
-    "parameters: MimicNorm's weight-mean projection is not applied to them.\n";
+    "parameters: MimicNorm's weight-mean projection is not applied to them.\n"
+    "\n"
+    "--analytic (dense networks without norm layers, trained from --init\n"
+    "gauss:SW2,SB2): the infinite-width NTK of one output for the same inputs,\n"
+    "widths and variances (standard parametrisation, as measured; see\n"
+    "`normscope meanfield`), in /ntk/analytic with its eigenvalues and its\n"
+    "condition number against depth 1..L (--analytic-depth, 50) with and without\n"
+    "the weight mean; each checkpoint gets output_condition_number (of the\n"
+    "kernel of one output, sum_k Theta[(i,k),(j,k)] / K) and analytic_relerr\n"
+    "(||that - analytic||_F / ||analytic||_F).\n";
 
 typedef struct kern {
     uint64_t step;
@@ -79,6 +90,24 @@ static int parse_mem(const char *s, size_t *out)
         return -1;
     *out = (size_t)(v * mul);
     return 0;
+}
+
+/* Products with a kernel on disk, with a progress line every 10. */
+typedef struct counted {
+    ns_h5_matvec *m;
+    size_t count;
+    double t0;
+    uint64_t step;
+} counted;
+
+static int counted_matvec(void *ctx, const double *x, double *y)
+{
+    counted *c = ctx;
+    int st = ns_matvec_h5(c->m, x, y);
+    if (++c->count % 10 == 0)
+        ns_note("ntk step %llu: ARPACK, %zu kernel products in %.0f s",
+                (unsigned long long)c->step, c->count, ns_time() - c->t0);
+    return st;
 }
 
 /* Reads rows [r0, r0 + nr) of a kernel into buf. */
@@ -154,6 +183,178 @@ static int write_layer_info(hid_t fid, const char *g, const ns_net *net, const n
     return st;
 }
 
+/* The analytic counterpart of a dense network (see --analytic). */
+typedef struct analytic {
+    int on;
+    size_t depth, maxdepth, *widths;
+    ns_mf_net mn;
+    double *kernel;          /* n x n, one output */
+} analytic;
+
+static int analytic_setup(analytic *a, const ns_net *net, const ns_train_config *cfg,
+                          const char *path)
+{
+    if (cfg->init.kind != NS_INIT_GAUSS)
+        return ns_error(NS_EINVAL, "--analytic needs a run trained from --init gauss:SW2,SB2 "
+                        "('%s' used another initialisation)", path);
+    const char *act = NULL;
+    int wm = -1;
+    a->depth = 0;
+    a->widths = calloc(net->nlayers + 1, sizeof *a->widths);
+    if (!a->widths)
+        return NS_ENOMEM;
+    a->widths[0] = net->in_c * net->in_h * net->in_w;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const ns_layer *L = &net->layers[i];
+        const char *k = L->ops->kind;
+        if (!strcmp(k, "dense")) {
+            if (L->wrule)
+                return ns_error(NS_EINVAL, "--analytic: layer '%s' reparametrises its weight",
+                                L->name);
+            if (a->depth > 0) {
+                int lw = L->weight_mean != 0;
+                if (wm >= 0 && lw != wm)
+                    return ns_error(NS_EINVAL, "--analytic: the weight mean projects some hidden "
+                                    "layers and not others");
+                wm = lw;
+            }
+            a->widths[++a->depth] = L->out_c;
+            continue;
+        }
+        if (!strcmp(k, "relu") || !strcmp(k, "tanh") || !strcmp(k, "erf") || !strcmp(k, "id")) {
+            if (act && strcmp(act, k))
+                return ns_error(NS_EINVAL, "--analytic needs one activation (found %s and %s)",
+                                act, k);
+            act = k;
+            continue;
+        }
+        return ns_error(NS_EINVAL, "--analytic needs a network of dense layers and activations; "
+                        "'%s' has layer %s (norm %s)", path, L->name, cfg->net.norm);
+    }
+    if (!act || a->depth < 2)
+        return ns_error(NS_EINVAL, "--analytic needs at least one hidden dense layer and an "
+                        "activation");
+    memset(&a->mn, 0, sizeof a->mn);
+    if (ns_mf_act_parse(!strcmp(act, "id") ? "linear" : act, &a->mn.act))
+        return NS_EINVAL;
+    a->mn.sw2 = cfg->init.sw2;
+    a->mn.sb2 = cfg->init.sb2;
+    a->mn.weight_mean = wm > 0;
+    return ns_mf_net_check(&a->mn);
+}
+
+/* /ntk/analytic: the kernel for the inputs, its spectrum, cond vs depth. */
+static int analytic_write(analytic *a, hid_t fid, const ns_real *x, size_t n, size_t din)
+{
+    double *G = malloc(n * n * sizeof *G);
+    a->kernel = malloc(n * n * sizeof *a->kernel);
+    double *ev = malloc(n * sizeof *ev), *cp = malloc(n * n * sizeof *cp);
+    size_t L = a->maxdepth;
+    double *c0 = malloc(L * sizeof *c0), *c1 = malloc(L * sizeof *c1), *dd = malloc(L * sizeof *dd);
+    size_t *wl = malloc((L + 1) * sizeof *wl);
+    ns_mf_work *w = ns_mf_work_alloc(1e-10);
+    int st = !G || !a->kernel || !ev || !cp || !c0 || !c1 || !dd || !wl || !w
+                 ? ns_error(NS_ENOMEM, "out of memory for the analytic kernel") : NS_OK;
+    for (size_t i = 0; !st && i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            for (size_t q = 0; q < din; q++)
+                s += (double)x[i * din + q] * (double)x[j * din + q];
+            G[i * n + j] = s / (double)din;
+        }
+    unsigned flags = a->mn.weight_mean ? NS_MF_WM_HIDDEN : 0;
+    ns_mf_net mn = a->mn;
+    mn.weight_mean = (int)flags;
+    if (!st)
+        st = ns_mf_kernel(w, &mn, a->depth, G, n, a->widths, NULL, a->kernel);
+    size_t dims2[2] = {n, n}, d1[1] = {n}, dl[1] = {L};
+    if (!st) st = ns_h5_write_double(fid, "/ntk/analytic/kernel", 2, dims2, a->kernel);
+    if (!st) st = ns_h5_describe(fid, "/ntk/analytic/kernel", "infinite-width NTK of one output "
+                                 "(standard parametrisation, the run's widths and variances)", NULL);
+    if (!st) {
+        memcpy(cp, a->kernel, n * n * sizeof *cp);
+        st = ns_eig_sym(cp, n, ev);
+    }
+    if (!st) st = ns_h5_write_double(fid, "/ntk/analytic/eigenvalues", 1, d1, ev);
+    if (!st) st = ns_h5_describe(fid, "/ntk/analytic/eigenvalues", "eigenvalues of the analytic "
+                                 "kernel, descending", NULL);
+    char an[32];
+    ns_mf_act_name(&a->mn.act, an, sizeof an);
+    if (!st) st = ns_h5_attr_double(fid, "/ntk/analytic", "condition_number",
+                                    ev[n - 1] > 0 ? ev[0] / ev[n - 1] : INFINITY);
+    if (!st) st = ns_h5_attr_int(fid, "/ntk/analytic", "depth", (int64_t)a->depth);
+    if (!st) st = ns_h5_attr_double(fid, "/ntk/analytic", "sw2", a->mn.sw2);
+    if (!st) st = ns_h5_attr_double(fid, "/ntk/analytic", "sb2", a->mn.sb2);
+    if (!st) st = ns_h5_attr_int(fid, "/ntk/analytic", "weight_mean", a->mn.weight_mean);
+    if (!st) st = ns_h5_attr_str(fid, "/ntk/analytic", "activation", an);
+    /* cond against depth: hidden layers as wide as the first */
+    for (size_t l = 0; !st && l <= L; l++)
+        wl[l] = l == 0 ? a->widths[0] : a->widths[1];
+    for (size_t l = 0; l < L; l++)
+        dd[l] = (double)(l + 1);
+    ns_mf_net plain = a->mn, wmn = a->mn;
+    plain.weight_mean = 0;
+    wmn.weight_mean = NS_MF_WM_HIDDEN;
+    if (!st) st = ns_mf_ntk_cond(w, &plain, L, G, n, wl, c0);
+    if (!st) st = ns_mf_ntk_cond(w, &wmn, L, G, n, wl, c1);
+    if (!st) st = ns_h5_write_double(fid, "/ntk/analytic/depth/depth", 1, dl, dd);
+    if (!st) st = ns_h5_describe(fid, "/ntk/analytic/depth/depth", "number of dense layers", NULL);
+    if (!st) st = ns_h5_write_double(fid, "/ntk/analytic/depth/condition_number", 1, dl, c0);
+    if (!st) st = ns_h5_describe(fid, "/ntk/analytic/depth/condition_number", "condition number "
+                                 "of the analytic NTK of these inputs, plain network", NULL);
+    if (!st) st = ns_h5_write_double(fid, "/ntk/analytic/depth/condition_number_wm", 1, dl, c1);
+    if (!st) st = ns_h5_describe(fid, "/ntk/analytic/depth/condition_number_wm", "the same with "
+                                 "MimicNorm's weight mean on the hidden layers", NULL);
+    if (!st)
+        printf("  analytic (%s, sw2 %g, sb2 %g%s, depth %zu): condition number %.4g; at depth %zu "
+               "%.4g plain, %.4g with weight mean\n", an, a->mn.sw2, a->mn.sb2,
+               a->mn.weight_mean ? ", weight mean" : "", a->depth,
+               ev[n - 1] > 0 ? ev[0] / ev[n - 1] : INFINITY, L, c0[L - 1], c1[L - 1]);
+    ns_mf_work_free(w);
+    free(G);
+    free(ev);
+    free(cp);
+    free(c0);
+    free(c1);
+    free(dd);
+    free(wl);
+    return st;
+}
+
+/* Per checkpoint: the kernel of one output (in memory) against the analytic. */
+static int analytic_compare(const analytic *a, hid_t fid, const char *g, const double *k,
+                            size_t n, size_t K, int trace)
+{
+    size_t dim = trace ? n : n * K;
+    double *e = malloc(n * n * sizeof *e), *ev = malloc(n * sizeof *ev);
+    if (!e || !ev) {
+        free(e);
+        free(ev);
+        return ns_error(NS_ENOMEM, "out of memory");
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            if (trace)
+                s = k[i * dim + j];
+            else
+                for (size_t c = 0; c < K; c++)
+                    s += k[(i * K + c) * dim + j * K + c];
+            e[i * n + j] = s / (double)K;
+            num += pow(e[i * n + j] - a->kernel[i * n + j], 2);
+            den += a->kernel[i * n + j] * a->kernel[i * n + j];
+        }
+    int st = ns_eig_sym(e, n, ev);
+    if (!st) st = ns_h5_attr_double(fid, g, "output_condition_number",
+                                    ev[n - 1] > 0 ? ev[0] / ev[n - 1] : INFINITY);
+    if (!st) st = ns_h5_attr_double(fid, g, "analytic_relerr", sqrt(num / den));
+    if (!st) st = ns_h5_attr_int(fid, g, "depth", (int64_t)a->depth);
+    free(e);
+    free(ev);
+    return st;
+}
+
 int cmd_ntk(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -163,6 +364,7 @@ int cmd_ntk(int argc, char **argv)
         {"method", required_argument, NULL, 'M'}, {"mem", required_argument, NULL, 'x'},
         {"top", required_argument, NULL, 'T'}, {"recal-n", required_argument, NULL, 'r'},
         {"block", required_argument, NULL, 'b'},
+        {"analytic", no_argument, NULL, 'A'}, {"analytic-depth", required_argument, NULL, 'D'},
         {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
         {"force", no_argument, NULL, 'f'}, {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
@@ -171,6 +373,7 @@ int cmd_ntk(int argc, char **argv)
     int split = NS_SPLIT_TRAIN, force = 0, recal = 0;
     size_t n = 128, top = 50, recal_n = 10000, threads = 0, block = 0;
     ns_ntk_opts o = {.mode = NS_MODE_EVAL, .mem = (size_t)2 << 30};
+    analytic an = {.maxdepth = 50};
     int opt;
     optind = 1;
     opterr = 0;
@@ -216,6 +419,12 @@ int cmd_ntk(int argc, char **argv)
             break;
         case 'r': if (ns_cli_size("ntk", "--recal-n", optarg, &recal_n)) return NS_EXIT_USAGE; break;
         case 'b': if (ns_cli_size("ntk", "--block", optarg, &block)) return NS_EXIT_USAGE; break;
+        case 'A': an.on = 1; break;
+        case 'D':
+            if (ns_cli_size("ntk", "--analytic-depth", optarg, &an.maxdepth)) return NS_EXIT_USAGE;
+            if (an.maxdepth < 1 || an.maxdepth > 1000)
+                return ns_cli_usage_error("ntk", "--analytic-depth is between 1 and 1000");
+            break;
         case 't': if (ns_cli_size("ntk", "--threads", optarg, &threads)) return NS_EXIT_USAGE; break;
         case 'q': ns_progress_set_quiet(1); break;
         case 'f': force = 1; break;
@@ -317,6 +526,8 @@ int cmd_ntk(int argc, char **argv)
     if (!st && o.mode == NS_MODE_BATCH && !ns_ntk_has_batch_stats(net))
         st = ns_error(NS_EINVAL, "--mode batch needs a layer with batch statistics; the network "
                       "of '%s' (norm %s) has none", path, cfg.net.norm);
+    if (!st && an.on)
+        st = analytic_setup(&an, net, &cfg, path);
     if (!st && cfg.standardize)
         ns_data_standardize(d, mean, sd);
     ns_dataset *cal = NULL;
@@ -387,6 +598,9 @@ int cmd_ntk(int argc, char **argv)
     if (!st) st = ns_h5_attr_int(ho.fid, "/ntk", "outputs", (int64_t)K);
     if (!st) st = ns_h5_attr_str(ho.fid, "/ntk", "data", cfg.data);
 
+    if (!st && an.on && !in_mem)
+        st = ns_error(NS_EINVAL, "--analytic compares kernels in memory; this one (%zu x %zu) "
+                      "exceeds --mem", dim, dim);
     kern *ks = calloc(nsteps ? nsteps : 1, sizeof *ks);
     double *to_init = calloc(nsteps ? nsteps : 1, sizeof *to_init);
     double *to_prev = calloc(nsteps ? nsteps : 1, sizeof *to_prev);
@@ -396,6 +610,8 @@ int cmd_ntk(int argc, char **argv)
         printf("ntk of %s on %zu %s samples of %s, %s kernel (%zu x %zu), %s mode\n", path, n,
                split == NS_SPLIT_TRAIN ? "training" : "test", cfg.data, o.trace ? "trace" : "full",
                dim, dim, recal ? "recal" : o.mode == NS_MODE_BATCH ? "batch" : "eval");
+    if (!st && an.on)
+        st = analytic_write(&an, ho.fid, x, n, in);
     for (size_t c = 0; c < nsteps && !st; c++) {
         if (c > 0) {
             ns_net_free(net);
@@ -486,8 +702,9 @@ int cmd_ntk(int argc, char **argv)
                 st = dd < 0 ? ns_error(NS_EIO, "cannot reopen %s", k->path)
                             : ns_h5_matvec_init(&hm, dd, dim, o.mem / 8);
                 hm.upper = 1;   /* symmetric: half the reads */
+                counted cm = {&hm, 0, ns_time(), steps[c]};
                 if (!st)
-                    st = ns_eig_arpack(ns_matvec_h5, &hm, dim, nev, 1, 1e-8, ev, &nmv);
+                    st = ns_eig_arpack(counted_matvec, &cm, dim, nev, 1, 1e-8, ev, &nmv);
                 ns_h5_matvec_free(&hm);
                 if (dd >= 0)
                     H5Dclose(dd);
@@ -505,6 +722,8 @@ int cmd_ntk(int argc, char **argv)
                                      "dsyevd)" : "the largest eigenvalues, descending (ARPACK)", NULL);
         double eff = s.frob2 > 0 ? s.trace * s.trace / s.frob2 : NAN;
         if (!st) st = write_layer_info(ho.fid, g, net, &s);
+        if (!st && an.on)
+            st = analytic_compare(&an, ho.fid, g, k->k, n, K, o.trace);
         if (!st) st = ns_h5_attr_int(ho.fid, g, "step", (int64_t)steps[c]);
         if (!st) st = ns_h5_attr_double(ho.fid, g, "trace", s.trace);
         if (!st) st = ns_h5_attr_double(ho.fid, g, "frobenius_norm", k->frob);
@@ -566,6 +785,8 @@ int cmd_ntk(int argc, char **argv)
     ns_free(y);
     ns_free(idx);
     ns_free(steps);
+    free(an.widths);
+    free(an.kernel);
     ns_data_free(d);
     ns_data_free(cal);
     ns_net_free(net);

@@ -68,6 +68,24 @@ assert len(ea) == 5 and np.allclose(ea, eb[:5], rtol=1e-5)
 assert np.isnan(a["ntk/%s" % s].attrs["condition_number"])
 PYEOF
 
+# The analytic kernel of a wide dense net at init (gauss init) is close to
+# the measured kernel of one output.
+$NS train --arch mlp:1024x2 --norm none --init gauss:2,0.05 --steps 1 --train-n 300 --test-n 100 \
+    -o "$T/g.h5" $Q >/dev/null || bad "training gauss"
+$NS ntk "$T/g.h5" --n 6 --ckpt 0 --analytic --analytic-depth 20 -o "$T/ka.h5" $Q >/dev/null && ok || bad "ntk --analytic"
+"$PY" - "$T/ka.h5" <<'PYEOF' && ok || bad "analytic comparison"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+a = f["ntk/analytic"]
+assert a["kernel"].shape == (6, 6) and len(a["depth/condition_number"]) == 20
+assert f["ntk/0"].attrs["analytic_relerr"] < 0.15, f["ntk/0"].attrs["analytic_relerr"]
+assert f["ntk/0"].attrs["depth"] == 3
+PYEOF
+$NS train --arch mlp:32x2 --norm bn --init gauss:2,0 --steps 1 --train-n 300 --test-n 100 \
+    -o "$T/gbn.h5" $Q >/dev/null || bad "training gauss bn"
+expect 2 "--analytic needs a network of dense layers" "$T/x.h5" $NS ntk "$T/gbn.h5" --analytic -o "$T/x.h5" $Q
+expect 2 "--analytic needs a run trained from --init gauss" "$T/x.h5" $NS ntk "$T/none.h5" --analytic -o "$T/x.h5" $Q
+
 # Bad input.
 expect 2 "--n 70000 is larger than the data set" "$T/x.h5" $NS ntk "$T/bn.h5" --n 70000 -o "$T/x.h5" $Q
 expect 2 "no checkpoint at step 7 in" "$T/x.h5" $NS ntk "$T/bn.h5" --ckpt 7 -o "$T/x.h5" $Q
