@@ -42,7 +42,7 @@ for case in "mlp 64" "mlp 256" "cnn 64"; do
     ft=$(echo "$out" | grep "method=functorch"); st=$(echo "$out" | grep "method=structured")
     fs=$(field "$ft" seconds); fm=$(field "$ft" peak_mb)
     ss=$(field "$st" seconds); sm=$(field "$st" peak_mb)
-    rf=$( [ -n "$fs" ] && awk -v a="$fs" -v b="$nss" 'BEGIN { printf "%.0fx", a / b }' || echo "-")
+    rf=$( [ -n "$fs" ] && awk -v a="$fs" -v b="$nss" 'BEGIN { printf (a / b >= 10 ? "%.0fx" : "%.1fx"), a / b }' || echo "-")
     rs=$(awk -v a="$ss" -v b="$nss" 'BEGIN { printf "%.1fx", a / b }')
     printf '%-4s %5s %9.3f %6s %9s %6s %9s %6s %10s %10s\n' "$1" "$2" "$nss" "$nsm" \
         "${fs:--}" "${fm:--}" "$ss" "$sm" "$rf" "$rs"

@@ -57,6 +57,9 @@ void ns_plot_run_labels(const ns_plot_ctx *c, char (*labels)[NS_PLOT_LABEL_MAX])
 
 /* Export functions of the figure kinds. */
 int ns_plot_export_curves(ns_plot_ctx *c);
+int ns_plot_export_ntk_spectrum(ns_plot_ctx *c);
+int ns_plot_export_ntk_training(ns_plot_ctx *c);
+int ns_plot_export_ntk_layers(ns_plot_ctx *c);
 /* Mean-field figures of `normscope meanfield` result files (meanfield.c). */
 int ns_plot_export_phase(ns_plot_ctx *c);
 int ns_plot_export_trajectory(ns_plot_ctx *c);

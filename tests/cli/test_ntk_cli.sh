@@ -86,6 +86,16 @@ $NS train --arch mlp:32x2 --norm bn --init gauss:2,0 --steps 1 --train-n 300 --t
 expect 2 "--analytic needs a network of dense layers" "$T/x.h5" $NS ntk "$T/gbn.h5" --analytic -o "$T/x.h5" $Q
 expect 2 "--analytic needs a run trained from --init gauss" "$T/x.h5" $NS ntk "$T/none.h5" --analytic -o "$T/x.h5" $Q
 
+# Figures of the NTK results, two files overlaid; wrong inputs refused.
+for kind in ntk-spectrum ntk-training ntk-layers; do
+    if $NS plot "$T/k.h5" "$T/ki.h5" --what $kind -o "$T/fig" --quiet >/dev/null 2>"$T/err" &&
+       [ "$(wc -c < "$T/fig/$kind.png")" -gt 20000 ]; then ok; else bad "plot $kind: $(cat "$T/err")"; fi
+done
+$NS plot "$T/kb.h5" --what ntk-training -o "$T/fig1" --quiet >/dev/null && ok || bad "plot one checkpoint"
+expect 2 "not a normscope result file" "$T/fig2/ntk-spectrum.png" $NS plot "$T/bn.h5" --what ntk-spectrum -o "$T/fig2"
+$NS meanfield --grid none -o "$T/mf.h5" $Q >/dev/null
+expect 2 "no NTK results" "$T/fig2/ntk-layers.png" $NS plot "$T/mf.h5" --what ntk-layers -o "$T/fig2"
+
 # Bad input.
 expect 2 "--n 70000 is larger than the data set" "$T/x.h5" $NS ntk "$T/bn.h5" --n 70000 -o "$T/x.h5" $Q
 expect 2 "no checkpoint at step 7 in" "$T/x.h5" $NS ntk "$T/bn.h5" --ckpt 7 -o "$T/x.h5" $Q
