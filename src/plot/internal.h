@@ -60,6 +60,7 @@ int ns_plot_export_curves(ns_plot_ctx *c);
 int ns_plot_export_ntk_spectrum(ns_plot_ctx *c);
 int ns_plot_export_ntk_training(ns_plot_ctx *c);
 int ns_plot_export_ntk_layers(ns_plot_ctx *c);
+int ns_plot_export_ntk_depth(ns_plot_ctx *c);
 /* Mean-field figures of `normscope meanfield` result files (meanfield.c). */
 int ns_plot_export_phase(ns_plot_ctx *c);
 int ns_plot_export_trajectory(ns_plot_ctx *c);

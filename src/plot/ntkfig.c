@@ -280,3 +280,70 @@ int ns_plot_export_ntk_layers(ns_plot_ctx *c)
     if (!st) st = ns_plot_var_num(c, "sharelo", isfinite(lo) ? lo : 1e-6);
     return st;
 }
+
+/* --------------------------------------------------------------- depth */
+
+/* ntk-depth: the analytic condition number against depth (plain and with
+ * the weight mean) from the first file's /ntk/analytic/depth, and the
+ * measured points (depth, one-output condition number at the first
+ * checkpoint) of every file run with --analytic.  curve.dat: depth cond
+ * cond_wm; points.dat: depth cond analytic_cond wm (one row per file). */
+int ns_plot_export_ntk_depth(ns_plot_ctx *c)
+{
+    char path[1200], g[96];
+    double *d = NULL, *c0 = NULL, *c1 = NULL;
+    size_t n = 0, n0 = 0, n1 = 0;
+    int st = labels_var(c);
+    hid_t f = c->fids[0];
+    if (!st && !ns_h5_exists(f, "/ntk/analytic/depth/condition_number"))
+        st = ns_error(NS_EFORMAT, "cannot read '%s': no analytic kernel ('/ntk/analytic' is "
+                      "missing; run normscope ntk with --analytic)", c->paths[0]);
+    if (!st) st = ns_h5_read_double_alloc(f, "/ntk/analytic/depth/depth", &d, &n);
+    if (!st) st = ns_h5_read_double_alloc(f, "/ntk/analytic/depth/condition_number", &c0, &n0);
+    if (!st) st = ns_h5_read_double_alloc(f, "/ntk/analytic/depth/condition_number_wm", &c1, &n1);
+    if (!st && (n0 != n || n1 != n))
+        st = ns_error(NS_EFORMAT, "cannot read '%s': analytic depth curves of different lengths",
+                      c->paths[0]);
+    FILE *o = NULL;
+    if (!st && !(o = ns_plot_data_open(c, "curve.dat", path, sizeof path)))
+        st = NS_EIO;
+    double hi = 1;
+    for (size_t i = 0; !st && i < n; i++) {
+        fprintf(o, "%g", d[i]);
+        ns_plot_data_num(o, c0[i]);
+        ns_plot_data_num(o, c1[i]);
+        fputc('\n', o);
+        hi = isfinite(c0[i]) && c0[i] > hi ? c0[i] : hi;
+    }
+    if (o && !st)
+        st = ns_plot_data_close(o, path);
+    size_t npts = 0;
+    if (!st && !(o = ns_plot_data_open(c, "points.dat", path, sizeof path)))
+        st = NS_EIO;
+    for (size_t i = 0; !st && i < c->n; i++) {
+        steps s;
+        if (read_steps(c, i, &s))
+            continue;
+        snprintf(g, sizeof g, "/ntk/%llu", (unsigned long long)s.v[0]);
+        double dep = attr(c->fids[i], g, "depth"), oc = attr(c->fids[i], g, "output_condition_number");
+        double ac = attr(c->fids[i], "/ntk/analytic", "condition_number");
+        int64_t wm = 0;
+        ns_h5_get_int(c->fids[i], "/ntk/analytic", "weight_mean", &wm);
+        if (!isfinite(dep))
+            continue;
+        fprintf(o, "%g", dep);
+        ns_plot_data_num(o, oc);
+        ns_plot_data_num(o, ac);
+        fprintf(o, " %d\n", (int)wm);
+        npts++;
+        hi = isfinite(oc) && oc > hi ? oc : hi;
+    }
+    if (o && !st)
+        st = ns_plot_data_close(o, path);
+    if (!st) st = ns_plot_var_num(c, "npoints", (double)npts);
+    if (!st) st = ns_plot_var_num(c, "maxdepth", n ? d[n - 1] : 1);
+    free(d);
+    free(c0);
+    free(c1);
+    return st;
+}

@@ -48,6 +48,9 @@ static const ns_plot_kind kinds[] = {
      "training, files overlaid", "ntk-training.gp", NS_RESULT_FORMAT, 10, ns_plot_export_ntk_training},
     {"ntk-layers", "each layer's share of the NTK trace over training, a panel per file",
      "ntk-layers.gp", NS_RESULT_FORMAT, 6, ns_plot_export_ntk_layers},
+    {"ntk-depth", "NTK condition number against depth: infinite-width theory (ntk --analytic), "
+     "plain and weight mean, with the measured points of the files", "ntk-depth.gp",
+     NS_RESULT_FORMAT, 0, ns_plot_export_ntk_depth},
 };
 
 const ns_plot_kind *ns_plot_kinds(size_t *n)

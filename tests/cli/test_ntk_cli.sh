@@ -91,6 +91,8 @@ for kind in ntk-spectrum ntk-training ntk-layers; do
     if $NS plot "$T/k.h5" "$T/ki.h5" --what $kind -o "$T/fig" --quiet >/dev/null 2>"$T/err" &&
        [ "$(wc -c < "$T/fig/$kind.png")" -gt 20000 ]; then ok; else bad "plot $kind: $(cat "$T/err")"; fi
 done
+$NS plot "$T/ka.h5" --what ntk-depth -o "$T/fig" --quiet >/dev/null && [ -s "$T/fig/ntk-depth.png" ] && ok || bad "plot ntk-depth"
+expect 2 "no analytic kernel" "$T/fig2/ntk-depth.png" $NS plot "$T/k.h5" --what ntk-depth -o "$T/fig2"
 $NS plot "$T/kb.h5" --what ntk-training -o "$T/fig1" --quiet >/dev/null && ok || bad "plot one checkpoint"
 expect 2 "not a normscope result file" "$T/fig2/ntk-spectrum.png" $NS plot "$T/bn.h5" --what ntk-spectrum -o "$T/fig2"
 $NS meanfield --grid none -o "$T/mf.h5" $Q >/dev/null
