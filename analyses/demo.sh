@@ -34,7 +34,7 @@ echo "== summary of the BN run"
 "$NS" info "$OUT/mlp-bn.h5"
 echo
 echo "== summary of the NTK of the BN run"
-"$NS" info "$OUT/ntk-bn.h5" | grep -v "^    "
+"$NS" info "$OUT/ntk-bn.h5" | grep -v "^    ntk/"
 echo
 echo "demo files in $OUT/: mlp-bn.h5, mlp-none.h5 (run files), ntk-*.h5 and"
 echo "meanfield-*.h5 (result files), figures/*.png"
