@@ -13,6 +13,7 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -675,6 +676,29 @@ static void group_numbers(sbuf *b, hid_t fid, const char *path)
     H5Gclose(g);
 }
 
+/* Paths compared component by component, numbers by value, so that
+ * ntk/469 sorts before ntk/1407 and a group before its members. */
+static int natural_cmp(const void *pa, const void *pb)
+{
+    const char *a = ((const entry *)pa)->path, *b = ((const entry *)pb)->path;
+    while (*a && *b) {
+        if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+            char *ea, *eb;
+            unsigned long long x = strtoull(a, &ea, 10), y = strtoull(b, &eb, 10);
+            if (x != y)
+                return x < y ? -1 : 1;
+            a = ea;
+            b = eb;
+            continue;
+        }
+        if (*a != *b)
+            return *a == '/' ? -1 : *b == '/' ? 1 : (unsigned char)*a - (unsigned char)*b;
+        a++;
+        b++;
+    }
+    return (unsigned char)*a - (unsigned char)*b;
+}
+
 /* "100x100", "scalar"; and the element type ("float64", "int64", "string"). */
 static void dataset_shape(hid_t fid, const char *path, char *shape, size_t slen,
                           char *type, size_t tlen, hsize_t *dims, int *ndim)
@@ -884,10 +908,13 @@ int cmd_info(int argc, char **argv)
         run_release(&r);
     } else {
         entries es = {NULL, 0};
-        if (H5Lvisit(fid, H5_INDEX_NAME, H5_ITER_INC, collect_obj, &es) < 0)
+        if (H5Lvisit(fid, H5_INDEX_NAME, H5_ITER_INC, collect_obj, &es) < 0) {
             st = ns_error(NS_EFORMAT, "cannot read '%s': damaged group structure", path);
-        else
+        } else {
+            /* checkpoint groups in step order: 0, 469, 938, 1407 */
+            qsort(es.v, es.n, sizeof *es.v, natural_cmp);
             result_list(&b, fid, path, &es, json);
+        }
         for (size_t i = 0; i < es.n; i++)
             free(es.v[i].path);
         free(es.v);
