@@ -261,6 +261,9 @@ void ns_softmax_ce(const ns_real *logits, const int32_t *y, size_t n, size_t k,
  * fills L (ops, out shape, tensors, impl) for the input shape already in L. */
 int ns_dense_create(ns_layer *L, size_t nout);
 int ns_conv_create(ns_layer *L, size_t cout, size_t k, size_t stride, size_t pad);
+/* The columns of one sample x of a conv layer: col is (in_c k k) x (out_h
+ * out_w), row-major, so that the layer's output is W col + b (analyses). */
+void ns_conv_im2col(const ns_layer *L, const ns_real *x, ns_real *col);
 int ns_pool_create(ns_layer *L, int is_max, size_t k, size_t stride);
 int ns_gap_create(ns_layer *L);
 int ns_flatten_create(ns_layer *L);

@@ -230,6 +230,14 @@ static void sample_grad(const plan *p, size_t g, ns_real *G, size_t row, const n
     memcpy(G + row * p->gw + p->goff[g], gr, p->gsz[g] * sizeof *gr);
 }
 
+/* A conv layer without a weight rule: its per-sample gradient is
+ * dy_i (co x P) col_i^T (P x K) and the bias's the row sums of dy_i, formed
+ * here for all samples of a chunk in parallel from columns computed once. */
+static int fast_conv(const ns_layer *L)
+{
+    return is_kind(L, "conv") && !L->wrule && L->nparam == 2;
+}
+
 /* Eval-mode factors of samples [b->s0, b->s0 + b->m). */
 static int gen_eval(const plan *p, const ns_real *x, block *b)
 {
@@ -247,11 +255,31 @@ static int gen_eval(const plan *p, const ns_real *x, block *b)
     }
     ns_ctx ctx = {.mode = NS_MODE_EVAL};
     int st = NS_OK;
+    /* columns of the fast conv layers for a chunk */
+    ns_real **cols = calloc(p->ng ? p->ng : 1, sizeof *cols);
+    if (!cols)
+        st = ns_error(NS_ENOMEM, "out of memory for NTK columns");
+    for (size_t g = 0; !st && g < p->ng; g++) {
+        const ns_layer *L = &net->layers[p->gl[g]];
+        size_t cs = fast_conv(L) ? L->param[0].size / L->out_c * L->out_h * L->out_w : 0;
+        if (cs && !(cols[g] = ns_malloc(cmax * cs * sizeof(ns_real))))
+            st = ns_error(NS_ENOMEM, "out of memory for NTK columns");
+    }
     for (size_t c0 = 0; c0 < b->m && !st; c0 += cmax) {
         size_t mc = b->m - c0 < cmax ? b->m - c0 : cmax;
         const ns_real *xc = x + (b->s0 + c0) * in;
         if ((st = ns_net_forward(net, xc, mc, &ctx)))
             break;
+        for (size_t g = 0; g < p->ng; g++) {
+            const ns_layer *L = &net->layers[p->gl[g]];
+            if (!cols[g])
+                continue;
+            const ns_real *xin = L->src < 0 ? xc : net->act[L->src];
+            size_t is = ns_layer_in_size(L), cs = L->param[0].size / L->out_c * L->out_h * L->out_w;
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < mc; i++)
+                ns_conv_im2col(L, xin + i * is, cols[g] + i * cs);
+        }
         for (size_t d = 0; d < p->nd; d++) {
             const ns_layer *L = &net->layers[p->dl[d]];
             const ns_real *a = L->src < 0 ? xc : net->act[L->src];
@@ -285,6 +313,26 @@ static int gen_eval(const plan *p, const ns_real *x, block *b)
             for (size_t g = 0; g < p->ng && !st; g++) {
                 ns_layer *L = &net->layers[p->gl[g]];
                 const ns_real *dy = layer_dy(net, p->gl[g], dl);
+                if (cols[g]) {
+                    size_t co = L->out_c, P = L->out_h * L->out_w, os = co * P;
+                    size_t Kc = L->param[0].size / co;   /* in_c k k */
+                    size_t wo = (size_t)(L->param[0].data - net->params) - p->gslab[g];
+                    size_t bo = (size_t)(L->param[1].data - net->params) - p->gslab[g];
+#pragma omp parallel for schedule(static)
+                    for (size_t i = 0; i < mc; i++) {
+                        ns_real *row = b->G + ((c0 + i) * K + k) * p->gw + p->goff[g];
+                        const ns_real *d = dy + i * os;
+                        ns_gemm1(0, 1, co, Kc, P, 1, d, P, cols[g] + i * Kc * P, P, 0, row + wo,
+                                 Kc);
+                        for (size_t o = 0; o < co; o++) {
+                            ns_real s = 0;
+                            for (size_t q = 0; q < P; q++)
+                                s += d[o * P + q];
+                            row[bo + o] = s;
+                        }
+                    }
+                    continue;
+                }
                 const ns_real *xin = L->src < 0 ? xc : net->act[L->src];
                 size_t is = ns_layer_in_size(L), os = ns_layer_out_size(L);
                 int pure = backward_is_pure(L);
@@ -301,6 +349,9 @@ static int gen_eval(const plan *p, const ns_real *x, block *b)
             }
         }
     }
+    for (size_t g = 0; cols && g < p->ng; g++)
+        ns_free(cols[g]);
+    free(cols);
     ns_free(dl);
     ns_free(yone);
     return st;
@@ -370,6 +421,34 @@ typedef struct tilebuf {
     ns_real *tmp, *ga;
 } tilebuf;
 
+/* C (R x R) = A A^T for A (R x w): only the row blocks on and above the
+ * diagonal are multiplied (about half the work for a diagonal tile), the
+ * rest mirrored. */
+static void gram_sym(size_t R, size_t w, const ns_real *A, ns_real *C)
+{
+    const size_t bs = 128;
+    for (size_t a = 0; a < R; a += bs) {
+        size_t ra = R - a < bs ? R - a : bs;
+        /* rows a.. against rows a.. (the diagonal block and right of it) */
+        ns_gemm(0, 1, ra, R - a, w, 1, A + a * w, w, A + a * w, w, 0, C + a * R + a, R);
+    }
+    for (size_t r = 0; r < R; r++)
+        for (size_t s = 0; s < r; s++)
+            C[r * R + s] = C[s * R + r];
+}
+
+/* Multiply-adds x 2 of an R x S product of width w (gram_sym's share when
+ * sym). */
+static double gemm_flop(size_t R, size_t S, size_t w, int sym)
+{
+    if (!sym)
+        return 2.0 * (double)R * (double)S * (double)w;
+    double f = 0;
+    for (size_t a = 0; a < R; a += 128)
+        f += 2.0 * (double)(R - a < 128 ? R - a : 128) * (double)(R - a) * (double)w;
+    return f;
+}
+
 /* Tile between blocks I and J into tb->t ((mI kr) x (mJ kr)); returns its
  * GFLOP. */
 static double tile(const plan *p, const block *I, const block *J, tilebuf *tb)
@@ -380,16 +459,22 @@ static double tile(const plan *p, const block *I, const block *J, tilebuf *tb)
     memset(t, 0, R * S * sizeof *t);
     if (p->gw) {
         size_t w = p->gw * wm;
-        ns_gemm(0, 1, R, S, w, 1, I->G, w, J->G, w, 0, tb->tmp, S);
+        if (I == J)
+            gram_sym(R, w, I->G, tb->tmp);
+        else
+            ns_gemm(0, 1, R, S, w, 1, I->G, w, J->G, w, 0, tb->tmp, S);
 #pragma omp parallel for schedule(static)
         for (size_t q = 0; q < R * S; q++)
             t[q] += tb->tmp[q];
-        flop += 2.0 * (double)R * (double)S * (double)w;
+        flop += gemm_flop(R, S, w, I == J);
     }
     for (size_t d = 0; d < p->nd; d++) {
         size_t wa = p->din[d] + 1, wd = p->dout[d] * wm;
         ns_gemm(0, 1, I->m, J->m, wa, 1, I->A[d], wa, J->A[d], wa, 0, tb->ga, J->m);
-        ns_gemm(0, 1, R, S, wd, 1, I->D[d], wd, J->D[d], wd, 0, tb->tmp, S);
+        if (I == J)
+            gram_sym(R, wd, I->D[d], tb->tmp);
+        else
+            ns_gemm(0, 1, R, S, wd, 1, I->D[d], wd, J->D[d], wd, 0, tb->tmp, S);
 #pragma omp parallel for schedule(static)
         for (size_t r = 0; r < R; r++) {
             const ns_real *ga = tb->ga + (r / kr) * J->m, *tm = tb->tmp + r * S;
@@ -397,8 +482,7 @@ static double tile(const plan *p, const block *I, const block *J, tilebuf *tb)
             for (size_t s = 0; s < S; s++)
                 tr[s] += (double)ga[s / kr] * (double)tm[s];
         }
-        flop += 2.0 * (double)I->m * (double)J->m * (double)wa +
-                2.0 * (double)R * (double)S * (double)wd;
+        flop += gemm_flop(I->m, J->m, wa, 0) + gemm_flop(R, S, wd, I == J);
     }
     return flop * 1e-9;
 }

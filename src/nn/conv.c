@@ -238,6 +238,13 @@ static const ns_layer_ops conv_ops = {
     .release = conv_release,
 };
 
+void ns_conv_im2col(const ns_layer *L, const ns_real *x, ns_real *col)
+{
+    const conv_impl *c = L->impl;
+    im2col(x, col, L->out_h * L->out_w, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, c->k,
+           c->stride, c->pad);
+}
+
 int ns_conv_create(ns_layer *L, size_t cout, size_t k, size_t stride, size_t pad)
 {
     if (cout == 0 || k == 0 || stride == 0)
