@@ -76,7 +76,7 @@ static void label_of(const ns_plot_ctx *c, size_t i, char *buf, size_t len)
     ns_h5_get_str(c->fids[i], "/ntk", "source", src, sizeof src);
     const char *b = strrchr(src, '/');
     b = b ? b + 1 : src;
-    snprintf(buf, len, "%s (%s, %s mode)", *b ? b : c->paths[i], kernel, mode);
+    snprintf(buf, len, "%.400s (%.31s, %.31s mode)", *b ? b : c->paths[i], kernel, mode);
     for (char *p = buf; *p; p++)
         if (*p == '|')
             *p = '/';
