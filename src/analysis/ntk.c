@@ -426,7 +426,7 @@ typedef struct tilebuf {
  * rest mirrored. */
 static void gram_sym(size_t R, size_t w, const ns_real *A, ns_real *C)
 {
-    const size_t bs = 128;
+    const size_t bs = 512;
     for (size_t a = 0; a < R; a += bs) {
         size_t ra = R - a < bs ? R - a : bs;
         /* rows a.. against rows a.. (the diagonal block and right of it) */
@@ -444,8 +444,8 @@ static double gemm_flop(size_t R, size_t S, size_t w, int sym)
     if (!sym)
         return 2.0 * (double)R * (double)S * (double)w;
     double f = 0;
-    for (size_t a = 0; a < R; a += 128)
-        f += 2.0 * (double)(R - a < 128 ? R - a : 128) * (double)(R - a) * (double)w;
+    for (size_t a = 0; a < R; a += 512)
+        f += 2.0 * (double)(R - a < 512 ? R - a : 512) * (double)(R - a) * (double)w;
     return f;
 }
 

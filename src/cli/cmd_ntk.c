@@ -601,6 +601,8 @@ int cmd_ntk(int argc, char **argv)
     if (!st) st = ns_h5_attr_int(ho.fid, "/ntk", "n", (int64_t)n);
     if (!st) st = ns_h5_attr_int(ho.fid, "/ntk", "outputs", (int64_t)K);
     if (!st) st = ns_h5_attr_str(ho.fid, "/ntk", "data", cfg.data);
+    if (!st) st = ns_h5_attr_str(ho.fid, "/ntk", "norm", cfg.net.norm);
+    if (!st) st = ns_h5_attr_str(ho.fid, "/ntk", "arch", cfg.arch);
 
     if (!st && an.on && !in_mem)
         st = ns_error(NS_EINVAL, "--analytic compares kernels in memory; this one (%zu x %zu) "

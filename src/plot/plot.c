@@ -43,7 +43,7 @@ static const ns_plot_kind kinds[] = {
     {"dualmap", "the c-maps T and Tbar (weight mean) of MimicNorm's Figure 4, files overlaid",
      "dualmap.gp", NS_RESULT_FORMAT, 4, ns_plot_export_dualmap},
     {"ntk-spectrum", "NTK eigenvalues against rank per checkpoint, absolute and relative to the "
-     "largest, files overlaid", "ntk-spectrum.gp", NS_RESULT_FORMAT, 6, ns_plot_export_ntk_spectrum},
+     "largest, a row per file", "ntk-spectrum.gp", NS_RESULT_FORMAT, 6, ns_plot_export_ntk_spectrum},
     {"ntk-training", "NTK condition number, drift, effective rank and label alignment over "
      "training, files overlaid", "ntk-training.gp", NS_RESULT_FORMAT, 10, ns_plot_export_ntk_training},
     {"ntk-layers", "each layer's share of the NTK trace over training, a panel per file",
