@@ -96,8 +96,9 @@ int ns_ntk_compute(ns_net *net, const ns_real *x, const int32_t *y, size_t n,
 /* 1 when some layer of net normalises with batch statistics. */
 int ns_ntk_has_batch_stats(const ns_net *net);
 
-/* Bytes the factors of one sample take (for planning --mem). */
-size_t ns_ntk_sample_bytes(const ns_net *net, const ns_ntk_opts *o);
+/* Bytes ns_ntk_compute needs for tiles between blocks of nblock samples
+ * (for checking --mem before anything is written). */ 
+size_t ns_ntk_block_bytes(const ns_net *net, const ns_ntk_opts *o, size_t nblock);
 
 /* A sink that fills a dim x dim row-major matrix of doubles. */
 typedef struct ns_ntk_memsink {

@@ -157,12 +157,20 @@ static size_t sample_values(const plan *p)
     return v;
 }
 
-size_t ns_ntk_sample_bytes(const ns_net *net, const ns_ntk_opts *o)
+/* Bytes of one tile between blocks of bs samples (sv bytes of factors per
+ * sample, kr rows per sample): both blocks' factors, the tile in double and
+ * two ns_real scratch matrices. */
+static size_t block_bytes(size_t sv, size_t kr, size_t bs)
+{
+    return 2 * bs * sv + bs * kr * bs * kr * (sizeof(double) + 2 * sizeof(ns_real));
+}
+
+size_t ns_ntk_block_bytes(const ns_net *net, const ns_ntk_opts *o, size_t nblock)
 {
     plan p;
     if (plan_make(&p, (ns_net *)net, o, 1))
         return 0;
-    size_t b = sample_values(&p) * sizeof(ns_real);
+    size_t b = block_bytes(sample_values(&p) * sizeof(ns_real), p.kr, nblock);
     plan_free(&p);
     return b;
 }
@@ -540,15 +548,14 @@ int ns_ntk_compute(ns_net *net, const ns_real *x, const int32_t *y, size_t n,
     size_t bs = o->block;
     if (!bs) {
         bs = p.batch ? n : 4096;
-        while (bs > 1 && 2 * bs * sv + bs * kr * bs * kr * (sizeof(double) + 2 * sizeof(ns_real)) >
-                             mem / 2)
+        while (bs > 1 && block_bytes(sv, kr, bs) > mem / 2)
             bs /= 2;
         if (!p.batch && bs > net->max_batch * 8)
             bs = net->max_batch * 8;
     }
     if (bs > n)
         bs = n;
-    size_t need = 2 * bs * sv + bs * kr * bs * kr * (sizeof(double) + 2 * sizeof(ns_real));
+    size_t need = block_bytes(sv, kr, bs);
     if (need > mem) {
         plan_free(&p);
         return ns_error(NS_EINVAL, "--mem %zu MiB is too small for one block of the NTK "

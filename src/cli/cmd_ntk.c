@@ -559,16 +559,13 @@ int cmd_ntk(int argc, char **argv)
             idx[i] = i;
         ns_data_gather(d, idx, n, x, y);
     }
-    /* A kernel in memory takes dim^2 doubles next to its eigen copy. */
     /* Kernels in memory: the first, the previous, the current and an eigen
      * copy, within half the budget. */
     int in_mem = (double)dim * (double)dim * 8 * 4 <= (double)o.mem / 2;
     /* Check that one block fits before anything is written. */
     if (!st) {
-        size_t sb = ns_ntk_sample_bytes(net, &o), kr = o.trace ? 1 : K, bs = o.block ? o.block : 1;
-        if (o.mode == NS_MODE_BATCH)
-            bs = n;
-        size_t need = 2 * bs * sb + bs * kr * bs * kr * (sizeof(double) + 2 * sizeof(ns_real));
+        size_t bs = o.mode == NS_MODE_BATCH ? n : o.block ? o.block : 1;
+        size_t need = ns_ntk_block_bytes(net, &o, bs);
         if (need > o.mem)
             st = ns_error(NS_EINVAL, "--mem %zu MiB is too small for one block of the NTK "
                           "(%zu MiB needed)", o.mem >> 20, (need >> 20) + 1);
