@@ -485,51 +485,30 @@ static int write_case(size_t ci, const ns_net *net, const ns_real *x, const int3
 /* Why the reference is missing ("" when torch_ref.py ran). */
 static char ref_problem[512] = "the reference was not computed";
 
-/* Writes every case's input and runs torch_ref.py once over all of them. */
+/* The input file of case i (for ns_test_compute_refs). */
+static int write_case_i(size_t i, char *why, size_t len)
+{
+    const tcase *tc = &cases[i];
+    ns_net *net = NULL;
+    ns_real *x;
+    int32_t *y;
+    int st = make_case(tc, &net, &x, &y);
+    if (!st && write_case(i, net, x, y) != 0)
+        st = NS_EIO;
+    if (st)
+        snprintf(why, len, "%s: cannot build or write the case: %s", tc->name, ns_errmsg());
+    ns_net_free(net);
+    free(x);
+    free(y);
+    return st;
+}
+
+/* Writes every case's input and runs tests/torch_ref.py once over all of them. */
 static void compute_references(void)
 {
-    const char *py = ns_test_python();
-    if (!py) {
-        snprintf(ref_problem, sizeof ref_problem, "python3 with torch and h5py is required "
-                 "(set PYTHON or install python3-torch python3-h5py)");
-        return;
-    }
-    if (access("tests/torch_ref.py", R_OK) != 0 || access("tests/norm_ref.py", R_OK) != 0) {
-        snprintf(ref_problem, sizeof ref_problem,
-                 "tests/torch_ref.py or tests/norm_ref.py not found: run from the source root");
-        return;
-    }
-    size_t len = 64 + NCASES * 1100, used;
-    char *cmd = malloc(len);
-    if (!cmd)
-        return;
-    used = (size_t)snprintf(cmd, len, "'%s' tests/torch_ref.py", py);
-    for (size_t i = 0; i < NCASES; i++) {
-        const tcase *tc = &cases[i];
-        ns_net *net = NULL;
-        ns_real *x;
-        int32_t *y;
-        int st = make_case(tc, &net, &x, &y);
-        if (!st && write_case(i, net, x, y) != 0)
-            st = NS_EIO;
-        if (st)
-            snprintf(ref_problem, sizeof ref_problem, "%s: cannot build or write the case: %s",
-                     tc->name, ns_errmsg());
-        ns_net_free(net);
-        free(x);
-        free(y);
-        if (st) {
-            free(cmd);
-            return;
-        }
-        used += (size_t)snprintf(cmd + used, len - used, " '%s' '%s'", in_path(i), out_path(i));
-    }
-    int st = ns_test_system("%s", cmd);
-    free(cmd);
-    if (st != 0)
-        snprintf(ref_problem, sizeof ref_problem, "torch_ref.py failed with status %d", st);
-    else
-        ref_problem[0] = '\0';
+    static const char *const need[] = {"tests/torch_ref.py", "tests/norm_ref.py", NULL};
+    ns_test_compute_refs("tests/torch_ref.py", need, NCASES, write_case_i, in_path, out_path, ref_problem,
+                         sizeof ref_problem);
 }
 
 /* A diagnostic of the reference (NULL when absent); *n gets its length. */

@@ -160,58 +160,40 @@ static const char *out_path(size_t i)
     return ns_test_path(name);
 }
 
+/* The input file of case i: torch_ref.py's format plus the NTK mode and
+ * kernel (for ns_test_compute_refs). */
+static int write_case(size_t i, char *why, size_t len)
+{
+    const tcase *tc = &cases[i];
+    ns_net *net = NULL;
+    ns_real *x;
+    int32_t *y;
+    int st = make_case(tc, &net, &x, &y);
+    if (!st && ns_test_torch_write(in_path(i), net, x, y, tc->n, NS_MODE_EVAL) != 0)
+        st = NS_EIO;
+    if (!st) {
+        hid_t f = H5Fopen(in_path(i), H5F_ACC_RDWR, H5P_DEFAULT);
+        st = f < 0;
+        if (!st) {
+            st = ns_h5_attr_str(f, ".", "ntk_mode", tc->mode == BA ? "batch" : "eval") ||
+                 ns_h5_attr_str(f, ".", "kernel", tc->trace ? "trace" : "full");
+            H5Fclose(f);
+        }
+    }
+    ns_net_free(net);
+    free(x);
+    free(y);
+    if (st)
+        snprintf(why, len, "%s: cannot write the case", tc->name);
+    return st;
+}
+
+/* Writes every case's input and runs ntk_ref.py once over all of them. */
 static void compute_references(void)
 {
-    const char *py = ns_test_python();
-    if (!py) {
-        snprintf(ref_problem, sizeof ref_problem, "python3 with torch and h5py is required");
-        return;
-    }
-    if (access("tests/ntk_ref.py", R_OK) != 0) {
-        snprintf(ref_problem, sizeof ref_problem, "tests/ntk_ref.py not found: run from the "
-                 "source root");
-        return;
-    }
-    size_t len = 64 + NCASES * 1100, used;
-    char *cmd = malloc(len);
-    if (!cmd)
-        return;
-    used = (size_t)snprintf(cmd, len, "'%s' tests/ntk_ref.py", py);
-    for (size_t i = 0; i < NCASES; i++) {
-        const tcase *tc = &cases[i];
-        ns_net *net = NULL;
-        ns_real *x;
-        int32_t *y;
-        int st = make_case(tc, &net, &x, &y);
-        if (!st && ns_test_torch_write(in_path(i), net, x, y, tc->n, NS_MODE_EVAL) != 0)
-            st = NS_EIO;
-        if (!st) {
-            hid_t f = H5Fopen(in_path(i), H5F_ACC_RDWR, H5P_DEFAULT);
-            st = f < 0;
-            if (!st) {
-                hid_t root = H5Gopen2(f, "/", H5P_DEFAULT);
-                st = ns_h5_attr_str(f, ".", "ntk_mode", tc->mode == BA ? "batch" : "eval") ||
-                     ns_h5_attr_str(f, ".", "kernel", tc->trace ? "trace" : "full");
-                H5Gclose(root);
-                H5Fclose(f);
-            }
-        }
-        ns_net_free(net);
-        free(x);
-        free(y);
-        if (st) {
-            snprintf(ref_problem, sizeof ref_problem, "%s: cannot write the case", tc->name);
-            free(cmd);
-            return;
-        }
-        used += (size_t)snprintf(cmd + used, len - used, " '%s' '%s'", in_path(i), out_path(i));
-    }
-    int st = ns_test_system("%s >/dev/null", cmd);
-    free(cmd);
-    if (st != 0)
-        snprintf(ref_problem, sizeof ref_problem, "ntk_ref.py failed with status %d", st);
-    else
-        ref_problem[0] = '\0';
+    static const char *const need[] = {"tests/ntk_ref.py", "tests/torch_ref.py", NULL};
+    ns_test_compute_refs("tests/ntk_ref.py", need, NCASES, write_case, in_path, out_path,
+                         ref_problem, sizeof ref_problem);
 }
 
 START_TEST(test_against_torch)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 const char *ns_test_tmpdir(void)
@@ -480,3 +481,42 @@ int ns_test_run(Suite *s)
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+void ns_test_compute_refs(const char *script, const char *const *need, size_t n,
+                          int (*write_case)(size_t i, char *why, size_t len),
+                          const char *(*in_path)(size_t i), const char *(*out_path)(size_t i),
+                          char *problem, size_t len)
+{
+    const char *py = ns_test_python();
+    if (!py) {
+        snprintf(problem, len, "python3 with torch and h5py is required (set PYTHON or install "
+                 "python3-torch python3-h5py)");
+        return;
+    }
+    for (const char *const *f = need; f && *f; f++)
+        if (access(*f, R_OK) != 0) {
+            snprintf(problem, len, "%s not found: run from the source root", *f);
+            return;
+        }
+    size_t cap = 64 + strlen(py) + strlen(script) + n * 1100, used;
+    char *cmd = malloc(cap);
+    if (!cmd) {
+        snprintf(problem, len, "out of memory");
+        return;
+    }
+    used = (size_t)snprintf(cmd, cap, "'%s' %s", py, script);
+    for (size_t i = 0; i < n; i++) {
+        if (write_case(i, problem, len) != 0) {
+            free(cmd);
+            return;
+        }
+        used += (size_t)snprintf(cmd + used, cap - used, " '%s' '%s'", in_path(i), out_path(i));
+    }
+    int st = ns_test_system("%s >/dev/null", cmd);
+    free(cmd);
+    if (st != 0)
+        snprintf(problem, len, "%s failed with status %d", script, st);
+    else
+        problem[0] = '\0';
+}
+

@@ -62,6 +62,20 @@ double *ns_test_read_ref(hid_t f, const char *path, size_t n);
 void ns_test_compare(const char *cs, const char *what, const ns_real *a, const double *ref,
                      size_t n, double floor, double tol);
 
+/*
+ * One interpreter for all of a suite's PyTorch references: checks that
+ * python with torch and h5py and every file in need (NULL-terminated,
+ * paths from the source root) exist, writes each case with write_case(i)
+ * (which returns 0, or fills why and returns nonzero), then runs
+ * `python SCRIPT IN_0 OUT_0 IN_1 OUT_1 ...`.  problem receives "" when the
+ * references were computed, otherwise why not.  Call it from main(),
+ * before the tests fork.
+ */
+void ns_test_compute_refs(const char *script, const char *const *need, size_t n,
+                          int (*write_case)(size_t i, char *why, size_t len),
+                          const char *(*in_path)(size_t i), const char *(*out_path)(size_t i),
+                          char *problem, size_t len);
+
 /* Runs the suite and returns a process exit status. */
 int ns_test_run(Suite *s);
 
