@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 ARCHS = ("mlp", "cnn")
-NORMS = ("bn", "none")
+NORMS = ("bn", "none", "gn", "ln", "in")  # gn, ln, in: cnn only
 
 DATA_DIR = os.environ.get("NS_DATA_DIR", "/usr/share/datasets/fashion-mnist")
 
@@ -34,6 +34,21 @@ def _check(arch, norm):
         raise ValueError("unknown arch %r (expected one of %s)" % (arch, ", ".join(ARCHS)))
     if norm not in NORMS:
         raise ValueError("unknown norm %r (expected one of %s)" % (norm, ", ".join(NORMS)))
+    if arch == "mlp" and norm not in ("bn", "none"):
+        raise ValueError("the mlp peer has bn or none only")
+
+
+def _norm2d(norm, c):
+    """normscope's conv norm layers: gn takes 32 groups (or fewer, dividing C)."""
+    if norm == "bn":
+        return nn.BatchNorm2d(c, eps=BN_EPS, momentum=BN_MOMENTUM)
+    if norm == "gn":
+        return nn.GroupNorm(max(g for g in range(1, 33) if c % g == 0), c, eps=BN_EPS)
+    if norm == "ln":
+        return nn.GroupNorm(1, c, eps=BN_EPS)
+    if norm == "in":
+        return nn.GroupNorm(c, c, eps=BN_EPS)
+    return None
 
 
 def build_mlp(norm="bn"):
@@ -51,12 +66,11 @@ def build_mlp(norm="bn"):
 
 def build_cnn(norm="bn"):
     _check("cnn", norm)
-    bn = norm == "bn"
     layers = []
     for cin, cout, stride in ((1, 32, 1), (32, 64, 2), (64, 128, 2)):
         layers.append(nn.Conv2d(cin, cout, 3, stride=stride, padding=1))
-        if bn:
-            layers.append(nn.BatchNorm2d(cout, eps=BN_EPS, momentum=BN_MOMENTUM))
+        if norm != "none":
+            layers.append(_norm2d(norm, cout))
         layers.append(nn.ReLU())
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
     return nn.Sequential(*layers)
@@ -150,6 +164,6 @@ if __name__ == "__main__":
     print("train", tuple(xtr.shape), "test", tuple(xte.shape),
           "mean %.6f std %.6f" % (st["mean"][0], st["std"][0]))
     for a in ARCHS:
-        for n in NORMS:
+        for n in NORMS if a == "cnn" else ("bn", "none"):
             m = build_model(a, n)
             print(a, n, sum(p.numel() for p in m.parameters()), "parameters")

@@ -46,11 +46,11 @@ def evaluate(model, x, y):
     return correct / x.shape[0]
 
 
-def train_one(arch, norm, epochs, seed, data, quiet=False, schedule="cosine"):
+def train_one(arch, norm, epochs, seed, data, quiet=False, schedule="cosine", lr=LR):
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
     model = torch_models.build_model(arch, norm)
-    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM,
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM,
                           weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     n = xtr.shape[0]
@@ -70,7 +70,7 @@ def train_one(arch, norm, epochs, seed, data, quiet=False, schedule="cosine"):
             yb = ytr.index_select(0, idx)
             if schedule == "cosine":
                 for g in opt.param_groups:
-                    g["lr"] = LR * 0.5 * (1 + math.cos(math.pi * step / total))
+                    g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             step += 1
             opt.zero_grad()
             loss = F.cross_entropy(model(xb), yb)
@@ -100,6 +100,7 @@ def main(argv=None):
                     help="comma-separated list of seeds (default 1,2,3)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--schedule", choices=("cosine", "const"), default="cosine")
+    ap.add_argument("--lr", type=float, default=LR, help="learning rate (default %g)" % LR)
     ap.add_argument("--json", action="store_true",
                     help="print one JSON line per result")
     ap.add_argument("--data-dir", default=torch_models.DATA_DIR)
@@ -123,7 +124,7 @@ def main(argv=None):
     results = []
     for seed in seeds:
         r = train_one(args.arch, args.norm, args.epochs, seed, data, args.quiet,
-                      args.schedule)
+                      args.schedule, args.lr)
         r["threads"] = args.threads
         results.append(r)
         if args.json:

@@ -313,7 +313,7 @@ int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
     bad |= h5_int(f, "/", "brn_warmup", (long)o->brn_warmup);
     bad |= h5_int(f, "/", "brn_ramp", (long)o->brn_ramp);
     bad |= h5_double(f, "/", "bkn_p", o->bkn_p);
-    bad |= h5_int(f, "/", "mabn_buffer", (long)o->mabn_buffer);
+    bad |= h5_int(f, "/", "mabn_buffer", (long)ns_mabn_buffer_size(o));
     bad |= h5_int(f, "/", "mabn_warmup", (long)o->mabn_warmup);
     bad |= h5_int(f, "/", "pn_warmup", (long)o->pn_warmup);
     bad |= h5_double(f, "/", "agc", o->agc);

@@ -158,7 +158,9 @@ typedef struct ns_net_opts {
     size_t brn_warmup;     /* BRN: steps with r = 1, d = 0 (500) */
     size_t brn_ramp;       /* BRN: steps of the linear ramp to rmax 3, dmax 5 (2000) */
     double ic_drop;        /* IC layer dropout probability (0.05) */
-    size_t mabn_buffer;    /* MABN: iterations averaged (16) */
+    size_t mabn_buffer;    /* MABN: iterations averaged (0: the authors' rule, see
+                              ns_mabn_buffer_size) */
+    size_t mabn_real_batch; /* MABN: samples the buffer should span (32) */
     size_t mabn_warmup;    /* MABN: warm-up iterations (100) */
     double bkn_p;          /* BKN mixing weight (-1: 0.9 for groups <= 16, else 0.05) */
     size_t bkn_samples;    /* BKN pseudo-inputs on dense layers (64) */

@@ -78,6 +78,12 @@ int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps);
 /* MABN with a buffer of S iterations and warm-up iterations. */
 int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t group);
 
+/* MABN's buffer length in iterations: opts->mabn_buffer when set, else the
+ * authors' rule buffer = real_B / B, with real_B = opts->mabn_real_batch and
+ * B the samples of one iteration (the normalisation group, or max_batch for
+ * whole batches), at least 1 (normscope's reading when B > real_B). */
+size_t ns_mabn_buffer_size(const ns_net_opts *o);
+
 /* PowerNorm with warm-up steps (whole batch as one group). */
 int ns_pn_create(ns_layer *L, double eps, size_t warmup);
 

@@ -34,8 +34,8 @@ static const char usage_text[] =
     "  --init I           torch (default), he-normal, he-uniform, xavier, gauss:SW2,SB2,\n"
     "                     mimic (N(0, 2/((n-1)(1-1/pi))); the default of mimic and wm)\n"
     "  --gn-groups G --psbn-alpha A --fct TAU --frn-eps E --wm-all --res-scale paper|code\n"
-    "  --brn-warmup S --brn-ramp S --ic-drop P --mabn-buffer S --mabn-warmup N\n"
-    "  --agc LAMBDA --bkn-p P --bkn-samples K --pn-warmup S\n"
+    "  --brn-warmup S --brn-ramp S --ic-drop P --mabn-real-batch R --mabn-buffer S\n"
+    "  --mabn-warmup N --agc LAMBDA --bkn-p P --bkn-samples K --pn-warmup S\n"
     "                     options of methods (--help-norm NAME says which reads what)\n"
     "data:\n"
     "  --data D           fashion-mnist (default), idx:DIR, cifar10:DIR, FILE.h5,\n"
@@ -77,7 +77,7 @@ enum {
     O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_B1, O_B2,
     O_AEPS, O_SCHED, O_WARMUP, O_EPOCHS, O_STEPS, O_BATCH, O_SEED, O_FORCE, O_CKEVERY,
     O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS, O_HELPNORM, O_GNG, O_PSA,
-    O_FCT, O_FRNEPS, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_PNW
+    O_FCT, O_FRNEPS, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNR, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_PNW
 };
 
 static const struct option options[] = {
@@ -123,6 +123,7 @@ static const struct option options[] = {
     {"brn-warmup", required_argument, NULL, O_BRNW},
     {"ic-drop", required_argument, NULL, O_ICDROP},
     {"mabn-buffer", required_argument, NULL, O_MABNB},
+    {"mabn-real-batch", required_argument, NULL, O_MABNR},
     {"agc", required_argument, NULL, O_AGC},
     {"bkn-p", required_argument, NULL, O_BKNP},
     {"pn-warmup", required_argument, NULL, O_PNW},
@@ -249,6 +250,7 @@ int cmd_train(int argc, char **argv)
         case O_BKNS: bad = ns_cli_size("train", "--bkn-samples", optarg, &c.net.bkn_samples); break;
         case O_AGC: bad = ns_cli_double("train", "--agc", optarg, &c.net.agc); break;
         case O_MABNB: bad = ns_cli_size("train", "--mabn-buffer", optarg, &c.net.mabn_buffer); break;
+        case O_MABNR: bad = ns_cli_size("train", "--mabn-real-batch", optarg, &c.net.mabn_real_batch); break;
         case O_MABNW: bad = ns_cli_size("train", "--mabn-warmup", optarg, &c.net.mabn_warmup); break;
         case O_ICDROP: bad = ns_cli_double("train", "--ic-drop", optarg, &c.net.ic_drop); break;
         case O_BRNW: bad = ns_cli_size("train", "--brn-warmup", optarg, &c.net.brn_warmup); break;

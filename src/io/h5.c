@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,6 +42,53 @@ void ns_iso_time(char *buf, size_t len)
 
 /* ------------------------------------------------------- atomic output */
 
+/* Temporary files being written, removed if a signal ends the process
+ * (SIGINT, SIGTERM, SIGHUP where their action is the default one; training
+ * installs its own handler, which saves a resumable run instead). */
+enum { MAX_TMP = 8 };
+static char tmp_path[MAX_TMP][1100];
+static volatile sig_atomic_t tmp_used[MAX_TMP];
+
+static void on_fatal_signal(int sig)
+{
+    for (int i = 0; i < MAX_TMP; i++)
+        if (tmp_used[i])
+            unlink(tmp_path[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void tmp_register(const char *path)
+{
+    static int installed;
+    if (!installed) {
+        installed = 1;
+        const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+        for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) {
+            struct sigaction old, sa;
+            if (sigaction(sigs[k], NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+                memset(&sa, 0, sizeof sa);
+                sa.sa_handler = on_fatal_signal;
+                sigemptyset(&sa.sa_mask);
+                sigaction(sigs[k], &sa, NULL);
+            }
+        }
+    }
+    for (int i = 0; i < MAX_TMP; i++)
+        if (!tmp_used[i]) {
+            snprintf(tmp_path[i], sizeof tmp_path[i], "%s", path);
+            tmp_used[i] = 1;
+            return;
+        }
+}
+
+static void tmp_forget(const char *path)
+{
+    for (int i = 0; i < MAX_TMP; i++)
+        if (tmp_used[i] && !strcmp(tmp_path[i], path))
+            tmp_used[i] = 0;
+}
+
 int ns_h5out_create(ns_h5out *o, const char *path, int force)
 {
     quiet_hdf5();
@@ -63,9 +111,13 @@ int ns_h5out_create(ns_h5out *o, const char *path, int force)
         return ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
     close(fd);
     unlink(o->tmp);
+    tmp_register(o->tmp);
     o->fid = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (o->fid < 0)
+    if (o->fid < 0) {
+        tmp_forget(o->tmp);
+        unlink(o->tmp);
         return ns_error(NS_EIO, "cannot create '%s'", path);
+    }
     return NS_OK;
 }
 
@@ -79,8 +131,10 @@ int ns_h5out_from_copy(ns_h5out *o, const char *src, const char *path)
     FILE *in = fopen(src, "rb");
     if (!in)
         return ns_error(NS_EIO, "cannot open '%s': %s", src, strerror(errno));
+    tmp_register(o->tmp);
     FILE *out = fopen(o->tmp, "wb");
     if (!out) {
+        tmp_forget(o->tmp);
         fclose(in);
         return ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
     }
@@ -93,11 +147,13 @@ int ns_h5out_from_copy(ns_h5out *o, const char *src, const char *path)
     bad |= ferror(in);
     fclose(in);
     if (fclose(out) != 0 || bad) {
+        tmp_forget(o->tmp);
         unlink(o->tmp);
         return ns_error(NS_EIO, "cannot copy '%s' to '%s'", src, o->tmp);
     }
     o->fid = H5Fopen(o->tmp, H5F_ACC_RDWR, H5P_DEFAULT);
     if (o->fid < 0) {
+        tmp_forget(o->tmp);
         unlink(o->tmp);
         return ns_error(NS_EFORMAT, "cannot read '%s': not an HDF5 file", src);
     }
@@ -111,14 +167,17 @@ int ns_h5out_commit(ns_h5out *o)
     herr_t e = H5Fclose(o->fid);
     o->fid = H5I_INVALID_HID;
     if (e < 0) {
+        tmp_forget(o->tmp);
         unlink(o->tmp);
         return ns_error(NS_EIO, "cannot write '%s'", o->path);
     }
     if (rename(o->tmp, o->path) != 0) {
         int err = errno;
+        tmp_forget(o->tmp);
         unlink(o->tmp);
         return ns_error(NS_EIO, "cannot write '%s': %s", o->path, strerror(err));
     }
+    tmp_forget(o->tmp);
     o->tmp[0] = '\0';
     return NS_OK;
 }
@@ -128,8 +187,10 @@ void ns_h5out_abort(ns_h5out *o)
     if (o->fid >= 0)
         H5Fclose(o->fid);
     o->fid = H5I_INVALID_HID;
-    if (o->tmp[0])
+    if (o->tmp[0]) {
+        tmp_forget(o->tmp);
         unlink(o->tmp);
+    }
     o->tmp[0] = '\0';
 }
 

@@ -27,7 +27,8 @@ void ns_net_opts_default(ns_net_opts *o)
     o->brn_warmup = 500;
     o->brn_ramp = 2000;
     o->ic_drop = 0.05;
-    o->mabn_buffer = 16;
+    o->mabn_buffer = 0;
+    o->mabn_real_batch = 32;
     o->mabn_warmup = 100;
     o->agc = 0.01;
     o->bkn_p = -1;

@@ -21,6 +21,7 @@ typedef struct frn_impl {
     double eps0;
     int learned_eps;
     double *inv;      /* max_batch * C: 1/sqrt(nu2 + eps) */
+    double *part;     /* max_batch * C * 3: per-sample sums of backward */
 } frn_impl;
 
 static double frn_eps(const ns_layer *L, const frn_impl *f)
@@ -50,6 +51,7 @@ static int frn_forward(ns_layer *L, ns_real *y, const ns_real *x,
         double inv = 1.0 / sqrt(s / (double)P + eps);
         f->inv[ic] = inv;
         ns_real a = (ns_real)(gamma[c] * inv), b = beta[c], t = tau[c];
+#pragma omp simd
         for (size_t j = 0; j < P; j++) {
             ns_real v = a * xp[j] + b;
             yp[j] = v > t ? v : t;
@@ -70,55 +72,64 @@ static void frn_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     const ns_real *gamma = L->param[0].data, *beta = L->param[1].data,
                   *tau = L->param[2].data;
     ns_real *dgamma = L->param[0].grad, *dbeta = L->param[1].grad, *dtau = L->param[2].grad;
-    double deps_total = 0;
-    /* Per channel: parameter gradients (no cross-thread sums). */
-#pragma omp parallel for schedule(static) if (n * C * P > 32768) reduction(+ : deps_total)
-    for (size_t c = 0; c < C; c++) {
-        double dg = 0, db = 0, dt = 0, de = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t ic = i * C + c;
-            const ns_real *xp = x + ic * P, *d = dy + ic * P;
-            double inv = f->inv[ic], a = gamma[c] * inv, sxd = 0;
-            for (size_t j = 0; j < P; j++) {
-                double v = a * xp[j] + beta[c];
-                if (v > tau[c]) {
-                    dg += d[j] * xp[j] * inv;
-                    db += d[j];
-                    sxd += (double)d[j] * xp[j];
-                } else {
-                    dt += d[j];
-                }
-            }
-            /* d y / d eps = -gamma x inv^3 / 2 */
-            de += -0.5 * gamma[c] * inv * inv * inv * sxd;
-        }
-        dgamma[c] += (ns_real)dg;
-        dbeta[c] += (ns_real)db;
-        dtau[c] += (ns_real)dt;
-        deps_total += de;
-    }
-    if (f->learned_eps) {
-        ns_real e = L->param[3].data[0];
-        L->param[3].grad[0] += (ns_real)(deps_total * (e > 0 ? 1 : e < 0 ? -1 : 0));
-    }
-    if (!dx)
-        return;
-    /* dx = gamma inv (g - x mean(g x) inv^2), g = dy where the TLU passes */
+    double *part = f->part;
+    /* One pass per (sample, channel), with the TLU mask recomputed as in
+     * forward: g = dy where the TLU passes.  part holds sum g x, sum g and
+     * sum dy where it clips; dx = a (g - x mean(g x) inv^2), a = gamma inv. */
 #pragma omp parallel for schedule(static) if (n * C * P > 32768)
     for (size_t ic = 0; ic < n * C; ic++) {
         size_t c = ic % C;
         const ns_real *xp = x + ic * P, *d = dy + ic * P;
-        ns_real *o = dx + ic * P;
-        double inv = f->inv[ic], a = gamma[c] * inv, sgx = 0;
-        for (size_t j = 0; j < P; j++)
-            if (a * xp[j] + beta[c] > tau[c])
-                sgx += (double)d[j] * xp[j];
-        double m = sgx / (double)P * inv * inv;
+        double inv = f->inv[ic];
+        ns_real a = (ns_real)(gamma[c] * inv), b = beta[c], t = tau[c];
+        double sgx = 0, sg = 0, sd = 0;
+#pragma omp simd reduction(+ : sgx, sg, sd)
         for (size_t j = 0; j < P; j++) {
-            double g = a * xp[j] + beta[c] > tau[c] ? d[j] : 0;
-            ns_real v = (ns_real)(a * (g - xp[j] * m));
-            o[j] = acc ? o[j] + v : v;
+            ns_real g = a * xp[j] + b > t ? d[j] : 0;
+            sgx += (double)g * xp[j];
+            sg += g;
+            sd += d[j];
         }
+        part[3 * ic] = sgx;
+        part[3 * ic + 1] = sg;
+        part[3 * ic + 2] = sd - sg;
+        if (!dx)
+            continue;
+        ns_real *o = dx + ic * P;
+        ns_real m = (ns_real)(sgx / (double)P * inv * inv);
+        if (acc) {
+#pragma omp simd
+            for (size_t j = 0; j < P; j++) {
+                ns_real g = a * xp[j] + b > t ? d[j] : 0;
+                o[j] += a * (g - xp[j] * m);
+            }
+        } else {
+#pragma omp simd
+            for (size_t j = 0; j < P; j++) {
+                ns_real g = a * xp[j] + b > t ? d[j] : 0;
+                o[j] = a * (g - xp[j] * m);
+            }
+        }
+    }
+    /* Parameter gradients per channel; d y / d eps = -gamma x inv^3 / 2. */
+    double deps_total = 0;
+    for (size_t c = 0; c < C; c++) {
+        double dg = 0, db = 0, dt = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t ic = i * C + c;
+            double inv = f->inv[ic];
+            dg += part[3 * ic] * inv;
+            db += part[3 * ic + 1];
+            dt += part[3 * ic + 2];
+            deps_total += -0.5 * gamma[c] * inv * inv * inv * part[3 * ic];
+        }
+        dgamma[c] += (ns_real)dg;
+        dbeta[c] += (ns_real)db;
+        dtau[c] += (ns_real)dt;
+    }
+    if (f->learned_eps) {
+        ns_real e = L->param[3].data[0];
+        L->param[3].grad[0] += (ns_real)(deps_total * (e > 0 ? 1 : e < 0 ? -1 : 0));
     }
 }
 
@@ -142,6 +153,7 @@ static void frn_release(ns_layer *L)
     if (!f)
         return;
     ns_free(f->inv);
+    ns_free(f->part);
     ns_free(f);
     L->impl = NULL;
 }
@@ -165,7 +177,8 @@ int ns_frn_create(ns_layer *L, double eps0, int learned_eps)
     L->out_h = L->in_h;
     L->out_w = L->in_w;
     f->inv = ns_malloc(L->max_batch * L->in_c * sizeof *f->inv);
-    if (!f->inv)
+    f->part = ns_malloc(3 * L->max_batch * L->in_c * sizeof *f->part);
+    if (!f->inv || !f->part)
         return NS_ENOMEM;
     L->cache_bytes = L->max_batch * L->in_c * sizeof(double);
     size_t cd[1] = {L->in_c}, one[1] = {1};

@@ -225,6 +225,15 @@ static const ns_layer_ops mabn_ops = {
     .init = mabn_init, .release = mabn_release,
 };
 
+size_t ns_mabn_buffer_size(const ns_net_opts *o)
+{
+    if (o->mabn_buffer)
+        return o->mabn_buffer;
+    size_t b = o->norm_group ? o->norm_group : o->max_batch;
+    size_t s = b && b < o->mabn_real_batch ? o->mabn_real_batch / b : 1;
+    return s ? s : 1;
+}
+
 int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t group)
 {
     if (buffer == 0)

@@ -38,7 +38,7 @@ static int create_brn(ns_layer *L, const ns_net_opts *o)
 
 static int create_mabn(ns_layer *L, const ns_net_opts *o)
 {
-    return ns_mabn_create(L, o->bn_eps, o->mabn_buffer, o->mabn_warmup, o->norm_group);
+    return ns_mabn_create(L, o->bn_eps, ns_mabn_buffer_size(o), o->mabn_warmup, o->norm_group);
 }
 
 static int create_bkn(ns_layer *L, const ns_net_opts *o)
@@ -94,7 +94,9 @@ static const ns_norm_method methods[] = {
              "buffered E[g z] in backward, clamped renorm factor; with CenConv weights",
      "Yan et al., ICLR 2020 (authors' code); groups as buffer iterations are normscope's "
      "reading", create_mabn,
-     "--mabn-buffer S (16), --mabn-warmup N (100), --norm-group S, --bn-eps E",
+     "--mabn-real-batch R (32): the buffer spans R samples, max(1, R / B) iterations of B "
+     "samples (the authors' rule); --mabn-buffer S sets it directly; --mabn-warmup N (100), "
+     "--norm-group S, --bn-eps E",
      NS_NORM_CENTER_W, 0},
     {"bkn", "batch Kalman normalization: batch moments mixed with a prediction from the "
             "previous norm layer's statistics through this layer's weights",

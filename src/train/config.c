@@ -4,6 +4,7 @@
  * storage as attributes of /config in the run file.
  */
 #include "normscope/train.h"
+#include "normscope/norm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -63,8 +64,10 @@ int ns_train_config_check(const ns_train_config *c)
         return ns_error(NS_EINVAL, "--bkn-samples must be positive");
     if (!(c->net.agc > 0))
         return ns_error(NS_EINVAL, "--agc must be positive, got %g", c->net.agc);
-    if (c->net.mabn_buffer == 0 || c->net.mabn_buffer > 4096)
+    if (c->net.mabn_buffer > 4096)
         return ns_error(NS_EINVAL, "--mabn-buffer must be between 1 and 4096");
+    if (c->net.mabn_real_batch == 0 || c->net.mabn_real_batch > 65536)
+        return ns_error(NS_EINVAL, "--mabn-real-batch must be between 1 and 65536");
     if (c->net.gn_groups == 0)
         return ns_error(NS_EINVAL, "--gn-groups must be positive");
     if (!(c->net.fct > -1 && c->net.fct <= 1))
@@ -204,7 +207,10 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "bkn_p", c->net.bkn_p);
     if (!st) st = ns_h5_attr_int(fid, g, "pn_warmup", (int64_t)c->net.pn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "bkn_samples", (int64_t)c->net.bkn_samples);
-    if (!st) st = ns_h5_attr_int(fid, g, "mabn_buffer", (int64_t)c->net.mabn_buffer);
+    ns_net_opts run_net = c->net; /* the buffer the run's nets get */
+    run_net.max_batch = c->batch;
+    if (!st) st = ns_h5_attr_int(fid, g, "mabn_buffer", (int64_t)ns_mabn_buffer_size(&run_net));
+    if (!st) st = ns_h5_attr_int(fid, g, "mabn_real_batch", (int64_t)c->net.mabn_real_batch);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_warmup", (int64_t)c->net.mabn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "brn_warmup", (int64_t)c->net.brn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "brn_ramp", (int64_t)c->net.brn_ramp);
@@ -299,7 +305,9 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = opt_double(fid, g, "bkn_p", &c->net.bkn_p);
     if (!st) st = opt_size(fid, g, "pn_warmup", &c->net.pn_warmup);
     if (!st) st = opt_size(fid, g, "bkn_samples", &c->net.bkn_samples);
+    c->net.mabn_buffer = 16; /* runs written before the attribute used 16 */
     if (!st) st = opt_size(fid, g, "mabn_buffer", &c->net.mabn_buffer);
+    if (!st) st = opt_size(fid, g, "mabn_real_batch", &c->net.mabn_real_batch);
     if (!st) st = opt_size(fid, g, "mabn_warmup", &c->net.mabn_warmup);
     if (!st) st = opt_size(fid, g, "brn_warmup", &c->net.brn_warmup);
     if (!st) st = opt_size(fid, g, "brn_ramp", &c->net.brn_ramp);

@@ -374,6 +374,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         goto cleanup;
     ns_set_threads(T.cfg.threads);
     T.cfg.net.max_batch = T.cfg.batch;
+    T.cfg.net.mabn_buffer = ns_mabn_buffer_size(&T.cfg.net);
 
     if ((st = ns_train_load_data(&T.cfg, NS_SPLIT_TRAIN, &T.train, T.mean, T.std)))
         goto cleanup;

@@ -111,5 +111,20 @@ expect 2 "no output file" "" $NS ntk "$T/bn.h5"
 expect 2 "unknown option '--bogus'" "$T/x.h5" $NS ntk "$T/bn.h5" --bogus -o "$T/x.h5"
 expect 2 "exists; use --force" "" $NS ntk "$T/bn.h5" --n 4 -o "$T/k.h5" $Q
 
+# A signal while the result is being written removes the temporary file and
+# leaves no output behind.
+$NS ntk "$T/none.h5" --split train --n 600 --ckpt last -o "$T/ks.h5" $Q >/dev/null 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 100 ] && ! ls "$T"/ks.h5.tmp-* >/dev/null 2>&1; do sleep 0.05; i=$((i + 1)); done
+if ls "$T"/ks.h5.tmp-* >/dev/null 2>&1; then
+    kill -TERM $pid
+    wait $pid; got=$?
+    if [ "$got" = 143 ] && ! ls "$T"/ks.h5* >/dev/null 2>&1; then ok
+    else bad "SIGTERM: exit $got, left: $(ls "$T"/ks.h5* 2>/dev/null)"; fi
+else
+    wait $pid; bad "ntk --n 600 never wrote its temporary file"
+fi
+
 echo "test_ntk_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
