@@ -593,6 +593,53 @@ static void check_bn_train_by_hand(size_t group)
     ns_net_free(net);
 }
 
+/* Dropout masks: the kept fraction is 1 - p within 5 standard errors, kept
+ * values are scaled by 1/(1-p), and the mask depends on (seed, step) only:
+ * the same with 1 and 2 threads, another one at the next step. */
+START_TEST(test_dropout_mask)
+{
+    const size_t C = 8, H = 32, W = 32, n = 16, len = n * C * H * W;
+    const double p = 0.3;
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    o.max_batch = n;
+    ns_net *net = NULL;
+    ck_assert_int_eq(ns_net_build("dropout:0.3", &o, C, H, W, C * H * W, &net), NS_OK);
+    ns_real *x = malloc(len * sizeof *x), *y1 = malloc(len * sizeof *y1);
+    ck_assert(x && y1);
+    for (size_t i = 0; i < len; i++)
+        x[i] = (ns_real)(1 + i % 7);
+    ns_ctx ctx = {NS_MODE_TRAIN, 5, 9};
+    ns_set_threads(1);
+    ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
+    memcpy(y1, ns_net_logits(net), len * sizeof *y1);
+    ns_set_threads(2);
+    ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
+    const ns_real *y = ns_net_logits(net);
+    size_t kept = 0;
+    for (size_t i = 0; i < len; i++) {
+        ck_assert_msg(y[i] == y1[i], "mask differs with the thread count at %zu", i);
+        if (y[i] != 0) {
+            kept++;
+            assert_close(y[i], x[i] / (1 - p), REL_TOL, "kept value", i);
+        }
+    }
+    double se = sqrt(len * p * (1 - p));
+    ck_assert_msg(fabs((double)kept - len * (1 - p)) < 5 * se, "kept %zu of %zu, p %g",
+                  kept, len, p);
+    ctx.step = 10;
+    ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
+    size_t same = 0;
+    for (size_t i = 0; i < len; i++)
+        same += (y[i] != 0) == (y1[i] != 0);
+    /* independent masks agree on a fraction p^2 + (1-p)^2 = 0.58 */
+    ck_assert_msg(same < 0.7 * len, "step 10 repeats step 9's mask (%zu of %zu)", same, len);
+    free(x);
+    free(y1);
+    ns_net_free(net);
+}
+END_TEST
+
 START_TEST(test_bn_running_stats)
 {
     check_bn_train_by_hand(0);
@@ -1267,6 +1314,7 @@ static Suite *nn_suite(void)
 
     tc = tcase_create("batchnorm");
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_dropout_mask);
     tcase_add_test(tc, test_bn_running_stats);
     tcase_add_test(tc, test_bn_ghost_running_stats);
     tcase_add_test(tc, test_bn_eval_by_hand);

@@ -6,8 +6,11 @@
  */
 #include "normscope/nn.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum { MASK_CHUNK = 1 << 14 };
 
 typedef struct dropout_impl {
     double p;
@@ -27,12 +30,28 @@ static int dropout_forward(ns_layer *L, ns_real *y, const ns_real *x,
         memcpy(y, x, len * sizeof *y);
         return NS_OK;
     }
-    ns_rng r;
-    ns_rng_seed(&r, ctx->seed ^ 0xd509u, ctx->step * 4096 + d->index);
+    /* Chunks of MASK_CHUNK elements draw from their own streams, two 32-bit
+     * uniforms per 64-bit draw, so the mask does not depend on the thread
+     * count.  A unit is kept when its uniform is >= p (to 2^-32). */
     ns_real scale = (ns_real)(1.0 / (1.0 - d->p));
-    for (size_t i = 0; i < len; i++) {
-        d->mask[i] = ns_rng_uniform(&r) >= d->p;
-        y[i] = d->mask[i] ? x[i] * scale : 0;
+    double t = ldexp(d->p, 32);
+    uint64_t thr = t >= 4294967296.0 ? 4294967296u : (uint64_t)t;
+    uint64_t base = ((uint64_t)ctx->step * 4096 + d->index) << 20;
+    size_t nch = (len + MASK_CHUNK - 1) / MASK_CHUNK;
+#pragma omp parallel for schedule(static) if (len > 4 * MASK_CHUNK)
+    for (size_t k = 0; k < nch; k++) {
+        ns_rng r;
+        ns_rng_seed(&r, ctx->seed ^ 0xd509u, base + k);
+        size_t lo = k * MASK_CHUNK, hi = lo + MASK_CHUNK < len ? lo + MASK_CHUNK : len;
+        for (size_t i = lo; i < hi; i += 2) {
+            uint64_t u = ns_rng_u64(&r);
+            d->mask[i] = (u & 0xffffffffu) >= thr;
+            if (i + 1 < hi)
+                d->mask[i + 1] = (u >> 32) >= thr;
+        }
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++)
+            y[i] = d->mask[i] ? x[i] * scale : 0;
     }
     return NS_OK;
 }
@@ -50,8 +69,11 @@ static void dropout_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     dropout_impl *d = L->impl;
     size_t len = n * ns_layer_in_size(L);
     ns_real scale = d->active ? (ns_real)(1.0 / (1.0 - d->p)) : 1;
+    int active = d->active;
+    const uint8_t *mask = d->mask;
+#pragma omp parallel for simd schedule(static) if (len > 4 * MASK_CHUNK)
     for (size_t i = 0; i < len; i++) {
-        ns_real g = (!d->active || d->mask[i]) ? dy[i] * scale : 0;
+        ns_real g = (!active || mask[i]) ? dy[i] * scale : 0;
         dx[i] = (acc ? dx[i] : 0) + g;
     }
 }
