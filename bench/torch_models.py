@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 ARCHS = ("mlp", "cnn")
-NORMS = ("bn", "none", "gn", "ln", "in")  # gn, ln, in: cnn only
+NORMS = ("bn", "none", "gn", "ln", "in", "frn")  # gn, ln, in, frn: cnn only
 
 DATA_DIR = os.environ.get("NS_DATA_DIR", "/usr/share/datasets/fashion-mnist")
 
@@ -38,6 +38,23 @@ def _check(arch, norm):
         raise ValueError("the mlp peer has bn or none only")
 
 
+class FRN(nn.Module):
+    """Filter response normalization + TLU (Singh & Krishnan 2020), eps 1e-6,
+    as normscope's frn on maps larger than 1x1."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(1, c, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.tau = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, x):
+        nu2 = x.pow(2).mean(dim=(2, 3), keepdim=True)
+        y = self.weight * x * torch.rsqrt(nu2 + self.eps) + self.bias
+        return torch.max(y, self.tau)
+
+
 def _norm2d(norm, c):
     """normscope's conv norm layers: gn takes 32 groups (or fewer, dividing C)."""
     if norm == "bn":
@@ -48,6 +65,8 @@ def _norm2d(norm, c):
         return nn.GroupNorm(1, c, eps=BN_EPS)
     if norm == "in":
         return nn.GroupNorm(c, c, eps=BN_EPS)
+    if norm == "frn":
+        return FRN(c)
     return None
 
 

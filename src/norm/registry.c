@@ -112,14 +112,16 @@ static const ns_norm_method methods[] = {
      "Shen et al., ICML 2020 (Algorithm 1); alpha 0.9 and the 10000-step warm-up are the "
      "authors' code defaults", create_pn,
      "--pn-warmup STEPS (10000, the authors' default: a shorter warm-up diverged on the cnn "
-     "at lr 0.05 right after the switch), --bn-eps E", 0, 0},
+     "at lr 0.05 right after the switch), --bn-eps E", 0, 0.1},
     {"gn", "group normalization per sample over channel groups (--gn-groups, 32)",
      "Wu & He, ECCV 2018", create_gn,
      "--gn-groups G (32; the largest divisor of the channel count not above G), --bn-eps E", 0, 0},
     {"ln", "layer normalization: one group over (C,H,W) per sample, per-channel affine",
      "Ba et al. 2016 (as GroupNorm(1, C))", create_ln, "--bn-eps E (1e-5)", 0, 0},
     {"in", "instance normalization per sample and channel over (H,W); refused on dense slots",
-     "Ulyanov et al. 2016", create_in, "--bn-eps E (1e-5)", 0, 0},
+     "Ulyanov et al. 2016", create_in,
+     "--bn-eps E (1e-5); default --lr 0.2 (one epoch of the cnn: 74.1% at 0.05, 83.4% at 0.2)",
+     0, 0.2},
     {"frn", "filter response normalization + TLU; learned eps on 1x1 maps (--frn-eps)",
      "Singh & Krishnan, CVPR 2020", create_frn,
      "--frn-eps E (1e-6; eps0 of the learned |eps| + eps0 on 1x1 maps)", 0, 0},
@@ -129,7 +131,7 @@ static const ns_norm_method methods[] = {
      "--wm-all (project every conv/dense layer, not only conv with fan-in > 50 or the "
      "hidden dense layers of a conv-free net), --res-scale paper|code (1/sqrt(l) or "
      "1.2^2/l, the default), --init to override the initialisation",
-     NS_NORM_WEIGHT_MEAN | NS_NORM_LAST_BN | NS_NORM_RES_SCALE | NS_NORM_MIMIC_INIT, 0},
+     NS_NORM_WEIGHT_MEAN | NS_NORM_LAST_BN | NS_NORM_RES_SCALE | NS_NORM_MIMIC_INIT, 0.1},
     {"wm", "MimicNorm's weight mean alone: per-unit zero-mean projection after every step, "
            "no norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
      "--wm-all, --init (default: the weight-mean initialisation); default --lr 0.02, "
