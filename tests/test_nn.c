@@ -29,11 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FD_STEP 1e-6  /* central-difference step */
-#define FD_TOL 1e-6   /* largest relative error of an analytic gradient */
-#define FD_FLOOR 1e-2 /* denominator floor: |error| / max(|fd|, floor); the
-                       * differences' own noise is about 1e-10 */
-
 #ifdef NS_DOUBLE
 #define REL_TOL 1e-12 /* hand-computed references */
 #else
@@ -42,371 +37,120 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static void fill_normal(ns_real *v, size_t n, ns_rng *r, double scale, double shift)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = (ns_real)(shift + scale * ns_rng_normal(r));
-}
-
+/* ns_test_build with the options of BN: `norm` in the slots, ghost groups
+ * of `group` samples (0: the batch), affine parameters or not. */
 static ns_net *build_net(const char *arch, const char *norm, size_t group, int affine,
                          size_t c, size_t h, size_t w, size_t nout, size_t max_batch)
 {
-    ns_net_opts o;
-    ns_net_opts_default(&o);
-    snprintf(o.norm, sizeof o.norm, "%s", norm);
-    o.norm_group = group;
-    o.bn_affine = affine;
-    o.max_batch = max_batch;
-    ns_net *net = NULL;
-    int st = ns_net_build(arch, &o, c, h, w, nout, &net);
-    ck_assert_msg(st == NS_OK && net, "cannot build '%s': %s", arch, ns_errmsg());
-    ns_init ini = {NS_INIT_TORCH, 0, 0};
-    ns_net_init(net, &ini, 1234);
-    return net;
-}
-
-static int is_kind(const ns_layer *L, const char *kind)
-{
-    return strcmp(L->ops->kind, kind) == 0;
-}
-
-static int net_has_kind(const ns_net *net, const char *kind)
-{
-    for (size_t i = 0; i < net->nlayers; i++)
-        if (is_kind(&net->layers[i], kind))
-            return 1;
-    return 0;
-}
-
-static ns_tensor *find_tensor(ns_tensor *t, int count, const char *name)
-{
-    for (int i = 0; i < count; i++)
-        if (strcmp(t[i].name, name) == 0)
-            return &t[i];
-    return NULL;
-}
-
-/* Non-trivial affine parameters and running statistics for every BN layer
- * (the defaults 1, 0, 0, 1 would hide errors). */
-static void randomize_bn(ns_net *net, uint64_t seed)
-{
-    ns_rng r;
-    ns_rng_seed(&r, seed, 99);
-    for (size_t i = 0; i < net->nlayers; i++) {
-        ns_layer *L = &net->layers[i];
-        if (!is_kind(L, "bn"))
-            continue;
-        size_t C = L->out_c;
-        ns_tensor *t;
-        if ((t = find_tensor(L->param, L->nparam, "weight")))
-            for (size_t c = 0; c < C; c++)
-                t->data[c] = (ns_real)(0.5 + ns_rng_uniform(&r));
-        if ((t = find_tensor(L->param, L->nparam, "bias")))
-            fill_normal(t->data, C, &r, 0.3, 0);
-        t = find_tensor(L->state, L->nstate, "running_mean");
-        ck_assert_ptr_nonnull(t);
-        fill_normal(t->data, C, &r, 0.4, 0.1);
-        t = find_tensor(L->state, L->nstate, "running_var");
-        ck_assert_ptr_nonnull(t);
-        for (size_t c = 0; c < C; c++)
-            t->data[c] = (ns_real)(0.5 + 1.5 * ns_rng_uniform(&r));
-    }
-}
-
-static int all_finite(const ns_real *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite((double)v[i]))
-            return 0;
-    return 1;
-}
-
-static double max_abs(const ns_real *v, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs((double)v[i]) > m)
-            m = fabs((double)v[i]);
-    return m;
+    ns_test_nopts no = {.norm = norm, .group = group, .no_affine = !affine};
+    return ns_test_build(arch, &no, c, h, w, nout, max_batch);
 }
 
 /* ------------------------------------------------------ gradient cases */
 
-typedef struct gcase {
-    const char *name;
-    const char *arch;
-    const char *norm;    /* what fills `norm` slots: "bn" or "none" */
-    size_t group;        /* opts.norm_group */
-    int affine;          /* opts.bn_affine */
-    size_t c, h, w, nout;
-    size_t n;            /* batch */
-    ns_mode mode;        /* mode of the checked passes */
-    int ce;              /* 1: softmax cross-entropy; 0: sum_k r_k z_k */
-    size_t maxcheck;     /* entries checked per tensor (0: all) */
-} gcase;
-
 #define TR NS_MODE_TRAIN
 #define EV NS_MODE_EVAL
 #define BA NS_MODE_BATCH
+/* What fills `norm` slots: BN with ghost groups of g samples (0: the
+ * batch), with or without affine parameters, or nothing. */
+#define BN(g) {.norm = "bn", .group = g}
+#define BN_NOAFFINE(g) {.norm = "bn", .group = g, .no_affine = 1}
+#define NONE {.norm = "none"}
 
-static const gcase cases[] = {
+static const ns_test_gcase cases[] = {
     /* dense, on a conv-shaped input (implicit flatten) */
-    {"dense", "fc:6,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"dense-after-conv", "conv3x3:3,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
+    {"dense", "fc:6,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"dense-after-conv", "conv3x3:3,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
     /* convolutions: 3x3 p1 s1, 3x3 s2, 1x1 direct, 1x1 s2 (im2col), 5x5 p0 */
-    {"conv3x3", "conv3x3:3,conv3x3:4,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"conv3x3-s2", "conv3x3:3,conv3x3:4/2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"conv1x1-direct", "conv3x3:3,conv1x1:4,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"conv1x1-s2", "conv3x3:3,conv1x1:4/2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"conv5x5-p0", "conv3x3:3,conv5x5:2p0,fc:out", "bn", 0, 1, 2, 6, 6, 3, 4, BA, 0, 0},
-    {"conv3x3-p2-s3", "conv3x3:3,conv3x3:2/3p2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 3, BA, 0, 0},
+    {"conv3x3", "conv3x3:3,conv3x3:4,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"conv3x3-s2", "conv3x3:3,conv3x3:4/2,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"conv1x1-direct", "conv3x3:3,conv1x1:4,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"conv1x1-s2", "conv3x3:3,conv1x1:4/2,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"conv5x5-p0", "conv3x3:3,conv5x5:2p0,fc:out", BN(0), 2, 6, 6, 3, 4, BA, 0, 0},
+    {"conv3x3-p2-s3", "conv3x3:3,conv3x3:2/3p2,fc:out", BN(0), 2, 5, 5, 3, 3, BA, 0, 0},
     /* pooling, including overlapping windows and a ragged edge */
-    {"maxpool", "conv3x3:3,maxpool:2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"maxpool-3s2", "conv3x3:3,maxpool:3/2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"avgpool", "conv3x3:3,avgpool:2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"avgpool-3s1", "conv3x3:3,avgpool:3/1,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"gap", "conv3x3:3,gap,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"flatten", "conv3x3:3,flatten,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
+    {"maxpool", "conv3x3:3,maxpool:2,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"maxpool-3s2", "conv3x3:3,maxpool:3/2,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"avgpool", "conv3x3:3,avgpool:2,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"avgpool-3s1", "conv3x3:3,avgpool:3/1,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"gap", "conv3x3:3,gap,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"flatten", "conv3x3:3,flatten,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
     /* activations */
-    {"relu", "conv3x3:3,relu,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"lrelu", "conv3x3:3,lrelu:0.2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"tanh", "conv3x3:3,tanh,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"erf", "conv3x3:3,erf,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"id", "conv3x3:3,id,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"dense-acts", "fc:7,tanh,fc:6,erf,fc:5,lrelu,fc:out", "bn", 0, 1, 2, 3, 3, 3, 4, BA, 0, 0},
+    {"relu", "conv3x3:3,relu,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"lrelu", "conv3x3:3,lrelu:0.2,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"tanh", "conv3x3:3,tanh,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"erf", "conv3x3:3,erf,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"id", "conv3x3:3,id,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"dense-acts", "fc:7,tanh,fc:6,erf,fc:5,lrelu,fc:out", BN(0), 2, 3, 3, 3, 4, BA, 0, 0},
     /* first layers without parameters: checked through the input gradient */
-    {"first-relu", "relu,fc:out", "bn", 0, 1, 2, 3, 3, 3, 4, BA, 0, 0},
-    {"first-maxpool", "maxpool:2/1,conv1x1:2,fc:out", "bn", 0, 1, 2, 4, 4, 3, 3, BA, 0, 0},
-    {"first-avgpool", "avgpool:2,fc:out", "bn", 0, 1, 2, 4, 4, 3, 3, BA, 0, 0},
-    {"first-gap", "gap,fc:out", "bn", 0, 1, 3, 4, 4, 3, 3, BA, 0, 0},
+    {"first-relu", "relu,fc:out", BN(0), 2, 3, 3, 3, 4, BA, 0, 0},
+    {"first-maxpool", "maxpool:2/1,conv1x1:2,fc:out", BN(0), 2, 4, 4, 3, 3, BA, 0, 0},
+    {"first-avgpool", "avgpool:2,fc:out", BN(0), 2, 4, 4, 3, 3, BA, 0, 0},
+    {"first-gap", "gap,fc:out", BN(0), 3, 4, 4, 3, 3, BA, 0, 0},
     /* dropout: the mask is fixed by (seed, step) across evaluations */
-    {"dropout-train", "conv3x3:3,dropout:0.4,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, TR, 0, 0},
-    {"dropout-dense-train", "fc:8,dropout:0.25,fc:out", "bn", 0, 1, 2, 4, 4, 3, 4, TR, 0, 0},
-    {"dropout-eval", "conv3x3:3,dropout:0.4,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, EV, 0, 0},
-    {"dropout-batch", "fc:8,dropout:0.25,fc:out", "bn", 0, 1, 2, 4, 4, 3, 4, BA, 0, 0},
+    {"dropout-train", "conv3x3:3,dropout:0.4,fc:out", BN(0), 2, 5, 5, 3, 4, TR, 0, 0},
+    {"dropout-dense-train", "fc:8,dropout:0.25,fc:out", BN(0), 2, 4, 4, 3, 4, TR, 0, 0},
+    {"dropout-eval", "conv3x3:3,dropout:0.4,fc:out", BN(0), 2, 5, 5, 3, 4, EV, 0, 0},
+    {"dropout-batch", "fc:8,dropout:0.25,fc:out", BN(0), 2, 4, 4, 3, 4, BA, 0, 0},
     /* residual blocks: identity shortcut, projection with stride 2, and a
      * projection through the direct 1x1 path */
-    {"res-id", "conv3x3:3,res:3,fc:out", "none", 0, 1, 2, 5, 5, 3, 3, BA, 0, 0},
-    {"res-proj-s2", "conv3x3:3,res:4/2,fc:out", "none", 0, 1, 2, 5, 5, 3, 3, BA, 0, 0},
-    {"res-proj-s1", "conv3x3:3,res:4,fc:out", "none", 0, 1, 2, 5, 5, 3, 3, BA, 0, 0},
-    {"res-id-bn", "conv3x3:3,res:3,fc:out", "bn", 0, 1, 2, 5, 5, 3, 3, BA, 0, 0},
-    {"res-proj-s2-bn", "conv3x3:3,res:4/2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 3, BA, 0, 0},
-    {"res-proj-s1-bn", "conv3x3:3,res:4,fc:out", "bn", 0, 1, 2, 5, 5, 3, 3, BA, 0, 0},
-    {"res-id-bn-eval", "conv3x3:3,res:3,fc:out", "bn", 0, 1, 2, 5, 5, 3, 3, EV, 0, 0},
-    {"res-proj-s2-bn-eval", "conv3x3:3,res:4/2,fc:out", "bn", 0, 1, 2, 5, 5, 3, 3, EV, 0, 0},
-    {"res-proj-s1-bn-eval", "conv3x3:3,res:4,fc:out", "bn", 0, 1, 2, 5, 5, 3, 3, EV, 0, 0},
+    {"res-id", "conv3x3:3,res:3,fc:out", NONE, 2, 5, 5, 3, 3, BA, 0, 0},
+    {"res-proj-s2", "conv3x3:3,res:4/2,fc:out", NONE, 2, 5, 5, 3, 3, BA, 0, 0},
+    {"res-proj-s1", "conv3x3:3,res:4,fc:out", NONE, 2, 5, 5, 3, 3, BA, 0, 0},
+    {"res-id-bn", "conv3x3:3,res:3,fc:out", BN(0), 2, 5, 5, 3, 3, BA, 0, 0},
+    {"res-proj-s2-bn", "conv3x3:3,res:4/2,fc:out", BN(0), 2, 5, 5, 3, 3, BA, 0, 0},
+    {"res-proj-s1-bn", "conv3x3:3,res:4,fc:out", BN(0), 2, 5, 5, 3, 3, BA, 0, 0},
+    {"res-id-bn-eval", "conv3x3:3,res:3,fc:out", BN(0), 2, 5, 5, 3, 3, EV, 0, 0},
+    {"res-proj-s2-bn-eval", "conv3x3:3,res:4/2,fc:out", BN(0), 2, 5, 5, 3, 3, EV, 0, 0},
+    {"res-proj-s1-bn-eval", "conv3x3:3,res:4,fc:out", BN(0), 2, 5, 5, 3, 3, EV, 0, 0},
     /* batch normalization on conv maps and on dense activations (1x1 maps) */
-    {"bn-conv", "conv3x3:3,bn,fc:out", "none", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"bn-conv-eval", "conv3x3:3,bn,fc:out", "none", 0, 1, 2, 5, 5, 3, 4, EV, 0, 0},
-    {"bn-slot-relu", "conv3x3:3,norm,relu,fc:out", "bn", 0, 1, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"bn-dense", "fc:6,bn,fc:out", "bn", 0, 1, 2, 3, 3, 3, 5, BA, 0, 0},
-    {"bn-dense-eval", "fc:6,bn,fc:out", "bn", 0, 1, 2, 3, 3, 3, 5, EV, 0, 0},
-    {"bn-dense-last", "fc:4,bn", "bn", 0, 1, 2, 3, 3, 4, 5, BA, 0, 0},
-    {"bn-first", "bn,conv3x3:2,fc:out", "bn", 0, 1, 2, 4, 4, 3, 4, BA, 0, 0},
-    {"bn-first-eval", "bn,conv3x3:2,fc:out", "bn", 0, 1, 2, 4, 4, 3, 4, EV, 0, 0},
+    {"bn-conv", "conv3x3:3,bn,fc:out", NONE, 2, 5, 5, 3, 4, BA, 0, 0},
+    {"bn-conv-eval", "conv3x3:3,bn,fc:out", NONE, 2, 5, 5, 3, 4, EV, 0, 0},
+    {"bn-slot-relu", "conv3x3:3,norm,relu,fc:out", BN(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"bn-dense", "fc:6,bn,fc:out", BN(0), 2, 3, 3, 3, 5, BA, 0, 0},
+    {"bn-dense-eval", "fc:6,bn,fc:out", BN(0), 2, 3, 3, 3, 5, EV, 0, 0},
+    {"bn-dense-last", "fc:4,bn", BN(0), 2, 3, 3, 4, 5, BA, 0, 0},
+    {"bn-first", "bn,conv3x3:2,fc:out", BN(0), 2, 4, 4, 3, 4, BA, 0, 0},
+    {"bn-first-eval", "bn,conv3x3:2,fc:out", BN(0), 2, 4, 4, 3, 4, EV, 0, 0},
     /* ghost groups of 2: batch 6, and batch 5 with a short last group */
-    {"bn-ghost-6", "conv3x3:3,bn,fc:out", "bn", 2, 1, 2, 4, 4, 3, 6, BA, 0, 0},
-    {"bn-ghost-5", "conv3x3:3,bn,fc:out", "bn", 2, 1, 2, 4, 4, 3, 5, BA, 0, 0},
-    {"bn-ghost-5-eval", "conv3x3:3,bn,fc:out", "bn", 2, 1, 2, 4, 4, 3, 5, EV, 0, 0},
+    {"bn-ghost-6", "conv3x3:3,bn,fc:out", BN(2), 2, 4, 4, 3, 6, BA, 0, 0},
+    {"bn-ghost-5", "conv3x3:3,bn,fc:out", BN(2), 2, 4, 4, 3, 5, BA, 0, 0},
+    {"bn-ghost-5-eval", "conv3x3:3,bn,fc:out", BN(2), 2, 4, 4, 3, 5, EV, 0, 0},
     /* on 1x1 maps a group of 2 is degenerate (xhat = +-1 whatever x): use 3, 4 */
-    {"bn-ghost-dense-6", "fc:5,bn,fc:out", "bn", 3, 1, 2, 3, 3, 3, 6, BA, 0, 0},
-    {"bn-ghost-dense-11", "fc:5,bn,fc:out", "bn", 4, 1, 2, 3, 3, 3, 11, BA, 0, 0},
+    {"bn-ghost-dense-6", "fc:5,bn,fc:out", BN(3), 2, 3, 3, 3, 6, BA, 0, 0},
+    {"bn-ghost-dense-11", "fc:5,bn,fc:out", BN(4), 2, 3, 3, 3, 11, BA, 0, 0},
     /* without affine parameters */
-    {"bn-noaffine", "conv3x3:3,bn,fc:out", "bn", 0, 0, 2, 5, 5, 3, 4, BA, 0, 0},
-    {"bn-noaffine-eval", "conv3x3:3,bn,fc:out", "bn", 0, 0, 2, 5, 5, 3, 4, EV, 0, 0},
-    {"bn-noaffine-dense-ghost", "fc:5,bn,fc:out", "bn", 4, 0, 2, 3, 3, 3, 11, BA, 0, 0},
+    {"bn-noaffine", "conv3x3:3,bn,fc:out", BN_NOAFFINE(0), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"bn-noaffine-eval", "conv3x3:3,bn,fc:out", BN_NOAFFINE(0), 2, 5, 5, 3, 4, EV, 0, 0},
+    {"bn-noaffine-dense-ghost", "fc:5,bn,fc:out", BN_NOAFFINE(4), 2, 3, 3, 3, 11, BA, 0, 0},
     /* dropout and BN together in training mode */
-    {"bn-dropout-train", "conv3x3:3,bn,relu,dropout:0.3,fc:out", "bn", 0, 1, 2, 4, 4, 3, 4,
-     TR, 0, 0},
+    {"bn-dropout-train", "conv3x3:3,bn,relu,dropout:0.3,fc:out", BN(0), 2, 4, 4, 3, 4, TR, 0, 0},
     /* whole networks with the real loss */
-    {"mlp-bn", "mlp:16x2", "bn", 0, 1, 1, 4, 4, 5, 6, BA, 1, 0},
-    {"mlp-bn-eval", "mlp:16x2", "bn", 0, 1, 1, 4, 4, 5, 6, EV, 1, 0},
-    {"mlp-none", "mlp:16x2", "none", 0, 1, 1, 4, 4, 5, 6, BA, 1, 0},
-    {"mlp-none-eval", "mlp:16x2", "none", 0, 1, 1, 4, 4, 5, 6, EV, 1, 0},
-    {"cnn-bn", "cnn", "bn", 0, 1, 1, 8, 8, 5, 4, BA, 1, 16},
-    {"cnn-bn-eval", "cnn", "bn", 0, 1, 1, 8, 8, 5, 4, EV, 1, 16},
-    {"cnn-none", "cnn", "none", 0, 1, 1, 8, 8, 5, 4, BA, 1, 16},
-    {"cnn-none-eval", "cnn", "none", 0, 1, 1, 8, 8, 5, 4, EV, 1, 16},
-    {"resnet8-bn", "resnet8", "bn", 0, 1, 1, 8, 8, 5, 4, BA, 1, 12},
-    {"resnet8-bn-eval", "resnet8", "bn", 0, 1, 1, 8, 8, 5, 4, EV, 1, 12},
-    {"resnet8-none", "resnet8", "none", 0, 1, 1, 8, 8, 5, 4, BA, 1, 12},
-    {"resnet8-none-eval", "resnet8", "none", 0, 1, 1, 8, 8, 5, 4, EV, 1, 12},
-    {"resnet8-bn-ghost", "resnet8", "bn", 2, 1, 1, 8, 8, 5, 5, BA, 1, 12},
+    {"mlp-bn", "mlp:16x2", BN(0), 1, 4, 4, 5, 6, BA, 1, 0},
+    {"mlp-bn-eval", "mlp:16x2", BN(0), 1, 4, 4, 5, 6, EV, 1, 0},
+    {"mlp-none", "mlp:16x2", NONE, 1, 4, 4, 5, 6, BA, 1, 0},
+    {"mlp-none-eval", "mlp:16x2", NONE, 1, 4, 4, 5, 6, EV, 1, 0},
+    {"cnn-bn", "cnn", BN(0), 1, 8, 8, 5, 4, BA, 1, 16},
+    {"cnn-bn-eval", "cnn", BN(0), 1, 8, 8, 5, 4, EV, 1, 16},
+    {"cnn-none", "cnn", NONE, 1, 8, 8, 5, 4, BA, 1, 16},
+    {"cnn-none-eval", "cnn", NONE, 1, 8, 8, 5, 4, EV, 1, 16},
+    {"resnet8-bn", "resnet8", BN(0), 1, 8, 8, 5, 4, BA, 1, 12},
+    {"resnet8-bn-eval", "resnet8", BN(0), 1, 8, 8, 5, 4, EV, 1, 12},
+    {"resnet8-none", "resnet8", NONE, 1, 8, 8, 5, 4, BA, 1, 12},
+    {"resnet8-none-eval", "resnet8", NONE, 1, 8, 8, 5, 4, EV, 1, 12},
+    {"resnet8-bn-ghost", "resnet8", BN(2), 1, 8, 8, 5, 5, BA, 1, 12},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
-/* One gradient-check problem: network, batch, objective, context. */
-typedef struct gprob {
-    const gcase *gc;
-    ns_net *net;
-    ns_real *x;      /* n x input size */
-    ns_real *r;      /* n x nout: weights of the linear objective */
-    ns_real *dl;     /* n x nout: dL/dlogits */
-    int32_t *y;      /* labels for the cross-entropy */
-    ns_real *ga;     /* analytic parameter gradient (nparams) */
-    ns_real *gx;     /* analytic input gradient (nin) */
-    size_t nin, nz;
-    ns_ctx ctx;
-} gprob;
-
-static void gprob_init(gprob *p, const gcase *gc)
-{
-    memset(p, 0, sizeof *p);
-    p->gc = gc;
-    p->net = build_net(gc->arch, gc->norm, gc->group, gc->affine, gc->c, gc->h, gc->w,
-                       gc->nout, gc->n + 3);
-    randomize_bn(p->net, 4321);
-    p->nin = gc->n * gc->c * gc->h * gc->w;
-    p->nz = gc->n * gc->nout;
-    p->x = malloc(p->nin * sizeof *p->x);
-    p->r = malloc(p->nz * sizeof *p->r);
-    p->dl = malloc(p->nz * sizeof *p->dl);
-    p->y = malloc(gc->n * sizeof *p->y);
-    p->ga = malloc((p->net->nparams + 1) * sizeof *p->ga);
-    p->gx = malloc(p->nin * sizeof *p->gx);
-    ck_assert(p->x && p->r && p->dl && p->y && p->ga && p->gx);
-    ns_rng rng;
-    ns_rng_seed(&rng, 2024, 1);
-    fill_normal(p->x, p->nin, &rng, 1.3, 0.37);
-    fill_normal(p->r, p->nz, &rng, 1.0, 0.0);
-    for (size_t i = 0; i < gc->n; i++)
-        p->y[i] = (int32_t)ns_rng_below(&rng, gc->nout);
-    p->ctx.mode = gc->mode;
-    p->ctx.seed = 77;
-    p->ctx.step = 5;
-}
-
-static void gprob_release(gprob *p)
-{
-    ns_net_free(p->net);
-    free(p->x);
-    free(p->r);
-    free(p->dl);
-    free(p->y);
-    free(p->ga);
-    free(p->gx);
-}
-
-/* Forward pass and objective; writes dL/dlogits when dl is not NULL. */
-static double objective(gprob *p, ns_real *dl)
-{
-    const gcase *gc = p->gc;
-    int st = ns_net_forward(p->net, p->x, gc->n, &p->ctx);
-    ck_assert_msg(st == NS_OK, "%s: forward failed: %s", gc->name, ns_errmsg());
-    const ns_real *z = ns_net_logits(p->net);
-    if (gc->ce) {
-        double loss;
-        ns_softmax_ce(z, p->y, gc->n, gc->nout, dl, &loss, NULL);
-        return loss;
-    }
-    long double s = 0;
-    for (size_t i = 0; i < p->nz; i++)
-        s += (long double)p->r[i] * z[i];
-    if (dl)
-        memcpy(dl, p->r, p->nz * sizeof *dl);
-    return (double)s;
-}
-
-/* Analytic gradients: parameters into p->ga, network input into p->gx. */
-static void analytic(gprob *p)
-{
-    ns_net *net = p->net;
-    ns_net_zero_grad(net);
-    objective(p, p->dl);
-    ns_net_backward(net, p->dl);
-    memcpy(p->ga, net->grads, net->nparams * sizeof *p->ga);
-    /* The network never needs dL/dx; ask the first layer for it (this adds
-     * its parameter gradients a second time, after they were copied). */
-    ns_layer *L0 = &net->layers[0];
-    const ns_real *dy0 = net->nlayers == 1 ? p->dl : net->dact[0];
-    L0->ops->backward(L0, p->gx, NULL, 0, dy0, net->act[0], p->x, p->gc->n);
-}
-
 #ifdef NS_DOUBLE
-/* Central difference of the objective in one value. */
-static double central(gprob *p, ns_real *v)
-{
-    ns_real v0 = *v;
-    *v = v0 + FD_STEP;
-    double hp = *v;
-    double lp = objective(p, NULL);
-    *v = v0 - FD_STEP;
-    double hm = *v;
-    double lm = objective(p, NULL);
-    *v = v0;
-    return (lp - lm) / (hp - hm);
-}
-
-/* Indices of a tensor of `size` values to check: all, or first, last and
- * random others. */
-static size_t pick(size_t j, size_t size, size_t maxcheck, ns_rng *r)
-{
-    if (maxcheck == 0 || size <= maxcheck || j == 0)
-        return j;
-    if (j == maxcheck - 1)
-        return size - 1;
-    return ns_rng_below(r, size);
-}
-
-static double check_values(gprob *p, const char *what, ns_real *v, const ns_real *ana,
-                           size_t size, ns_rng *r)
-{
-    const gcase *gc = p->gc;
-    size_t cnt = (gc->maxcheck && size > gc->maxcheck) ? gc->maxcheck : size;
-    double worst = 0;
-    for (size_t j = 0; j < cnt; j++) {
-        size_t i = pick(j, size, gc->maxcheck, r);
-        double num = central(p, v + i);
-        double a = ana[i];
-        double den = fabs(num) > FD_FLOOR ? fabs(num) : FD_FLOOR;
-        double err = fabs(a - num) / den;
-        ck_assert_msg(err < FD_TOL,
-                      "%s: %s[%zu]: analytic %.12g, finite difference %.12g "
-                      "(relative error %.3g)", gc->name, what, i, a, num, err);
-        if (err > worst)
-            worst = err;
-        if (getenv("NS_TEST_VERBOSE") && err > 5e-8)
-            fprintf(stderr, "  %s %s[%zu] analytic %.10g fd %.10g err %.3g\n", gc->name, what,
-                    i, a, num, err);
-    }
-    return worst;
-}
-
+/* Every parameter and the input against central differences. */
 START_TEST(test_gradients)
 {
-    const gcase *gc = &cases[_i];
-    gprob p;
-    gprob_init(&p, gc);
-    ns_net *net = p.net;
-    ns_real *state0 = malloc((net->nstate + 1) * sizeof *state0);
-    ck_assert_ptr_nonnull(state0);
-    memcpy(state0, net->state, net->nstate * sizeof *state0);
-    analytic(&p);
-    /* Batch and eval passes leave the state alone. */
-    if (gc->mode != NS_MODE_TRAIN)
-        ck_assert_msg(memcmp(state0, net->state, net->nstate * sizeof *state0) == 0,
-                      "%s: state changed in mode %d", gc->name, (int)gc->mode);
-    ck_assert_msg(max_abs(p.ga, net->nparams) > 0 || net->nparams == 0,
-                  "%s: all parameter gradients are zero", gc->name);
-    ns_rng r;
-    ns_rng_seed(&r, 555, 0);
-    double worst = 0, e;
-    char what[64];
-    for (size_t i = 0; i < net->nlayers; i++) {
-        ns_layer *L = &net->layers[i];
-        for (int t = 0; t < L->nparam; t++) {
-            ns_tensor *T = &L->param[t];
-            snprintf(what, sizeof what, "%s.%s", L->name, T->name);
-            e = check_values(&p, what, T->data, p.ga + (T->data - net->params), T->size, &r);
-            worst = e > worst ? e : worst;
-        }
-    }
-    e = check_values(&p, "input", p.x, p.gx, p.nin, &r);
-    worst = e > worst ? e : worst;
-    if (getenv("NS_TEST_VERBOSE"))
-        fprintf(stderr, "%-24s worst relative error %.3g\n", gc->name, worst);
-    free(state0);
-    gprob_release(&p);
+    ns_test_gprob p;
+    ns_test_gprob_init(&p, &cases[_i]);
+    ns_test_gprob_analytic_keep_state(&p);
+    ns_test_gprob_check_all(&p, NULL);
+    ns_test_gprob_release(&p);
 }
 END_TEST
 
@@ -418,22 +162,22 @@ START_TEST(test_softmax_ce_gradient)
     int32_t y[N] = {0, 3, 1, 1, 2};
     ns_rng r;
     ns_rng_seed(&r, 11, 0);
-    fill_normal(z, N * K, &r, 2.1, 0.3);
+    ns_test_fill_normal(z, N * K, &r, 2.1, 0.3);
     double loss;
     ns_softmax_ce(z, y, N, K, d, &loss, NULL);
     for (size_t i = 0; i < N * K; i++) {
         ns_real z0 = z[i];
         double lp, lm;
-        z[i] = z0 + FD_STEP;
+        z[i] = z0 + NS_TEST_FD_STEP;
         double hp = z[i];
         ns_softmax_ce(z, y, N, K, NULL, &lp, NULL);
-        z[i] = z0 - FD_STEP;
+        z[i] = z0 - NS_TEST_FD_STEP;
         double hm = z[i];
         ns_softmax_ce(z, y, N, K, NULL, &lm, NULL);
         z[i] = z0;
         double num = (lp - lm) / (hp - hm);
-        double den = fabs(num) > FD_FLOOR ? fabs(num) : FD_FLOOR;
-        ck_assert_msg(fabs(d[i] - num) / den < FD_TOL,
+        double den = fabs(num) > NS_TEST_FD_FLOOR ? fabs(num) : NS_TEST_FD_FLOOR;
+        ck_assert_msg(fabs(d[i] - num) / den < NS_TEST_FD_TOL,
                       "dlogits[%zu]: analytic %.12g, finite difference %.12g", i,
                       (double)d[i], num);
     }
@@ -445,19 +189,11 @@ END_TEST
  * non-trivial values. */
 START_TEST(test_finite)
 {
-    const gcase *gc = &cases[_i];
-    gprob p;
-    gprob_init(&p, gc);
-    analytic(&p);
-    ns_net *net = p.net;
-    ck_assert_msg(all_finite(ns_net_logits(net), p.nz), "%s: logits not finite", gc->name);
-    ck_assert_msg(all_finite(p.ga, net->nparams), "%s: gradients not finite", gc->name);
-    ck_assert_msg(all_finite(p.gx, p.nin), "%s: input gradient not finite", gc->name);
-    ck_assert_msg(all_finite(net->state, net->nstate), "%s: state not finite", gc->name);
-    ck_assert_msg(max_abs(p.gx, p.nin) > 0, "%s: input gradient is zero", gc->name);
-    ck_assert_msg(net->nparams == 0 || max_abs(p.ga, net->nparams) > 0,
-                  "%s: all parameter gradients are zero", gc->name);
-    gprob_release(&p);
+    ns_test_gprob p;
+    ns_test_gprob_init(&p, &cases[_i]);
+    ns_test_gprob_analytic(&p);
+    ns_test_gprob_check_finite(&p);
+    ns_test_gprob_release(&p);
 }
 END_TEST
 
@@ -465,39 +201,39 @@ END_TEST
  * updates the running statistics), for every case without dropout. */
 START_TEST(test_train_equals_batch)
 {
-    const gcase *gc = &cases[_i];
+    const ns_test_gcase *gc = &cases[_i];
     if (gc->mode != NS_MODE_BATCH || strstr(gc->arch, "dropout"))
         return;
-    gprob p;
-    gprob_init(&p, gc);
+    ns_test_gprob p;
+    ns_test_gprob_init(&p, gc);
     ns_net *net = p.net;
     size_t np = net->nparams, ns = net->nstate;
     ns_real *zb = malloc(p.nz * sizeof *zb), *gb = malloc((np + 1) * sizeof *gb);
     ns_real *gxb = malloc(p.nin * sizeof *gxb), *s0 = malloc((ns + 1) * sizeof *s0);
     ck_assert(zb && gb && gxb && s0);
     memcpy(s0, net->state, ns * sizeof *s0);
-    analytic(&p);
+    ns_test_gprob_analytic(&p);
     memcpy(zb, ns_net_logits(net), p.nz * sizeof *zb);
     memcpy(gb, p.ga, np * sizeof *gb);
     memcpy(gxb, p.gx, p.nin * sizeof *gxb);
     ck_assert_msg(memcmp(s0, net->state, ns * sizeof *s0) == 0, "%s: batch mode changed state",
                   gc->name);
     p.ctx.mode = NS_MODE_TRAIN;
-    analytic(&p);
+    ns_test_gprob_analytic(&p);
     ck_assert_msg(memcmp(zb, ns_net_logits(net), p.nz * sizeof *zb) == 0,
                   "%s: train logits differ from batch logits", gc->name);
     ck_assert_msg(memcmp(gb, p.ga, np * sizeof *gb) == 0,
                   "%s: train gradients differ from batch gradients", gc->name);
     ck_assert_msg(memcmp(gxb, p.gx, p.nin * sizeof *gxb) == 0,
                   "%s: train input gradient differs from batch", gc->name);
-    if (net_has_kind(net, "bn"))
+    if (ns_test_net_has_kind(net, "bn"))
         ck_assert_msg(memcmp(s0, net->state, ns * sizeof *s0) != 0,
                       "%s: train mode did not update the running statistics", gc->name);
     free(zb);
     free(gb);
     free(gxb);
     free(s0);
-    gprob_release(&p);
+    ns_test_gprob_release(&p);
 }
 END_TEST
 
@@ -520,12 +256,6 @@ static void channel_stats(const ns_real *x, size_t C, size_t P, size_t c, size_t
     *var = ss / cnt;
 }
 
-static void assert_close(double a, double ref, double tol, const char *what, size_t i)
-{
-    double den = fabs(ref) > 1e-3 ? fabs(ref) : 1e-3;
-    ck_assert_msg(fabs(a - ref) / den < tol, "%s[%zu]: %.12g, expected %.12g", what, i, a, ref);
-}
-
 /* A BN layer alone on a C x H x W input, with non-trivial parameters and
  * running statistics; n samples of input in *x. */
 static ns_net *bn_alone(size_t group, double momentum, size_t C, size_t H, size_t W,
@@ -540,12 +270,12 @@ static ns_net *bn_alone(size_t group, double momentum, size_t C, size_t H, size_
     ck_assert_int_eq(ns_net_build("bn", &o, C, H, W, C * H * W, &net), NS_OK);
     ns_init ini = {NS_INIT_TORCH, 0, 0};
     ns_net_init(net, &ini, 3);
-    randomize_bn(net, 17);
+    ns_test_randomize_norm(net, 0, 17);
     *x = malloc(n * C * H * W * sizeof **x);
     ck_assert_ptr_nonnull(*x);
     ns_rng r;
     ns_rng_seed(&r, 8, 0);
-    fill_normal(*x, n * C * H * W, &r, 1.7, -0.4);
+    ns_test_fill_normal(*x, n * C * H * W, &r, 1.7, -0.4);
     return net;
 }
 
@@ -581,11 +311,11 @@ static void check_bn_train_by_hand(size_t group)
                 for (size_t j = 0; j < P; j++) {
                     size_t idx = (i * C + c) * P + j;
                     double ref = gamma[c] * (x[idx] - mu) / sqrt(var + eps) + beta[c];
-                    assert_close(y[idx], ref, REL_TOL * 10, "train output", idx);
+                    ns_test_assert_close(y[idx], ref, REL_TOL * 10, "train output", idx);
                 }
         }
-        assert_close(L->state[0].data[c], rm[c], REL_TOL, "running_mean", c);
-        assert_close(L->state[1].data[c], rv[c], REL_TOL, "running_var", c);
+        ns_test_assert_close(L->state[0].data[c], rm[c], REL_TOL, "running_mean", c);
+        ns_test_assert_close(L->state[1].data[c], rv[c], REL_TOL, "running_var", c);
     }
     ck_assert_msg(L->state[2].data[0] == (ns_real)ng, "num_batches_tracked %g, expected %zu",
                   (double)L->state[2].data[0], ng);
@@ -593,9 +323,10 @@ static void check_bn_train_by_hand(size_t group)
     ns_net_free(net);
 }
 
-/* Dropout masks: the kept fraction is 1 - p within 5 standard errors, kept
- * values are scaled by 1/(1-p), and the mask depends on (seed, step) only:
- * the same with 1 and 2 threads, another one at the next step. */
+/* Dropout on an input large enough for the parallel, chunked mask path
+ * (test_dropout_masks covers small ones): the kept fraction is 1 - p within
+ * 5 standard errors, kept values are scaled by 1/(1-p), the mask is the same
+ * with 1 and 2 threads, and another step draws another mask. */
 START_TEST(test_dropout_mask)
 {
     const size_t C = 8, H = 32, W = 32, n = 16, len = n * C * H * W;
@@ -621,7 +352,7 @@ START_TEST(test_dropout_mask)
         ck_assert_msg(y[i] == y1[i], "mask differs with the thread count at %zu", i);
         if (y[i] != 0) {
             kept++;
-            assert_close(y[i], x[i] / (1 - p), REL_TOL, "kept value", i);
+            ns_test_assert_close(y[i], x[i] / (1 - p), REL_TOL, "kept value", i);
         }
     }
     double se = sqrt(len * p * (1 - p));
@@ -666,15 +397,15 @@ static double bn_by_hand_error(size_t C, size_t H, size_t W, size_t n, double sh
     ck_assert_int_eq(ns_net_build("bn", &o, C, H, W, C * P, &net), NS_OK);
     ns_init ini = {NS_INIT_TORCH, 0, 0};
     ns_net_init(net, &ini, 3);
-    randomize_bn(net, 21);
+    ns_test_randomize_norm(net, 0, 21);
     ns_layer *L = &net->layers[0];
     ns_real *x = malloc(len * sizeof *x), *dy = malloc(len * sizeof *dy);
     ns_real *dx = malloc(len * sizeof *dx);
     ck_assert(x && dy && dx);
     ns_rng r;
     ns_rng_seed(&r, 8, 1);
-    fill_normal(x, len, &r, 1.0, shift);
-    fill_normal(dy, len, &r, 1.0, 0.2);
+    ns_test_fill_normal(x, len, &r, 1.0, shift);
+    ns_test_fill_normal(dy, len, &r, 1.0, 0.2);
     ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
     ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
     const ns_real *y = ns_net_logits(net);
@@ -758,7 +489,7 @@ START_TEST(test_bn_eval_by_hand)
                 size_t idx = (i * C + c) * P + j;
                 double ref = L->param[0].data[c] * (x[idx] - L->state[0].data[c]) /
                              sqrt((double)L->state[1].data[c] + 1e-5) + L->param[1].data[c];
-                assert_close(y[idx], ref, REL_TOL * 10, "eval output", idx);
+                ns_test_assert_close(y[idx], ref, REL_TOL * 10, "eval output", idx);
             }
     ck_assert_msg(memcmp(s0, net->state, net->nstate * sizeof *s0) == 0,
                   "eval forward changed the state");
@@ -776,7 +507,7 @@ START_TEST(test_bn_num_batches_tracked)
     ns_net *net = bn_alone(2, 0.1, 2, 3, 3, 5, &x);
     ns_layer *L = ns_net_find(net, "00-bn");
     ck_assert_ptr_nonnull(L);
-    ns_tensor *nbt = find_tensor(L->state, L->nstate, "num_batches_tracked");
+    ns_tensor *nbt = ns_test_find_tensor(L->state, L->nstate, "num_batches_tracked");
     ck_assert_ptr_nonnull(nbt);
     ck_assert(nbt->data[0] == 0);
     ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
@@ -796,7 +527,7 @@ START_TEST(test_bn_num_batches_tracked)
     ns_net_free(net);
     net = bn_alone(0, 0.1, 2, 3, 3, 5, &x);
     L = ns_net_find(net, "00-bn");
-    nbt = find_tensor(L->state, L->nstate, "num_batches_tracked");
+    nbt = ns_test_find_tensor(L->state, L->nstate, "num_batches_tracked");
     ctx.mode = NS_MODE_TRAIN;
     ck_assert_int_eq(ns_net_forward(net, x, 5, &ctx), NS_OK);
     ck_assert_int_eq(ns_net_forward(net, x, 3, &ctx), NS_OK);
@@ -813,7 +544,7 @@ START_TEST(test_bn_group_of_one)
     ns_real x[8 * 4];
     ns_rng r;
     ns_rng_seed(&r, 1, 0);
-    fill_normal(x, 32, &r, 1.1, 0.2);
+    ns_test_fill_normal(x, 32, &r, 1.1, 0.2);
     ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
     ns_error_clear();
     ck_assert_int_eq(ns_net_forward(net, x, 1, &ctx), NS_EINVAL);
@@ -848,21 +579,15 @@ static const char *acc_arch =
     "conv3x3:4,bn,relu,conv1x1:4,tanh,conv3x3:4/2,erf,maxpool:2/1,avgpool:2/1,id,"
     "dropout:0.3,res:4,res:6,gap,fc:8,bn,lrelu:0.1,flatten,fc:out";
 
-static void fill_const(ns_real *v, size_t n, double c)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = (ns_real)c;
-}
-
 /* Calls L's backward with acc bits `acc`, dx and dx2 prefilled with pre
  * (NaN for "overwrite": the previous content must not leak in). */
 static void call_backward(ns_net *net, ns_layer *L, size_t li, int acc, ns_real *dx,
                           ns_real *dx2, size_t len, size_t len2, double pre1,
                           double pre2, const ns_real *dy, const ns_real *x, size_t n)
 {
-    fill_const(dx, len, pre1);
+    ns_test_fill_const(dx, len, pre1);
     if (dx2)
-        fill_const(dx2, len2, pre2);
+        ns_test_fill_const(dx2, len2, pre2);
     L->ops->backward(L, dx, dx2, acc, dy, net->act[li], x, n);
 }
 
@@ -870,14 +595,14 @@ static void check_acc(ns_mode mode)
 {
     const size_t n = 4, nout = 3;
     ns_net *net = build_net(acc_arch, "bn", 0, 1, 2, 7, 7, nout, n);
-    randomize_bn(net, 5);
+    ns_test_randomize_norm(net, 0, 5);
     size_t nin = n * 2 * 7 * 7;
     ns_real *x = malloc(nin * sizeof *x), *dl = malloc(n * nout * sizeof *dl);
     ck_assert(x && dl);
     ns_rng r;
     ns_rng_seed(&r, 6, 0);
-    fill_normal(x, nin, &r, 1.2, 0.1);
-    fill_normal(dl, n * nout, &r, 1.0, 0);
+    ns_test_fill_normal(x, nin, &r, 1.2, 0.1);
+    ns_test_fill_normal(dl, n * nout, &r, 1.0, 0);
     ns_ctx ctx = {mode, 9, 2};
     ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
     ns_net_zero_grad(net);
@@ -900,9 +625,10 @@ static void check_acc(ns_mode mode)
         /* overwrite: NaN before must not matter */
         ns_net_zero_grad(net);
         call_backward(net, L, li, 0, a, is_add ? a2 : NULL, len, len2, NAN, NAN, dy, in, n);
-        ck_assert_msg(all_finite(a, len), "%s: backward with acc 0 reads dx", L->name);
+        ck_assert_msg(ns_test_all_finite(a, len), "%s: backward with acc 0 reads dx", L->name);
         if (is_add)
-            ck_assert_msg(all_finite(a2, len2), "%s: backward with acc 0 reads dx2", L->name);
+            ck_assert_msg(ns_test_all_finite(a2, len2), "%s: backward with acc 0 reads dx2",
+                          L->name);
         memcpy(g1, net->grads, net->nparams * sizeof *g1);
         /* accumulate into a prefilled buffer: bit 0 for dx, bit 1 for dx2
          * (a one-input layer given only bit 1 still overwrites dx) */
@@ -972,18 +698,18 @@ START_TEST(test_backward_ignores_stale_gradients)
     ck_assert(x && dl && g);
     ns_rng r;
     ns_rng_seed(&r, 6, 0);
-    fill_normal(x, nin, &r, 1.2, 0.1);
-    fill_normal(dl, n * nout, &r, 1.0, 0);
+    ns_test_fill_normal(x, nin, &r, 1.2, 0.1);
+    ns_test_fill_normal(dl, n * nout, &r, 1.0, 0);
     ns_ctx ctx = {NS_MODE_TRAIN, 9, 2};
     ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
     ns_net_zero_grad(net);
     ns_net_backward(net, dl);
     memcpy(g, net->grads, net->nparams * sizeof *g);
     for (size_t i = 0; i < net->nlayers; i++)
-        fill_const(net->dact[i], n * ns_layer_out_size(&net->layers[i]), NAN);
+        ns_test_fill_const(net->dact[i], n * ns_layer_out_size(&net->layers[i]), NAN);
     ns_net_zero_grad(net);
     ns_net_backward(net, dl);
-    ck_assert_msg(all_finite(net->grads, net->nparams),
+    ck_assert_msg(ns_test_all_finite(net->grads, net->nparams),
                   "stale NaN in the gradient buffers leaks into the gradients");
     ck_assert(memcmp(g, net->grads, net->nparams * sizeof *g) == 0);
     free(x);
@@ -1008,7 +734,7 @@ START_TEST(test_dropout_masks)
     ck_assert(x && y1);
     ns_rng r;
     ns_rng_seed(&r, 3, 0);
-    fill_normal(x, len, &r, 1.0, 3.0);   /* nonzero values */
+    ns_test_fill_normal(x, len, &r, 1.0, 3.0);   /* nonzero values */
     for (size_t i = 0; i < len; i++)
         if (x[i] == 0)
             x[i] = 1;
@@ -1059,7 +785,7 @@ START_TEST(test_softmax_ce_values)
     double l0 = log(exp(z0) + exp(z1) + exp(z2)) - z2;
     double l1 = 1000.5 + log(1 + exp(999.0 - 1000.5) + exp(-1003.5)) - 999.0;
     ck_assert(isfinite(loss));
-    assert_close(loss, (l0 + l1) / 2, REL_TOL * 10, "loss", 0);
+    ns_test_assert_close(loss, (l0 + l1) / 2, REL_TOL * 10, "loss", 0);
     ck_assert_uint_eq(correct, 1);
     for (size_t i = 0; i < 2; i++) {
         double s = 0;
@@ -1069,8 +795,8 @@ START_TEST(test_softmax_ce_values)
     }
     /* dlogits = (softmax - onehot) / n */
     double s0 = exp(z0) + exp(z1) + exp(z2);
-    assert_close(d[0], exp(z0) / s0 / 2, REL_TOL * 10, "dlogits", 0);
-    assert_close(d[2], (exp(z2) / s0 - 1) / 2, REL_TOL * 10, "dlogits", 2);
+    ns_test_assert_close(d[0], exp(z0) / s0 / 2, REL_TOL * 10, "dlogits", 0);
+    ns_test_assert_close(d[2], (exp(z2) / s0 - 1) / 2, REL_TOL * 10, "dlogits", 2);
 }
 END_TEST
 
@@ -1086,8 +812,8 @@ START_TEST(test_determinism)
     ns_real x[4 * 64], dl[4 * 5];
     ns_rng r;
     ns_rng_seed(&r, 12, 0);
-    fill_normal(x, 4 * 64, &r, 1.0, 0.5);
-    fill_normal(dl, 4 * 5, &r, 1.0, 0);
+    ns_test_fill_normal(x, 4 * 64, &r, 1.0, 0.5);
+    ns_test_fill_normal(dl, 4 * 5, &r, 1.0, 0);
     ns_ctx ctx = {NS_MODE_TRAIN, 1, 1};
     ck_assert_int_eq(ns_net_forward(a, x, 4, &ctx), NS_OK);
     ck_assert_int_eq(ns_net_forward(b, x, 4, &ctx), NS_OK);

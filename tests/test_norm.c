@@ -32,9 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FD_STEP 1e-6   /* central-difference step */
-#define FD_TOL 1e-6    /* largest relative error of an analytic gradient */
-#define FD_FLOOR 1e-2  /* denominator floor: |error| / max(|fd|, floor) */
 #define TLU_MARGIN 1e-5 /* nearest FRN pre-activation to its threshold: a step of
                         * 1e-6 moves one by about gamma / rms(x) * 1e-6 */
 
@@ -46,118 +43,10 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static void fill_normal(ns_real *v, size_t n, ns_rng *r, double scale, double shift)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = (ns_real)(shift + scale * ns_rng_normal(r));
-}
-
-static void fill_const(ns_real *v, size_t n, double c)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = (ns_real)c;
-}
-
-static int all_finite(const ns_real *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite((double)v[i]))
-            return 0;
-    return 1;
-}
-
-static double max_abs(const ns_real *v, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs((double)v[i]) > m)
-            m = fabs((double)v[i]);
-    return m;
-}
-
-static int is_kind(const ns_layer *L, const char *kind)
-{
-    return strcmp(L->ops->kind, kind) == 0;
-}
-
-static ns_tensor *find_tensor(ns_tensor *t, int count, const char *name)
-{
-    for (int i = 0; i < count; i++)
-        if (strcmp(t[i].name, name) == 0)
-            return &t[i];
-    return NULL;
-}
-
 /* The input of layer L of net for the last forward. */
 static const ns_real *layer_input(const ns_net *net, const ns_layer *L)
 {
     return L->src < 0 ? net->input : net->act[L->src];
-}
-
-static void assert_close(double a, double ref, double tol, const char *what, size_t i)
-{
-    double den = fabs(ref) > 1e-3 ? fabs(ref) : 1e-3;
-    ck_assert_msg(fabs(a - ref) / den < tol, "%s[%zu]: %.12g, expected %.12g", what, i, a, ref);
-}
-
-/* Options of a test network. */
-typedef struct nopts {
-    const char *norm;
-    size_t groups;     /* gn_groups (0: default) */
-    double fct;        /* UBN threshold (0: default) */
-    double eps_l;      /* FRN learned eps parameter (0: its init) */
-} nopts;
-
-static ns_net *build(const char *arch, const nopts *no, size_t c, size_t h, size_t w,
-                     size_t nout, size_t max_batch)
-{
-    ns_net_opts o;
-    ns_net_opts_default(&o);
-    snprintf(o.norm, sizeof o.norm, "%s", no->norm);
-    if (no->groups)
-        o.gn_groups = no->groups;
-    if (no->fct != 0)
-        o.fct = no->fct;
-    o.max_batch = max_batch;
-    ns_net *net = NULL;
-    int st = ns_net_build(arch, &o, c, h, w, nout, &net);
-    ck_assert_msg(st == NS_OK && net, "cannot build '%s' with %s: %s", arch, no->norm,
-                  ns_errmsg());
-    ns_init ini = {NS_INIT_TORCH, 0, 0};
-    ns_net_init(net, &ini, 1234);
-    return net;
-}
-
-/* Non-trivial parameters and state of every normalization layer: gamma in
- * [0.5, 1.5], beta and tau about N(0, 0.3^2) (so the TLU clamps some
- * entries), learned eps as asked, BN running statistics away from (0, 1). */
-static void randomize_norm(ns_net *net, double eps_l, uint64_t seed)
-{
-    ns_rng r;
-    ns_rng_seed(&r, seed, 99);
-    for (size_t i = 0; i < net->nlayers; i++) {
-        ns_layer *L = &net->layers[i];
-        if (!L->is_norm)
-            continue;
-        for (int t = 0; t < L->nparam; t++) {
-            ns_tensor *T = &L->param[t];
-            for (size_t j = 0; j < T->size; j++) {
-                if (!strcmp(T->name, "weight"))
-                    T->data[j] = (ns_real)(0.5 + ns_rng_uniform(&r));
-                else if (!strcmp(T->name, "eps"))
-                    T->data[j] = eps_l != 0 ? (ns_real)eps_l : T->data[j];
-                else
-                    T->data[j] = (ns_real)(0.3 * ns_rng_normal(&r));
-            }
-        }
-        ns_tensor *t = find_tensor(L->state, L->nstate, "running_mean");
-        if (t)
-            fill_normal(t->data, t->size, &r, 0.4, 0.1);
-        t = find_tensor(L->state, L->nstate, "running_var");
-        if (t)
-            for (size_t c = 0; c < t->size; c++)
-                t->data[c] = (ns_real)(0.5 + 1.5 * ns_rng_uniform(&r));
-    }
 }
 
 /* FRN's pre-TLU value gamma x / sqrt(nu2 + eps) + beta of every entry of
@@ -165,7 +54,7 @@ static void randomize_norm(ns_net *net, double eps_l, uint64_t seed)
 static void frn_by_hand(const ns_layer *L, const ns_real *x, size_t n, double eps0, double *v)
 {
     size_t C = L->in_c, P = L->in_h * L->in_w;
-    const ns_tensor *eps_l = find_tensor((ns_tensor *)L->param, L->nparam, "eps");
+    const ns_tensor *eps_l = ns_test_find_tensor((ns_tensor *)L->param, L->nparam, "eps");
     double eps = eps0 + (eps_l ? fabs((double)eps_l->data[0]) : 0);
     for (size_t ic = 0; ic < n * C; ic++) {
         size_t c = ic % C;
@@ -186,7 +75,7 @@ static void tlu_margin(const ns_net *net, size_t n, double *margin, double *acti
     *margin = INFINITY;
     for (size_t i = 0; i < net->nlayers; i++) {
         const ns_layer *L = &net->layers[i];
-        if (!is_kind(L, "frn"))
+        if (!ns_test_is_kind(L, "frn"))
             continue;
         size_t C = L->in_c, P = L->in_h * L->in_w, len = n * C * P;
         double *v = malloc(len * sizeof *v);
@@ -205,25 +94,17 @@ static void tlu_margin(const ns_net *net, size_t n, double *margin, double *acti
 
 /* ------------------------------------------------------ gradient cases */
 
-typedef struct gcase {
-    const char *name;
-    const char *arch;
-    nopts no;
-    size_t c, h, w, nout;
-    size_t n;            /* batch */
-    ns_mode mode;        /* mode of the checked passes */
-    int ce;              /* 1: softmax cross-entropy; 0: sum_k r_k z_k */
-    size_t maxcheck;     /* entries checked per tensor (0: all) */
-} gcase;
-
 #define TR NS_MODE_TRAIN
 #define EV NS_MODE_EVAL
 #define BA NS_MODE_BATCH
-#define NO(norm) {norm, 0, 0, 0}
-#define GN(g) {"gn", g, 0, 0}
-#define FRN(e) {"frn", 0, 0, e}
+/* What fills `norm` slots: method m, GroupNorm with g groups, FRN with
+ * learned eps e (0: fixed eps), weight standardization with GN of g groups. */
+#define NO(m) {.norm = m}
+#define GN(g) {.norm = "gn", .groups = g}
+#define FRN(e) {.norm = "frn", .eps_l = e}
+#define WS(g) {.norm = "ws", .groups = g}
 
-static const gcase cases[] = {
+static const ns_test_gcase cases[] = {
     /* GroupNorm on maps: 8 channels in groups of 4 and of 2; 6 channels
      * with 4 groups asked (3 used); more groups asked than channels (= IN) */
     {"gn2-conv", "conv3x3:8,norm,fc:out", GN(2), 2, 5, 5, 3, 3, BA, 0, 0},
@@ -267,8 +148,8 @@ static const gcase cases[] = {
      * flow through them), MimicNorm's network rewrite, batch-mode BRN/MABN */
     {"nf-dense", "fc:6,relu,fc:5,relu,fc:out", NO("nf"), 2, 3, 3, 3, 4, BA, 0, 0},
     {"nf-conv", "conv3x3:4,relu,conv3x3:3/2,relu,fc:out", NO("nf"), 2, 5, 5, 3, 3, BA, 0, 0},
-    {"ws-conv", "conv3x3:4,norm,relu,conv3x3:4,norm,fc:out", {"ws", 2, 0, 0}, 2, 5, 5, 3, 3, BA, 0, 0},
-    {"ws-dense", "fc:8,norm,relu,fc:8,norm,relu,fc:out", {"ws", 2, 0, 0}, 2, 3, 3, 3, 4, BA, 0, 0},
+    {"ws-conv", "conv3x3:4,norm,relu,conv3x3:4,norm,fc:out", WS(2), 2, 5, 5, 3, 3, BA, 0, 0},
+    {"ws-dense", "fc:8,norm,relu,fc:8,norm,relu,fc:out", WS(2), 2, 3, 3, 3, 4, BA, 0, 0},
     {"cenconv-conv", "conv3x3:4,norm,relu,conv3x3:3,norm,fc:out", NO("cenconv"), 2, 5, 5, 3, 4, BA, 0, 0},
     {"mimic-mlp", "mlp:16x2", NO("mimic"), 1, 4, 4, 5, 6, BA, 1, 0},
     {"mimic-res", "conv3x3:4,norm,relu,res:4,res:6/2,gap,fc:out", NO("mimic"), 2, 6, 6, 3, 5, BA, 1, 0},
@@ -294,107 +175,8 @@ static const gcase cases[] = {
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
-/* One gradient-check problem: network, batch, objective, context. */
-typedef struct gprob {
-    const gcase *gc;
-    ns_net *net;
-    ns_real *x;      /* n x input size */
-    ns_real *r;      /* n x nout: weights of the linear objective */
-    ns_real *dl;     /* n x nout: dL/dlogits */
-    int32_t *y;      /* labels for the cross-entropy */
-    ns_real *ga;     /* analytic parameter gradient (nparams) */
-    ns_real *gx;     /* analytic input gradient (nin) */
-    size_t nin, nz;
-    ns_ctx ctx;
-} gprob;
-
-static void gprob_init(gprob *p, const gcase *gc)
-{
-    memset(p, 0, sizeof *p);
-    p->gc = gc;
-    p->net = build(gc->arch, &gc->no, gc->c, gc->h, gc->w, gc->nout, gc->n + 3);
-    randomize_norm(p->net, gc->no.eps_l, 4321);
-    p->nin = gc->n * gc->c * gc->h * gc->w;
-    p->nz = gc->n * gc->nout;
-    p->x = malloc(p->nin * sizeof *p->x);
-    p->r = malloc(p->nz * sizeof *p->r);
-    p->dl = malloc(p->nz * sizeof *p->dl);
-    p->y = malloc(gc->n * sizeof *p->y);
-    p->ga = malloc((p->net->nparams + 1) * sizeof *p->ga);
-    p->gx = malloc(p->nin * sizeof *p->gx);
-    ck_assert(p->x && p->r && p->dl && p->y && p->ga && p->gx);
-    ns_rng rng;
-    ns_rng_seed(&rng, 2024, 1);
-    fill_normal(p->x, p->nin, &rng, 1.3, 0.37);
-    fill_normal(p->r, p->nz, &rng, 1.0, 0.0);
-    for (size_t i = 0; i < gc->n; i++)
-        p->y[i] = (int32_t)ns_rng_below(&rng, gc->nout);
-    p->ctx.mode = gc->mode;
-    p->ctx.seed = 77;
-    p->ctx.step = 5;
-    /* BKN: make the prediction once, then hold it (no gradient flows
-     * through it, so finite differences must not see it move). */
-    int has_bkn = 0;
-    for (size_t i = 0; i < p->net->nlayers; i++)
-        has_bkn |= is_kind(&p->net->layers[i], "bkn");
-    if (has_bkn) {
-        ns_ctx tr = p->ctx;
-        tr.mode = NS_MODE_BATCH;
-        ck_assert_int_eq(ns_net_forward(p->net, p->x, gc->n, &tr), NS_OK);
-        for (size_t i = 0; i < p->net->nlayers; i++)
-            if (is_kind(&p->net->layers[i], "bkn"))
-                ns_bkn_freeze(&p->net->layers[i], 1);
-    }
-}
-
-static void gprob_release(gprob *p)
-{
-    ns_net_free(p->net);
-    free(p->x);
-    free(p->r);
-    free(p->dl);
-    free(p->y);
-    free(p->ga);
-    free(p->gx);
-}
-
-/* Forward pass and objective; writes dL/dlogits when dl is not NULL. */
-static double objective(gprob *p, ns_real *dl)
-{
-    const gcase *gc = p->gc;
-    int st = ns_net_forward(p->net, p->x, gc->n, &p->ctx);
-    ck_assert_msg(st == NS_OK, "%s: forward failed: %s", gc->name, ns_errmsg());
-    const ns_real *z = ns_net_logits(p->net);
-    if (gc->ce) {
-        double loss;
-        ns_softmax_ce(z, p->y, gc->n, gc->nout, dl, &loss, NULL);
-        return loss;
-    }
-    long double s = 0;
-    for (size_t i = 0; i < p->nz; i++)
-        s += (long double)p->r[i] * z[i];
-    if (dl)
-        memcpy(dl, p->r, p->nz * sizeof *dl);
-    return (double)s;
-}
-
-/* Analytic gradients: parameters into p->ga, network input into p->gx. */
-static void analytic(gprob *p)
-{
-    ns_net *net = p->net;
-    ns_net_zero_grad(net);
-    objective(p, p->dl);
-    ns_net_backward(net, p->dl);
-    memcpy(p->ga, net->grads, net->nparams * sizeof *p->ga);
-    /* The network never needs dL/dx; ask the first layer for it (this adds
-     * its parameter gradients a second time, after they were copied). */
-    ns_layer *L0 = &net->layers[0];
-    const ns_real *dy0 = net->nlayers == 1 ? p->dl : net->dact[0];
-    L0->ops->backward(L0, p->gx, NULL, 0, dy0, net->act[0], p->x, p->gc->n);
-}
-
 /* The case's network holds the method asked for in its norm slots. */
-static void assert_method(const gprob *p)
+static void assert_method(const ns_test_gprob *p)
 {
     static const struct { const char *norm, *kind; } kinds[] = {
         {"gn", "gn"}, {"ln", "ln"}, {"in", "in"}, {"frn", "frn"}, {"psbn", "bn"}, {"ubn", "bn"},
@@ -408,7 +190,7 @@ static void assert_method(const gprob *p)
     size_t found = 0;
     for (size_t i = 0; i < p->net->nlayers; i++)
         if (p->net->layers[i].is_norm) {
-            ck_assert_msg(is_kind(&p->net->layers[i], kind), "%s: %s in a norm slot",
+            ck_assert_msg(ns_test_is_kind(&p->net->layers[i], kind), "%s: %s in a norm slot",
                           p->gc->name, p->net->layers[i].name);
             found++;
         }
@@ -426,7 +208,7 @@ static void assert_method(const gprob *p)
 
 /* FRN cases: the TLU passes some entries and clamps others, none near the
  * kink (a difference step across it would not be a derivative). */
-static void assert_tlu_mixed(const gprob *p)
+static void assert_tlu_mixed(const ns_test_gprob *p)
 {
     double margin, active;
     tlu_margin(p->net, p->gc->n, &margin, &active);
@@ -439,99 +221,24 @@ static void assert_tlu_mixed(const gprob *p)
 }
 
 #ifdef NS_DOUBLE
-/* Central difference of the objective in one value. */
-static double central(gprob *p, ns_real *v)
-{
-    ns_real v0 = *v;
-    *v = v0 + FD_STEP;
-    double hp = *v;
-    double lp = objective(p, NULL);
-    *v = v0 - FD_STEP;
-    double hm = *v;
-    double lm = objective(p, NULL);
-    *v = v0;
-    return (lp - lm) / (hp - hm);
-}
-
-/* Indices of a tensor of `size` values to check: all, or first, last and
- * random others. */
-static size_t pick(size_t j, size_t size, size_t maxcheck, ns_rng *r)
-{
-    if (maxcheck == 0 || size <= maxcheck || j == 0)
-        return j;
-    if (j == maxcheck - 1)
-        return size - 1;
-    return ns_rng_below(r, size);
-}
-
-static double check_values(gprob *p, const char *what, ns_real *v, const ns_real *ana,
-                           size_t size, ns_rng *r)
-{
-    const gcase *gc = p->gc;
-    size_t cnt = (gc->maxcheck && size > gc->maxcheck) ? gc->maxcheck : size;
-    double worst = 0;
-    for (size_t j = 0; j < cnt; j++) {
-        size_t i = pick(j, size, gc->maxcheck, r);
-        double num = central(p, v + i);
-        double a = ana[i];
-        double den = fabs(num) > FD_FLOOR ? fabs(num) : FD_FLOOR;
-        double err = fabs(a - num) / den;
-        ck_assert_msg(err < FD_TOL,
-                      "%s: %s[%zu]: analytic %.12g, finite difference %.12g "
-                      "(relative error %.3g)", gc->name, what, i, a, num, err);
-        worst = err > worst ? err : worst;
-    }
-    return worst;
-}
-
+/* Every parameter, each normalization parameter with a non-zero gradient,
+ * and the input against central differences. */
 START_TEST(test_gradients)
 {
-    const gcase *gc = &cases[_i];
-    gprob p;
-    gprob_init(&p, gc);
-    ns_net *net = p.net;
+    const ns_test_gcase *gc = &cases[_i];
+    ns_test_gprob p;
+    ns_test_gprob_init(&p, gc);
     assert_method(&p);
-    ns_real *state0 = malloc((net->nstate + 1) * sizeof *state0);
-    ck_assert_ptr_nonnull(state0);
-    memcpy(state0, net->state, net->nstate * sizeof *state0);
-    analytic(&p);
+    ns_test_gprob_analytic_keep_state(&p);
     assert_tlu_mixed(&p);
-    if (gc->mode != NS_MODE_TRAIN)
-        ck_assert_msg(memcmp(state0, net->state, net->nstate * sizeof *state0) == 0,
-                      "%s: state changed in mode %d", gc->name, (int)gc->mode);
-    ns_rng r;
-    ns_rng_seed(&r, 555, 0);
-    double worst = 0, e;
-    char what[64];
-    int norm_checked = 0;
-    for (size_t i = 0; i < net->nlayers; i++) {
-        ns_layer *L = &net->layers[i];
-        for (int t = 0; t < L->nparam; t++) {
-            ns_tensor *T = &L->param[t];
-            const ns_real *ana = p.ga + (T->data - net->params);
-            /* a norm parameter whose gradient is zero checks nothing */
-            if (L->is_norm) {
-                ck_assert_msg(max_abs(ana, T->size) > 1e-8, "%s: %s.%s: zero gradient",
-                              gc->name, L->name, T->name);
-                norm_checked++;
-            }
-            snprintf(what, sizeof what, "%s.%s", L->name, T->name);
-            e = check_values(&p, what, T->data, ana, T->size, &r);
-            worst = e > worst ? e : worst;
-        }
-    }
+    size_t norm_checked;
+    ns_test_gprob_check_all(&p, &norm_checked);
     /* nf and mimic have no affine normalization layer: their own parameters
-     * (gains, residual scalars) are among those checked above. */
+     * (gains, residual scalars) are among those checked. */
     ck_assert_msg(norm_checked >= 2 || !strcmp(gc->no.norm, "nf") ||
                       !strcmp(gc->no.norm, "mimic"),
                   "%s: no normalization parameters checked", gc->name);
-    ck_assert_msg(max_abs(p.gx, p.nin) > 1e-8, "%s: zero input gradient", gc->name);
-    e = check_values(&p, "input", p.x, p.gx, p.nin, &r);
-    worst = e > worst ? e : worst;
-    if (getenv("NS_TEST_VERBOSE"))
-        fprintf(stderr, "%-20s worst relative error %.3g\n", gc->name, worst);
-    free(state0);
-    gprob_release(&p);
+    ns_test_gprob_release(&p);
 }
 END_TEST
 #endif /* NS_DOUBLE */
@@ -539,21 +246,13 @@ END_TEST
 /* Both builds: forward and backward run and give finite, non-zero values. */
 START_TEST(test_finite)
 {
-    const gcase *gc = &cases[_i];
-    gprob p;
-    gprob_init(&p, gc);
+    ns_test_gprob p;
+    ns_test_gprob_init(&p, &cases[_i]);
     assert_method(&p);
-    analytic(&p);
+    ns_test_gprob_analytic(&p);
     assert_tlu_mixed(&p);
-    ns_net *net = p.net;
-    ck_assert_msg(all_finite(ns_net_logits(net), p.nz), "%s: logits not finite", gc->name);
-    ck_assert_msg(all_finite(p.ga, net->nparams), "%s: gradients not finite", gc->name);
-    ck_assert_msg(all_finite(p.gx, p.nin), "%s: input gradient not finite", gc->name);
-    ck_assert_msg(all_finite(net->state, net->nstate), "%s: state not finite", gc->name);
-    ck_assert_msg(max_abs(p.gx, p.nin) > 0, "%s: input gradient is zero", gc->name);
-    ck_assert_msg(max_abs(p.ga, net->nparams) > 0, "%s: all parameter gradients are zero",
-                  gc->name);
-    gprob_release(&p);
+    ns_test_gprob_check_finite(&p);
+    ns_test_gprob_release(&p);
 }
 END_TEST
 
@@ -568,12 +267,12 @@ typedef struct pass {
     ns_real *z, *g, *gx, *s0;   /* logits, parameter and input gradient, state before */
 } pass;
 
-static void pass_init(pass *q, const char *arch, const nopts *no, size_t c, size_t h,
+static void pass_init(pass *q, const char *arch, const ns_test_nopts *no, size_t c, size_t h,
                       size_t w, size_t nout, size_t n, double xshift)
 {
     memset(q, 0, sizeof *q);
-    q->net = build(arch, no, c, h, w, nout, n);
-    randomize_norm(q->net, no->eps_l, 77);
+    q->net = ns_test_build(arch, no, c, h, w, nout, n);
+    ns_test_randomize_norm(q->net, no->eps_l, 77);
     q->n = n;
     q->nin = n * c * h * w;
     q->nz = n * nout;
@@ -586,8 +285,8 @@ static void pass_init(pass *q, const char *arch, const nopts *no, size_t c, size
     ck_assert(q->x && q->dl && q->z && q->g && q->gx && q->s0);
     ns_rng r;
     ns_rng_seed(&r, 31, 4);
-    fill_normal(q->x, q->nin, &r, 1.1, xshift);
-    fill_normal(q->dl, q->nz, &r, 1.0, 0.1);
+    ns_test_fill_normal(q->x, q->nin, &r, 1.1, xshift);
+    ns_test_fill_normal(q->dl, q->nz, &r, 1.0, 0.1);
     memcpy(q->s0, q->net->state, q->net->nstate * sizeof *q->s0);
 }
 
@@ -624,7 +323,7 @@ static void pass_release(pass *q)
 static void check_psbn_vs_bn(const char *arch, size_t c, size_t h, size_t w, size_t nout,
                              ns_mode mode)
 {
-    const nopts bn = NO("bn"), ps = NO("psbn");
+    const ns_test_nopts bn = NO("bn"), ps = NO("psbn");
     pass a, b;
     pass_init(&a, arch, &bn, c, h, w, nout, 5, 0.3);
     pass_init(&b, arch, &ps, c, h, w, nout, 5, 0.3);
@@ -675,13 +374,13 @@ START_TEST(test_psbn_alpha_revives)
     ns_init ini = {NS_INIT_TORCH, 0, 0};
     ns_net_init(net, &ini, 5);
     ns_layer *L = &net->layers[1];
-    fill_const(L->param[0].data, 3, 0);   /* collapsed: gamma = beta = 0 */
-    fill_const(L->param[1].data, 3, 0);
+    ns_test_fill_const(L->param[0].data, 3, 0);   /* collapsed: gamma = beta = 0 */
+    ns_test_fill_const(L->param[1].data, 3, 0);
     ns_real x[16], dl[8];
     ns_rng r;
     ns_rng_seed(&r, 2, 0);
-    fill_normal(x, 16, &r, 1, 0);
-    fill_normal(dl, 8, &r, 1, 0);
+    ns_test_fill_normal(x, 16, &r, 1, 0);
+    ns_test_fill_normal(dl, 8, &r, 1, 0);
     ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
     ck_assert_int_eq(ns_net_forward(net, x, 4, &ctx), NS_OK);
     for (size_t i = 0; i < 12; i++)
@@ -689,7 +388,8 @@ START_TEST(test_psbn_alpha_revives)
                       (double)net->act[1][i]);
     ns_net_zero_grad(net);
     ns_net_backward(net, dl);
-    ck_assert_msg(max_abs(L->param[0].grad, 3) > 0, "a collapsed psbn channel gets no gradient");
+    ck_assert_msg(ns_test_max_abs(L->param[0].grad, 3) > 0,
+                  "a collapsed psbn channel gets no gradient");
     ns_net_free(net);
 }
 END_TEST
@@ -734,7 +434,7 @@ static const char *ubn_arch = "conv3x3:4,norm,relu,fc:8,norm,relu,fc:out";
 
 START_TEST(test_ubn_condensation_by_hand)
 {
-    const nopts ubn = NO("ubn");
+    const ns_test_nopts ubn = NO("ubn");
     pass q;
     pass_init(&q, ubn_arch, &ubn, 2, 5, 5, 3, 6, 0.2);
     pass_run(&q, NS_MODE_TRAIN);
@@ -760,7 +460,7 @@ END_TEST
 /* n copies of one sample: every pair has cosine 1. */
 START_TEST(test_ubn_condensation_identical)
 {
-    const nopts ubn = NO("ubn");
+    const ns_test_nopts ubn = NO("ubn");
     pass q;
     pass_init(&q, ubn_arch, &ubn, 2, 5, 5, 3, 4, 0.2);
     size_t size = 2 * 5 * 5;
@@ -781,11 +481,11 @@ END_TEST
  * as cosine 0, they do not pull the mean below the other pairs' value. */
 START_TEST(test_ubn_condensation_zero_sample)
 {
-    const nopts ubn = NO("ubn");
+    const ns_test_nopts ubn = NO("ubn");
     pass q;
     pass_init(&q, "norm,fc:out", &ubn, 2, 3, 3, 3, 4, 0.5);
     size_t size = 2 * 3 * 3;
-    fill_const(q.x + 2 * size, size, 0);   /* sample 2 is zero */
+    ns_test_fill_const(q.x + 2 * size, size, 0);   /* sample 2 is zero */
     pass_run(&q, NS_MODE_TRAIN);
     double ref = condensation_by_hand(q.x, q.n, size);
     double got = condensation_of(&q.net->layers[0]);
@@ -806,11 +506,11 @@ END_TEST
  * nothing. */
 START_TEST(test_ubn_metrics)
 {
-    const nopts ubn = NO("ubn"), bn = NO("bn");
+    const ns_test_nopts ubn = NO("ubn"), bn = NO("bn");
     pass q;
     pass_init(&q, ubn_arch, &ubn, 2, 5, 5, 3, 5, 0.2);
     ns_layer *L = &q.net->layers[1];
-    ck_assert(L->is_norm && is_kind(L, "bn"));
+    ck_assert(L->is_norm && ns_test_is_kind(L, "bn"));
     ck_assert_ptr_nonnull(L->ops->metrics);
     double v[2] = {0, 0};
     const char *names[2] = {NULL, NULL};
@@ -846,7 +546,7 @@ END_TEST
  * it is below. */
 START_TEST(test_ubn_gate)
 {
-    const nopts bn = NO("bn"), ubn = NO("ubn");
+    const ns_test_nopts bn = NO("bn"), ubn = NO("ubn");
     pass a, b;
     pass_init(&a, ubn_arch, &bn, 2, 5, 5, 3, 6, 1.0);
     pass_init(&b, ubn_arch, &ubn, 2, 5, 5, 3, 6, 1.0);
@@ -913,7 +613,8 @@ END_TEST
  * samples (condensation about 1) keeps the running statistics. */
 START_TEST(test_ubn_fct_option)
 {
-    const nopts low = {"ubn", 0, 0.5, 0}, high = {"ubn", 0, 0.9999999, 0};
+    const ns_test_nopts low = {.norm = "ubn", .fct = 0.5},
+                        high = {.norm = "ubn", .fct = 0.9999999};
     for (int h = 0; h < 2; h++) {
         pass q;
         pass_init(&q, "fc:6,norm,fc:out", h ? &high : &low, 2, 3, 3, 3, 4, 3.0);
@@ -950,14 +651,14 @@ START_TEST(test_pn_running_backward)
     ns_real x[12], dl[24];
     ns_rng r;
     ns_rng_seed(&r, 3, 0);
-    fill_normal(x, 12, &r, 1.1, 0.2);
-    fill_normal(dl, 24, &r, 1.0, 0);
+    ns_test_fill_normal(x, 12, &r, 1.1, 0.2);
+    ns_test_fill_normal(dl, 24, &r, 1.0, 0);
     ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
     ck_assert_int_eq(ns_net_forward(net, x, 6, &ctx), NS_OK);
     const ns_real *h = net->act[0], *yv = net->act[1];
     double psi = sqrt(2.385 + 1e-5);
     for (size_t i = 0; i < 6; i++)
-        assert_close(yv[i * 3 + 1], h[i * 3 + 1] / psi + L->param[1].data[1], 1e-5,
+        ns_test_assert_close(yv[i * 3 + 1], h[i * 3 + 1] / psi + L->param[1].data[1], 1e-5,
                      "pn y", i);
     ns_net_zero_grad(net);
     ns_net_backward(net, dl);
@@ -967,11 +668,11 @@ START_TEST(test_pn_running_backward)
         double xh = h[i * 3 + 1] / psi;
         sxx += xh * xh;
         sgx += g[i * 3 + 1] * xh;
-        assert_close(dx[i * 3 + 1], (g[i * 3 + 1] - 0.31 * xh) / psi, 1e-5, "pn dx", i);
+        ns_test_assert_close(dx[i * 3 + 1], (g[i * 3 + 1] - 0.31 * xh) / psi, 1e-5, "pn dx", i);
     }
     double lam = sgx / 6 - 0.31 * sxx / 6;
     double nu = 0.31 * (1 - 0.1 * sxx / 6) + 0.1 * lam;
-    assert_close(L->state[1].data[1], nu, 1e-5, "pn nu", 0);
+    ns_test_assert_close(L->state[1].data[1], nu, 1e-5, "pn nu", 0);
     ns_net_free(net);
 }
 END_TEST
@@ -1008,7 +709,7 @@ static double gn_by_hand_error(const ns_layer *L, const ns_real *x, const ns_rea
 
 typedef struct gn_by_hand_case {
     const char *arch;
-    nopts no;
+    ns_test_nopts no;
     size_t c, h, w, G;   /* the groups normscope must use */
 } gn_by_hand_case;
 
@@ -1035,13 +736,13 @@ START_TEST(test_gn_by_hand)
     const gn_by_hand_case *hc = &gn_hand[_i];
     const size_t n = 5, size = hc->c * hc->h * hc->w;
     ns_set_threads(2);
-    ns_net *net = build(hc->arch, &hc->no, hc->c, hc->h, hc->w, size, n);
-    randomize_norm(net, 0, 8);
+    ns_net *net = ns_test_build(hc->arch, &hc->no, hc->c, hc->h, hc->w, size, n);
+    ns_test_randomize_norm(net, 0, 8);
     ns_real *x = malloc(n * size * sizeof *x);
     ck_assert_ptr_nonnull(x);
     ns_rng r;
     ns_rng_seed(&r, 8, 0);
-    fill_normal(x, n * size, &r, 1.4, 0.7);
+    ns_test_fill_normal(x, n * size, &r, 1.4, 0.7);
     ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
     ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
     double e = gn_by_hand_error(&net->layers[0], x, ns_net_logits(net), n, hc->G);
@@ -1061,12 +762,12 @@ START_TEST(test_gn_fallback_equals_divisor)
     ck_assert_ptr_nonnull(x);
     ns_rng r;
     ns_rng_seed(&r, 9, 0);
-    fill_normal(x, n * size, &r, 1.0, 0.4);
+    ns_test_fill_normal(x, n * size, &r, 1.0, 0.4);
     static const size_t asked[4] = {4, 3, 2, 6};
     for (int k = 0; k < 4; k++) {
-        nopts no = GN(asked[k]);
-        ns_net *net = build("conv3x3:6,norm,fc:out", &no, C, 4, 4, 5, n);
-        randomize_norm(net, 0, 8);
+        ns_test_nopts no = GN(asked[k]);
+        ns_net *net = ns_test_build("conv3x3:6,norm,fc:out", &no, C, 4, 4, 5, n);
+        ns_test_randomize_norm(net, 0, 8);
         ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
         ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
         y[k] = malloc(n * 5 * sizeof **y);
@@ -1091,12 +792,12 @@ START_TEST(test_ln_in_are_gn)
     ck_assert(x && ref);
     ns_rng r;
     ns_rng_seed(&r, 10, 0);
-    fill_normal(x, n * size, &r, 1.0, 0.4);
-    const nopts pairs[2][2] = {{GN(1), NO("ln")}, {GN(6), NO("in")}};
+    ns_test_fill_normal(x, n * size, &r, 1.0, 0.4);
+    const ns_test_nopts pairs[2][2] = {{GN(1), NO("ln")}, {GN(6), NO("in")}};
     for (int p = 0; p < 2; p++)
         for (int k = 0; k < 2; k++) {
-            ns_net *net = build("norm", &pairs[p][k], C, 3, 3, size, n);
-            randomize_norm(net, 0, 8);
+            ns_net *net = ns_test_build("norm", &pairs[p][k], C, 3, 3, size, n);
+            ns_test_randomize_norm(net, 0, 8);
             ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
             ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
             if (k == 0)
@@ -1142,13 +843,13 @@ START_TEST(test_frn_by_hand)
             ck_assert_uint_eq(L->param[3].size, 1);
             ck_assert(fabs(L->param[3].data[0] - 1e-4) < 1e-10);
         }
-        randomize_norm(net, fc[k].eps_l, 12);
+        ns_test_randomize_norm(net, fc[k].eps_l, 12);
         ns_real *x = malloc(len * sizeof *x);
         double *v = malloc(len * sizeof *v);
         ck_assert(x && v);
         ns_rng r;
         ns_rng_seed(&r, 3, k);
-        fill_normal(x, len, &r, 0.8, 0.1);
+        ns_test_fill_normal(x, len, &r, 0.8, 0.1);
         ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
         ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
         frn_by_hand(L, x, n, fc[k].eps0, v);
@@ -1157,7 +858,7 @@ START_TEST(test_frn_by_hand)
         for (size_t q = 0; q < len; q++) {
             double tau = L->param[2].data[(q / P) % C];
             clamped += v[q] <= tau;
-            assert_close(z[q], v[q] > tau ? v[q] : tau, REL_TOL * 10, "frn output", q);
+            ns_test_assert_close(z[q], v[q] > tau ? v[q] : tau, REL_TOL * 10, "frn output", q);
         }
         ck_assert_msg(clamped > 0 && clamped < len, "the TLU clamped %zu of %zu", clamped, len);
         free(x);
@@ -1171,7 +872,7 @@ END_TEST
  * gives the same output, and a sample alone gives what it gives in a batch. */
 START_TEST(test_no_batch_dependence)
 {
-    static const struct { const char *arch; nopts no; size_t c, h, w; } bc[] = {
+    static const struct { const char *arch; ns_test_nopts no; size_t c, h, w; } bc[] = {
         {"conv3x3:8,norm,relu,fc:out", GN(4), 2, 5, 5},
         {"fc:8,norm,relu,fc:out", GN(2), 2, 3, 3},
         {"conv3x3:4,norm,relu,fc:out", NO("ln"), 2, 5, 5},
@@ -1182,14 +883,14 @@ START_TEST(test_no_batch_dependence)
     };
     for (size_t k = 0; k < sizeof bc / sizeof *bc; k++) {
         const size_t n = 5, nout = 3, size = bc[k].c * bc[k].h * bc[k].w;
-        ns_net *net = build(bc[k].arch, &bc[k].no, bc[k].c, bc[k].h, bc[k].w, nout, n);
+        ns_net *net = ns_test_build(bc[k].arch, &bc[k].no, bc[k].c, bc[k].h, bc[k].w, nout, n);
         ck_assert_uint_eq(net->nstate, 0);
-        randomize_norm(net, bc[k].no.eps_l, 8);
+        ns_test_randomize_norm(net, bc[k].no.eps_l, 8);
         ns_real *x = malloc(n * size * sizeof *x), *z = malloc(n * nout * sizeof *z);
         ck_assert(x && z);
         ns_rng r;
         ns_rng_seed(&r, 4, k);
-        fill_normal(x, n * size, &r, 1.2, 0.3);
+        ns_test_fill_normal(x, n * size, &r, 1.2, 0.3);
         ns_ctx ctx = {NS_MODE_TRAIN, 1, 0};
         ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
         memcpy(z, ns_net_logits(net), n * nout * sizeof *z);
@@ -1203,7 +904,7 @@ START_TEST(test_no_batch_dependence)
         for (size_t i = 0; i < n; i++) {
             ck_assert_int_eq(ns_net_forward(net, x + i * size, 1, &ctx), NS_OK);
             for (size_t j = 0; j < nout; j++)
-                assert_close(ns_net_logits(net)[j], z[i * nout + j], REL_TOL, "alone", j);
+                ns_test_assert_close(ns_net_logits(net)[j], z[i * nout + j], REL_TOL, "alone", j);
         }
         free(x);
         free(z);
@@ -1217,11 +918,11 @@ END_TEST
 /* Every norm layer's backward: with acc 0 it overwrites dx (NaN before
  * must not leak), with acc 1 it adds to it; parameter gradients always
  * accumulate; backward leaves the state alone. */
-static void check_acc(const char *arch, const nopts *no, ns_mode mode)
+static void check_acc(const char *arch, const ns_test_nopts *no, ns_mode mode)
 {
     const size_t n = 4, nout = 3;
-    ns_net *net = build(arch, no, 2, 6, 6, nout, n);
-    randomize_norm(net, no->eps_l, 5);
+    ns_net *net = ns_test_build(arch, no, 2, 6, 6, nout, n);
+    ns_test_randomize_norm(net, no->eps_l, 5);
     size_t nin = n * 2 * 6 * 6;
     ns_real *x = malloc(nin * sizeof *x), *dl = malloc(n * nout * sizeof *dl);
     ns_real *s0 = malloc((net->nstate + 1) * sizeof *s0);
@@ -1229,8 +930,8 @@ static void check_acc(const char *arch, const nopts *no, ns_mode mode)
     ck_assert(x && dl && s0 && g1);
     ns_rng r;
     ns_rng_seed(&r, 6, 0);
-    fill_normal(x, nin, &r, 1.2, 0.1);
-    fill_normal(dl, n * nout, &r, 1.0, 0);
+    ns_test_fill_normal(x, nin, &r, 1.2, 0.1);
+    ns_test_fill_normal(dl, n * nout, &r, 1.0, 0);
     ns_ctx ctx = {mode, 9, 2};
     ck_assert_int_eq(ns_net_forward(net, x, n, &ctx), NS_OK);
     ns_net_zero_grad(net);
@@ -1247,19 +948,19 @@ static void check_acc(const char *arch, const nopts *no, ns_mode mode)
         ns_real *a = malloc(len * sizeof *a), *b = malloc(len * sizeof *b);
         ck_assert(a && b);
         ns_net_zero_grad(net);
-        fill_const(a, len, NAN);
+        ns_test_fill_const(a, len, NAN);
         L->ops->backward(L, a, NULL, 0, dy, net->act[li], in, n);
-        ck_assert_msg(all_finite(a, len), "%s %s: backward with acc 0 reads dx", no->norm,
+        ck_assert_msg(ns_test_all_finite(a, len), "%s %s: backward with acc 0 reads dx", no->norm,
                       L->name);
         memcpy(g1, net->grads, net->nparams * sizeof *g1);
-        fill_const(b, len, 0.75);
+        ns_test_fill_const(b, len, 0.75);
         L->ops->backward(L, b, NULL, 1, dy, net->act[li], in, n);
         for (size_t i = 0; i < len; i++)
             ck_assert_msg(fabs(b[i] - a[i] - 0.75) <= 1e-5 * (1 + fabs(a[i])),
                           "%s %s: acc 1: dx[%zu] = %g, expected %g", no->norm, L->name, i,
                           (double)b[i], (double)a[i] + 0.75);
         /* acc bit 1 alone (dx2) still overwrites dx */
-        fill_const(b, len, NAN);
+        ns_test_fill_const(b, len, NAN);
         L->ops->backward(L, b, NULL, 2, dy, net->act[li], in, n);
         ck_assert_msg(memcmp(a, b, len * sizeof *a) == 0, "%s %s: acc 2 does not overwrite dx",
                       no->norm, L->name);
@@ -1268,8 +969,8 @@ static void check_acc(const char *arch, const nopts *no, ns_mode mode)
         for (size_t i = 0; i < net->nparams; i++)
             ck_assert_msg(fabs(net->grads[i] - 4 * g1[i]) <= 1e-5 * (1 + fabs(4 * g1[i])),
                           "%s %s: parameter gradients do not accumulate", no->norm, L->name);
-        ck_assert_msg(max_abs(g1, net->nparams) > 0, "%s %s: no parameter gradient", no->norm,
-                      L->name);
+        ck_assert_msg(ns_test_max_abs(g1, net->nparams) > 0, "%s %s: no parameter gradient",
+                      no->norm, L->name);
         ck_assert_msg(memcmp(s0, net->state, net->nstate * sizeof *s0) == 0,
                       "%s %s: backward changed the state", no->norm, L->name);
         free(a);
@@ -1288,7 +989,7 @@ START_TEST(test_acc)
 {
     static const char *mixed = "conv3x3:4,norm,relu,fc:8,norm,relu,fc:out";
     static const char *maps = "conv3x3:4,norm,relu,conv3x3:4/2,norm,relu,fc:out";
-    static const nopts gn = GN(2), ln = NO("ln"), in = NO("in"), frn = FRN(0.1),
+    static const ns_test_nopts gn = GN(2), ln = NO("ln"), in = NO("in"), frn = FRN(0.1),
                        psbn = NO("psbn"), ubn = NO("ubn");
     check_acc(mixed, &gn, NS_MODE_TRAIN);
     check_acc(mixed, &ln, NS_MODE_TRAIN);
@@ -1401,23 +1102,23 @@ START_TEST(test_registry)
             ck_assert(x && dl);
             ns_rng r;
             ns_rng_seed(&r, 1, i);
-            fill_normal(x, nin, &r, 1.0, 0.2);
-            fill_normal(dl, n * nout, &r, 0.5, 0);
+            ns_test_fill_normal(x, nin, &r, 1.0, 0.2);
+            ns_test_fill_normal(dl, n * nout, &r, 0.5, 0);
             static const ns_mode modes[3] = {NS_MODE_TRAIN, NS_MODE_BATCH, NS_MODE_EVAL};
             for (int k = 0; k < 3; k++) {
                 ns_ctx ctx = {modes[k], 1, 1};
                 ck_assert_msg(ns_net_forward(net, x, n, &ctx) == NS_OK, "%s on %s: %s",
                               m->name, arch, ns_errmsg());
-                ck_assert_msg(all_finite(ns_net_logits(net), n * nout), "%s on %s: logits",
-                              m->name, arch);
+                ck_assert_msg(ns_test_all_finite(ns_net_logits(net), n * nout),
+                              "%s on %s: logits", m->name, arch);
                 ns_net_zero_grad(net);
                 ns_net_backward(net, dl);
-                ck_assert_msg(all_finite(net->grads, net->nparams), "%s on %s: gradients",
+                ck_assert_msg(ns_test_all_finite(net->grads, net->nparams),
+                              "%s on %s: gradients", m->name, arch);
+                ck_assert_msg(ns_test_max_abs(net->grads, net->nparams) > 0,
+                              "%s on %s: zero gradients", m->name, arch);
+                ck_assert_msg(ns_test_all_finite(net->state, net->nstate), "%s on %s: state",
                               m->name, arch);
-                ck_assert_msg(max_abs(net->grads, net->nparams) > 0, "%s on %s: zero gradients",
-                              m->name, arch);
-                ck_assert_msg(all_finite(net->state, net->nstate), "%s on %s: state", m->name,
-                              arch);
             }
             free(x);
             free(dl);

@@ -473,6 +473,311 @@ void ns_test_compare(const char *cs, const char *what, const ns_real *a, const d
                   what, at, (double)a[at], ref[at], worst, mx);
 }
 
+/* ------------------------------- helpers of the layer and norm suites */
+
+void ns_test_fill_normal(ns_real *v, size_t n, ns_rng *r, double scale, double shift)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (ns_real)(shift + scale * ns_rng_normal(r));
+}
+
+void ns_test_fill_const(ns_real *v, size_t n, double c)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (ns_real)c;
+}
+
+int ns_test_all_finite(const ns_real *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite((double)v[i]))
+            return 0;
+    return 1;
+}
+
+double ns_test_max_abs(const ns_real *v, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)v[i]) > m)
+            m = fabs((double)v[i]);
+    return m;
+}
+
+int ns_test_is_kind(const ns_layer *L, const char *kind)
+{
+    return strcmp(L->ops->kind, kind) == 0;
+}
+
+int ns_test_net_has_kind(const ns_net *net, const char *kind)
+{
+    for (size_t i = 0; i < net->nlayers; i++)
+        if (ns_test_is_kind(&net->layers[i], kind))
+            return 1;
+    return 0;
+}
+
+ns_tensor *ns_test_find_tensor(ns_tensor *t, int count, const char *name)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    return NULL;
+}
+
+void ns_test_assert_close(double a, double ref, double tol, const char *what, size_t i)
+{
+    double den = fabs(ref) > 1e-3 ? fabs(ref) : 1e-3;
+    ck_assert_msg(fabs(a - ref) / den < tol, "%s[%zu]: %.12g, expected %.12g", what, i, a, ref);
+}
+
+ns_net *ns_test_build(const char *arch, const ns_test_nopts *no, size_t c, size_t h, size_t w,
+                      size_t nout, size_t max_batch)
+{
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    snprintf(o.norm, sizeof o.norm, "%s", no->norm);
+    if (no->groups)
+        o.gn_groups = no->groups;
+    if (no->fct != 0)
+        o.fct = no->fct;
+    o.norm_group = no->group;
+    if (no->no_affine)
+        o.bn_affine = 0;
+    o.max_batch = max_batch;
+    ns_net *net = NULL;
+    int st = ns_net_build(arch, &o, c, h, w, nout, &net);
+    ck_assert_msg(st == NS_OK && net, "cannot build '%s' with %s: %s", arch, no->norm,
+                  ns_errmsg());
+    ns_init ini = {NS_INIT_TORCH, 0, 0};
+    ns_net_init(net, &ini, 1234);
+    return net;
+}
+
+void ns_test_randomize_norm(ns_net *net, double eps_l, uint64_t seed)
+{
+    ns_rng r;
+    ns_rng_seed(&r, seed, 99);
+    for (size_t i = 0; i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        if (!L->is_norm)
+            continue;
+        for (int t = 0; t < L->nparam; t++) {
+            ns_tensor *T = &L->param[t];
+            for (size_t j = 0; j < T->size; j++) {
+                if (!strcmp(T->name, "weight"))
+                    T->data[j] = (ns_real)(0.5 + ns_rng_uniform(&r));
+                else if (!strcmp(T->name, "eps"))
+                    T->data[j] = eps_l != 0 ? (ns_real)eps_l : T->data[j];
+                else
+                    T->data[j] = (ns_real)(0.3 * ns_rng_normal(&r));
+            }
+        }
+        ns_tensor *t = ns_test_find_tensor(L->state, L->nstate, "running_mean");
+        /* BN always has its running statistics */
+        ck_assert_msg(t || !ns_test_is_kind(L, "bn"), "%s: no running_mean", L->name);
+        if (t)
+            ns_test_fill_normal(t->data, t->size, &r, 0.4, 0.1);
+        t = ns_test_find_tensor(L->state, L->nstate, "running_var");
+        ck_assert_msg(t || !ns_test_is_kind(L, "bn"), "%s: no running_var", L->name);
+        if (t)
+            for (size_t c = 0; c < t->size; c++)
+                t->data[c] = (ns_real)(0.5 + 1.5 * ns_rng_uniform(&r));
+    }
+}
+
+/* ------------------------------------------- finite-difference checks */
+
+void ns_test_gprob_init(ns_test_gprob *p, const ns_test_gcase *gc)
+{
+    memset(p, 0, sizeof *p);
+    p->gc = gc;
+    p->net = ns_test_build(gc->arch, &gc->no, gc->c, gc->h, gc->w, gc->nout, gc->n + 3);
+    ns_test_randomize_norm(p->net, gc->no.eps_l, 4321);
+    p->nin = gc->n * gc->c * gc->h * gc->w;
+    p->nz = gc->n * gc->nout;
+    p->x = malloc(p->nin * sizeof *p->x);
+    p->r = malloc(p->nz * sizeof *p->r);
+    p->dl = malloc(p->nz * sizeof *p->dl);
+    p->y = malloc(gc->n * sizeof *p->y);
+    p->ga = malloc((p->net->nparams + 1) * sizeof *p->ga);
+    p->gx = malloc(p->nin * sizeof *p->gx);
+    ck_assert(p->x && p->r && p->dl && p->y && p->ga && p->gx);
+    ns_rng rng;
+    ns_rng_seed(&rng, 2024, 1);
+    ns_test_fill_normal(p->x, p->nin, &rng, 1.3, 0.37);
+    ns_test_fill_normal(p->r, p->nz, &rng, 1.0, 0.0);
+    for (size_t i = 0; i < gc->n; i++)
+        p->y[i] = (int32_t)ns_rng_below(&rng, gc->nout);
+    p->ctx.mode = gc->mode;
+    p->ctx.seed = 77;
+    p->ctx.step = 5;
+    if (ns_test_net_has_kind(p->net, "bkn")) {
+        ns_ctx tr = p->ctx;
+        tr.mode = NS_MODE_BATCH;
+        ck_assert_int_eq(ns_net_forward(p->net, p->x, gc->n, &tr), NS_OK);
+        for (size_t i = 0; i < p->net->nlayers; i++)
+            if (ns_test_is_kind(&p->net->layers[i], "bkn"))
+                ns_bkn_freeze(&p->net->layers[i], 1);
+    }
+}
+
+void ns_test_gprob_release(ns_test_gprob *p)
+{
+    ns_net_free(p->net);
+    free(p->x);
+    free(p->r);
+    free(p->dl);
+    free(p->y);
+    free(p->ga);
+    free(p->gx);
+}
+
+double ns_test_gprob_objective(ns_test_gprob *p, ns_real *dl)
+{
+    const ns_test_gcase *gc = p->gc;
+    int st = ns_net_forward(p->net, p->x, gc->n, &p->ctx);
+    ck_assert_msg(st == NS_OK, "%s: forward failed: %s", gc->name, ns_errmsg());
+    const ns_real *z = ns_net_logits(p->net);
+    if (gc->ce) {
+        double loss;
+        ns_softmax_ce(z, p->y, gc->n, gc->nout, dl, &loss, NULL);
+        return loss;
+    }
+    long double s = 0;
+    for (size_t i = 0; i < p->nz; i++)
+        s += (long double)p->r[i] * z[i];
+    if (dl)
+        memcpy(dl, p->r, p->nz * sizeof *dl);
+    return (double)s;
+}
+
+void ns_test_gprob_analytic(ns_test_gprob *p)
+{
+    ns_net *net = p->net;
+    ns_net_zero_grad(net);
+    ns_test_gprob_objective(p, p->dl);
+    ns_net_backward(net, p->dl);
+    memcpy(p->ga, net->grads, net->nparams * sizeof *p->ga);
+    /* The network never needs dL/dx; ask the first layer for it (this adds
+     * its parameter gradients a second time, after they were copied). */
+    ns_layer *L0 = &net->layers[0];
+    const ns_real *dy0 = net->nlayers == 1 ? p->dl : net->dact[0];
+    L0->ops->backward(L0, p->gx, NULL, 0, dy0, net->act[0], p->x, p->gc->n);
+}
+
+void ns_test_gprob_analytic_keep_state(ns_test_gprob *p)
+{
+    const ns_test_gcase *gc = p->gc;
+    ns_net *net = p->net;
+    ns_real *state0 = malloc((net->nstate + 1) * sizeof *state0);
+    ck_assert_ptr_nonnull(state0);
+    memcpy(state0, net->state, net->nstate * sizeof *state0);
+    ns_test_gprob_analytic(p);
+    /* Batch and eval passes leave the state alone. */
+    if (gc->mode != NS_MODE_TRAIN)
+        ck_assert_msg(memcmp(state0, net->state, net->nstate * sizeof *state0) == 0,
+                      "%s: state changed in mode %d", gc->name, (int)gc->mode);
+    free(state0);
+}
+
+/* Central difference of the objective in one value. */
+static double gprob_central(ns_test_gprob *p, ns_real *v)
+{
+    ns_real v0 = *v;
+    *v = (ns_real)(v0 + NS_TEST_FD_STEP);
+    double hp = *v;
+    double lp = ns_test_gprob_objective(p, NULL);
+    *v = (ns_real)(v0 - NS_TEST_FD_STEP);
+    double hm = *v;
+    double lm = ns_test_gprob_objective(p, NULL);
+    *v = v0;
+    return (lp - lm) / (hp - hm);
+}
+
+/* Indices of a tensor of `size` values to check: all, or first, last and
+ * random others. */
+static size_t gprob_pick(size_t j, size_t size, size_t maxcheck, ns_rng *r)
+{
+    if (maxcheck == 0 || size <= maxcheck || j == 0)
+        return j;
+    if (j == maxcheck - 1)
+        return size - 1;
+    return ns_rng_below(r, size);
+}
+
+double ns_test_gprob_check_values(ns_test_gprob *p, const char *what, ns_real *v,
+                                  const ns_real *ana, size_t size, ns_rng *r)
+{
+    const ns_test_gcase *gc = p->gc;
+    size_t cnt = (gc->maxcheck && size > gc->maxcheck) ? gc->maxcheck : size;
+    double worst = 0;
+    for (size_t j = 0; j < cnt; j++) {
+        size_t i = gprob_pick(j, size, gc->maxcheck, r);
+        double num = gprob_central(p, v + i);
+        double a = ana[i];
+        double den = fabs(num) > NS_TEST_FD_FLOOR ? fabs(num) : NS_TEST_FD_FLOOR;
+        double err = fabs(a - num) / den;
+        ck_assert_msg(err < NS_TEST_FD_TOL,
+                      "%s: %s[%zu]: analytic %.12g, finite difference %.12g "
+                      "(relative error %.3g)", gc->name, what, i, a, num, err);
+        worst = err > worst ? err : worst;
+        if (getenv("NS_TEST_VERBOSE") && err > 5e-8)
+            fprintf(stderr, "  %s %s[%zu] analytic %.10g fd %.10g err %.3g\n", gc->name, what,
+                    i, a, num, err);
+    }
+    return worst;
+}
+
+double ns_test_gprob_check_all(ns_test_gprob *p, size_t *norm_checked)
+{
+    const ns_test_gcase *gc = p->gc;
+    ns_net *net = p->net;
+    ck_assert_msg(net->nparams == 0 || ns_test_max_abs(p->ga, net->nparams) > 0,
+                  "%s: all parameter gradients are zero", gc->name);
+    ns_rng r;
+    ns_rng_seed(&r, 555, 0);
+    double worst = 0, e;
+    char what[64];
+    if (norm_checked)
+        *norm_checked = 0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        for (int t = 0; t < L->nparam; t++) {
+            ns_tensor *T = &L->param[t];
+            const ns_real *ana = p->ga + (T->data - net->params);
+            if (norm_checked && L->is_norm) {
+                ck_assert_msg(ns_test_max_abs(ana, T->size) > 1e-8, "%s: %s.%s: zero gradient",
+                              gc->name, L->name, T->name);
+                (*norm_checked)++;
+            }
+            snprintf(what, sizeof what, "%s.%s", L->name, T->name);
+            e = ns_test_gprob_check_values(p, what, T->data, ana, T->size, &r);
+            worst = e > worst ? e : worst;
+        }
+    }
+    ck_assert_msg(ns_test_max_abs(p->gx, p->nin) > 1e-8, "%s: zero input gradient", gc->name);
+    e = ns_test_gprob_check_values(p, "input", p->x, p->gx, p->nin, &r);
+    worst = e > worst ? e : worst;
+    if (getenv("NS_TEST_VERBOSE"))
+        fprintf(stderr, "%-24s worst relative error %.3g\n", gc->name, worst);
+    return worst;
+}
+
+void ns_test_gprob_check_finite(ns_test_gprob *p)
+{
+    const ns_test_gcase *gc = p->gc;
+    ns_net *net = p->net;
+    ck_assert_msg(ns_test_all_finite(ns_net_logits(net), p->nz), "%s: logits not finite",
+                  gc->name);
+    ck_assert_msg(ns_test_all_finite(p->ga, net->nparams), "%s: gradients not finite", gc->name);
+    ck_assert_msg(ns_test_all_finite(p->gx, p->nin), "%s: input gradient not finite", gc->name);
+    ck_assert_msg(ns_test_all_finite(net->state, net->nstate), "%s: state not finite", gc->name);
+    ck_assert_msg(ns_test_max_abs(p->gx, p->nin) > 0, "%s: input gradient is zero", gc->name);
+    ck_assert_msg(net->nparams == 0 || ns_test_max_abs(p->ga, net->nparams) > 0,
+                  "%s: all parameter gradients are zero", gc->name);
+}
+
 int ns_test_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);
