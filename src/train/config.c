@@ -4,7 +4,6 @@
  * storage as attributes of /config in the run file.
  */
 #include "normscope/train.h"
-#include "normscope/norm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -207,9 +206,8 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "bkn_p", c->net.bkn_p);
     if (!st) st = ns_h5_attr_int(fid, g, "pn_warmup", (int64_t)c->net.pn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "bkn_samples", (int64_t)c->net.bkn_samples);
-    ns_net_opts run_net = c->net; /* the buffer the run's nets get */
-    run_net.max_batch = c->batch;
-    if (!st) st = ns_h5_attr_int(fid, g, "mabn_buffer", (int64_t)ns_mabn_buffer_size(&run_net));
+    /* ns_train resolves the buffer before saving; 0 (the rule) stays 0 */
+    if (!st) st = ns_h5_attr_int(fid, g, "mabn_buffer", (int64_t)c->net.mabn_buffer);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_real_batch", (int64_t)c->net.mabn_real_batch);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_warmup", (int64_t)c->net.mabn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "brn_warmup", (int64_t)c->net.brn_warmup);
