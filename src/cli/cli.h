@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 enum { NS_EXIT_OK = 0, NS_EXIT_FAIL = 1, NS_EXIT_USAGE = 2, NS_EXIT_GATE = 3 };
+enum { NS_CLI_MAX_THREADS = 256 };
+
+struct option;
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
@@ -21,19 +24,32 @@ int cmd_ntk(int argc, char **argv);
 /* The full command line as one string (for run and result files). */
 const char *ns_cli_cmdline(void);
 
+/* Every error is one line on stderr (control characters in a message are
+ * printed as spaces) carrying at most one bracketed hint. */
+
 /* Prints "normscope: <msg>" (the last library error when msg is NULL) and
  * returns the exit code for status: 2 for bad input, 1 otherwise. */
 int ns_cli_fail(int status, const char *msg);
 
-/* Prints "normscope <cmd>: <formatted message>" and a hint to use --help;
- * returns 2. */
+/* Prints "normscope <cmd>: <formatted message>" followed by the hint
+ * "(see 'normscope <cmd> --help')", unless the message ends in a bracketed
+ * hint of its own (its last character is ')'); returns 2. */
 int ns_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Strict number parsing for option values; on error print a usage error
- * naming the option and return -1. */
+/* The usage error for getopt_long's ':' or '?' return c, just after it,
+ * with the command's long options opts: names the option as the user wrote
+ * it (unknown, ambiguous, missing its value, given a value it does not
+ * take); returns 2. */
+int ns_cli_bad_option(const char *cmd, const struct option *opts, int c, char **argv);
+
+/* Strict number parsing for option values: integers are decimal digits
+ * only (no sign or blank).  On error print a usage error naming the option
+ * and return -1. */
 int ns_cli_double(const char *cmd, const char *opt, const char *s, double *v);
 int ns_cli_size(const char *cmd, const char *opt, const char *s, size_t *v);
 int ns_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *v);
+/* --threads: an integer in 1..NS_CLI_MAX_THREADS. */
+int ns_cli_threads(const char *cmd, const char *s, int *t);
 
 #endif

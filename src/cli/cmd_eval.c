@@ -34,7 +34,8 @@ int cmd_eval(int argc, char **argv)
     uint64_t step = UINT64_MAX;
     const char *data = NULL;
     int split = NS_SPLIT_TEST;
-    size_t n = 0, batch = 500, threads = 0;
+    size_t n = 0, batch = 500;
+    int threads = 0;
     ns_mode mode = NS_MODE_EVAL;
     int recal = 0;
     size_t recal_n = 10000;
@@ -58,7 +59,7 @@ int cmd_eval(int argc, char **argv)
             if (ns_cli_size("eval", "--batch", optarg, &batch)) return NS_EXIT_USAGE;
             if (!batch) return ns_cli_usage_error("eval", "--batch must be positive");
             break;
-        case 't': if (ns_cli_size("eval", "--threads", optarg, &threads)) return NS_EXIT_USAGE; break;
+        case 't': if (ns_cli_threads("eval", optarg, &threads)) return NS_EXIT_USAGE; break;
         case 'm':
             if (!strcmp(optarg, "eval")) mode = NS_MODE_EVAL;
             else if (!strcmp(optarg, "batch")) mode = NS_MODE_BATCH;
@@ -68,14 +69,13 @@ int cmd_eval(int argc, char **argv)
         case 'q': ns_progress_set_quiet(1); break;
         case 'r': if (ns_cli_size("eval", "--recal-n", optarg, &recal_n)) return NS_EXIT_USAGE; break;
         case 'h': fputs(usage_text, stdout); return NS_EXIT_OK;
-        case ':': return ns_cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
-        default: return ns_cli_usage_error("eval", "unknown option '%s'", argv[optind - 1]);
+        default: return ns_cli_bad_option("eval", options, opt, argv);
         }
     }
     if (optind != argc - 1)
         return ns_cli_usage_error("eval", "expected one run file");
     const char *path = argv[optind];
-    ns_set_threads((int)threads);
+    ns_set_threads(threads);
     ns_net *net = NULL;
     ns_dataset *d = NULL;
     ns_train_config cfg;

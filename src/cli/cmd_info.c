@@ -863,8 +863,7 @@ int cmd_info(int argc, char **argv)
         switch (c) {
         case OPT_JSON: json = 1; break;
         case 'h': fputs(usage_text, stdout); return NS_EXIT_OK;
-        case ':': return ns_cli_usage_error("info", "option '%s' needs a value", argv[optind - 1]);
-        default: return ns_cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
+        default: return ns_cli_bad_option("info", longopts, c, argv);
         }
     }
     if (optind >= argc)

@@ -473,8 +473,9 @@ static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, d
 int cmd_meanfield(int argc, char **argv)
 {
     ns_mf_net net = {{NS_MF_RELU, 0, 0}, 2, 0, 0};
-    double q0 = 1, c0 = 0.5, tol = 1e-10, d;
-    size_t depth = 50, gram_n = 10, threads = 0;
+    double q0 = 1, c0 = 0.5, tol = 1e-10;
+    size_t depth = 50, gram_n = 10;
+    int threads = 0;
     const char *out = NULL, *grid_spec = DEFAULT_GRID;
     int force = 0, quad = 0, opt;
     optind = 1;
@@ -496,20 +497,12 @@ int cmd_meanfield(int argc, char **argv)
         case O_GRID: grid_spec = optarg; break;
         case O_TOL: bad = ns_cli_double("meanfield", "--tol", optarg, &tol); break;
         case O_QUAD: quad = 1; break;
-        case O_THREADS:
-            bad = ns_cli_double("meanfield", "--threads", optarg, &d);
-            if (!bad && (d < 1 || d > 256 || d != floor(d)))
-                return ns_cli_usage_error("meanfield", "--threads must be an integer in "
-                                          "1..256");
-            threads = bad ? 0 : (size_t)d;
-            break;
+        case O_THREADS: bad = ns_cli_threads("meanfield", optarg, &threads); break;
         case 'o': out = optarg; break;
         case O_FORCE: force = 1; break;
         case O_QUIET: ns_progress_set_quiet(1); break;
         case 'h': printf(usage_text, ns_mf_act_names()); return NS_EXIT_OK;
-        case ':':
-            return ns_cli_usage_error("meanfield", "option '%s' needs a value", argv[optind - 1]);
-        default: return ns_cli_usage_error("meanfield", "unknown option '%s'", argv[optind - 1]);
+        default: return ns_cli_bad_option("meanfield", options, opt, argv);
         }
         if (bad)
             return NS_EXIT_USAGE;
@@ -536,7 +529,7 @@ int cmd_meanfield(int argc, char **argv)
     if (!out)
         return ns_cli_usage_error("meanfield", "no output file given (use -o OUT.h5)");
     if (threads)
-        ns_set_threads((int)threads);
+        ns_set_threads(threads);
 
     /* The output is created first, so a bad path fails before the work. */
     ns_h5out o;

@@ -77,23 +77,54 @@ typedef struct kern {
     double frob;
 } kern;
 
+/* --mem: a decimal number of bytes (digits, an optional fraction), then
+ * an optional K, M or G (powers of 1024), then an optional B or iB: "300K",
+ * "1.5G", "512MiB".  No sign, blank, exponent, hex, inf or nan; at most
+ * 2^50 bytes. */
 static int parse_mem(const char *s, size_t *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !(v > 0))
+    const char *p = s;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (p == s)
         return -1;
+    if (*p == '.') {
+        const char *f = ++p;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (p == f)
+            return -1;
+    }
+    double v = strtod(s, NULL);   /* the plain decimal prefix just checked */
     double mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
-    else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, end++;
-    else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end)
+    int unit = 1;
+    switch (*p) {
+    case 'K': case 'k': mul = 1024.0; break;
+    case 'M': case 'm': mul = 1024.0 * 1024; break;
+    case 'G': case 'g': mul = 1024.0 * 1024 * 1024; break;
+    default: unit = 0;
+    }
+    p += unit;
+    if (unit && (*p == 'i' || *p == 'I') && (p[1] == 'B' || p[1] == 'b'))
+        p += 2;
+    else if (*p == 'B' || *p == 'b')
+        p++;
+    if (*p || !(v * mul <= 1125899906842624.0))
         return -1;
     *out = (size_t)(v * mul);
     return 0;
+}
+
+/* A byte count as "N KiB", "N MiB" or "N.N GiB", rounded up. */
+static void fmt_bytes_up(size_t b, char *buf, size_t len)
+{
+    const double K = 1024.0, M = K * K, G = M * K;
+    if (b < M)
+        snprintf(buf, len, "%.0f KiB", ceil((double)b / K));
+    else if (b < G)
+        snprintf(buf, len, "%.0f MiB", ceil((double)b / M));
+    else
+        snprintf(buf, len, "%.1f GiB", ceil((double)b / G * 10) / 10);
 }
 
 /* Products with a kernel on disk, with a progress line every 10. */
@@ -373,9 +404,10 @@ int cmd_ntk(int argc, char **argv)
         {"force", no_argument, NULL, 'f'}, {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
-    const char *data = NULL, *out = NULL, *ckpt = "all";
+    const char *data = NULL, *out = NULL, *ckpt = "all", *mem_arg = "2G";
     int split = NS_SPLIT_TRAIN, force = 0, recal = 0;
-    size_t n = 128, top = 50, recal_n = 10000, threads = 0, block = 0;
+    size_t n = 128, top = 50, recal_n = 10000, block = 0;
+    int threads = 0;
     ns_ntk_opts o = {.mode = NS_MODE_EVAL, .mem = (size_t)2 << 30};
     analytic an = {.maxdepth = 50};
     int opt;
@@ -416,6 +448,7 @@ int cmd_ntk(int argc, char **argv)
             if (parse_mem(optarg, &o.mem))
                 return ns_cli_usage_error("ntk", "--mem expects a size such as 512M or 2G, "
                                           "got '%s'", optarg);
+            mem_arg = optarg;
             break;
         case 'T':
             if (ns_cli_size("ntk", "--top", optarg, &top)) return NS_EXIT_USAGE;
@@ -429,13 +462,12 @@ int cmd_ntk(int argc, char **argv)
             if (an.maxdepth < 1 || an.maxdepth > 1000)
                 return ns_cli_usage_error("ntk", "--analytic-depth is between 1 and 1000");
             break;
-        case 't': if (ns_cli_size("ntk", "--threads", optarg, &threads)) return NS_EXIT_USAGE; break;
+        case 't': if (ns_cli_threads("ntk", optarg, &threads)) return NS_EXIT_USAGE; break;
         case 'q': ns_progress_set_quiet(1); break;
         case 'f': force = 1; break;
         case 'o': out = optarg; break;
         case 'h': fputs(usage_text, stdout); return NS_EXIT_OK;
-        case ':': return ns_cli_usage_error("ntk", "option '%s' needs a value", argv[optind - 1]);
-        default: return ns_cli_usage_error("ntk", "unknown option '%s'", argv[optind - 1]);
+        default: return ns_cli_bad_option("ntk", options, opt, argv);
         }
     }
     if (optind != argc - 1)
@@ -444,7 +476,7 @@ int cmd_ntk(int argc, char **argv)
         return ns_cli_usage_error("ntk", "no output file given (use -o OUT.h5)");
     const char *path = argv[optind];
     o.block = block;
-    ns_set_threads((int)threads);
+    ns_set_threads(threads);
 
     /* The run file and its checkpoints. */
     hid_t rf;
@@ -477,7 +509,7 @@ int cmd_ntk(int argc, char **argv)
                 char *end;
                 errno = 0;
                 unsigned long long v = strtoull(t, &end, 10);
-                if (*t == '-' || end == t || *end || errno || nsteps >= 64) {
+                if (*t < '0' || *t > '9' || *end || errno || nsteps >= 64) {
                     free(copy);
                     ns_free(steps);
                     ns_free(have);
@@ -496,9 +528,18 @@ int cmd_ntk(int argc, char **argv)
                     st = ns_error(NS_EINVAL, "no checkpoint at step %llu in '%s' (it has %s)",
                                   v, path, list);
                 }
+                for (size_t q = 0; !st && q < nsteps; q++)
+                    if (steps[q] == v)
+                        st = ns_error(NS_EINVAL, "--ckpt names step %llu twice", v);
                 steps[nsteps++] = v;
             }
             free(copy);
+            if (!nsteps) {
+                ns_free(steps);
+                ns_free(have);
+                return ns_cli_usage_error("ntk", "--ckpt takes init, last, all or a list of "
+                                          "at most 64 steps, got '%s'", ckpt);
+            }
         }
     }
     ns_free(have);
@@ -562,13 +603,16 @@ int cmd_ntk(int argc, char **argv)
     /* Kernels in memory: the first, the previous, the current and an eigen
      * copy, within half the budget. */
     int in_mem = (double)dim * (double)dim * 8 * 4 <= (double)o.mem / 2;
-    /* Check that one block fits before anything is written. */
+    /* Check that one block fits before anything is written (the smallest
+     * block ns_ntk_compute would take; --mem 0 would mean its default). */
     if (!st) {
         size_t bs = o.mode == NS_MODE_BATCH ? n : o.block ? o.block : 1;
-        size_t need = ns_ntk_block_bytes(net, &o, bs);
-        if (need > o.mem)
-            st = ns_error(NS_EINVAL, "--mem %zu MiB is too small for one block of the NTK "
-                          "(%zu MiB needed)", o.mem >> 20, (need >> 20) + 1);
+        size_t need = ns_ntk_block_bytes(net, &o, bs < n ? bs : n);
+        char least[32];
+        fmt_bytes_up(need, least, sizeof least);
+        if (need > o.mem || !o.mem)
+            st = ns_error(NS_EINVAL, "--mem %s: too small for one block of the NTK (at least "
+                          "%s)", mem_arg, least);
     }
 
     ns_h5out ho = {.fid = -1};

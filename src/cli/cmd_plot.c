@@ -65,21 +65,20 @@ int cmd_plot(int argc, char **argv)
         case OPT_FORCE: opts.force = 1; break;
         case 'q': ns_progress_set_quiet(1); break;
         case 'h': fputs(usage_text, stdout); return NS_EXIT_OK;
-        case ':': return ns_cli_usage_error("plot", "option '%s' needs a value", argv[optind - 1]);
-        default: return ns_cli_usage_error("plot", "unknown option '%s'", argv[optind - 1]);
+        default: return ns_cli_bad_option("plot", longopts, c, argv);
         }
     }
     if (!what)
-        return ns_cli_usage_error("plot", "no figure kind given (--what KIND; '--what list' "
-                                  "shows them)");
+        return ns_cli_usage_error("plot", "no figure kind given (use --what KIND; see "
+                                  "'normscope plot --what list')");
     if (strcmp(what, "list") == 0) {
         list_kinds();
         return NS_EXIT_OK;
     }
     const ns_plot_kind *kind = ns_plot_find(what);
     if (!kind)
-        return ns_cli_usage_error("plot", "unknown figure kind '%s' ('--what list' shows "
-                                  "them)", what);
+        return ns_cli_usage_error("plot", "unknown figure kind '%s' (see 'normscope plot "
+                                  "--what list')", what);
     if (!ns_plot_format_ok(opts.format))
         return ns_cli_usage_error("plot", "unknown format '%s' (%s)", opts.format,
                                   NS_PLOT_FORMATS);

@@ -169,7 +169,6 @@ int cmd_train(int argc, char **argv)
     ns_train_config_default(&c);
     const char *out = NULL, *resume = NULL;
     int force = 0, epochs_set = 0, steps_set = 0, init_set = 0, lr_set = 0;
-    double d;
     uint64_t u;
     int opt;
     optind = 1;
@@ -181,7 +180,7 @@ int cmd_train(int argc, char **argv)
         case O_NORM:
             if (!ns_norm_find(optarg))
                 return ns_cli_usage_error("train", "unknown normalization method '%s' "
-                                          "(see --list-norms)", optarg);
+                                          "(see 'normscope train --list-norms')", optarg);
             snprintf(c.net.norm, sizeof c.net.norm, "%s", optarg);
             break;
         case O_NORMGROUP: bad = ns_cli_size("train", "--norm-group", optarg, &c.net.norm_group); break;
@@ -222,19 +221,14 @@ int cmd_train(int argc, char **argv)
         case O_CKEVERY: bad = ns_cli_size("train", "--ckpt-every", optarg, &c.ckpt_every); break;
         case O_CKSTEPS: bad = parse_steps(&c, optarg); break;
         case O_RESUME: resume = optarg; break;
-        case O_THREADS:
-            bad = ns_cli_double("train", "--threads", optarg, &d);
-            if (!bad && (d < 1 || d > 256 || d != floor(d)))
-                return ns_cli_usage_error("train", "--threads must be an integer in 1..256");
-            c.threads = (int)d;
-            break;
+        case O_THREADS: bad = ns_cli_threads("train", optarg, &c.threads); break;
         case O_QUIET: ns_progress_set_quiet(1); break;
         case O_LISTNORMS: list_norms(); return NS_EXIT_OK;
         case O_HELPNORM: {
             const ns_norm_method *m = ns_norm_find(optarg);
             if (!m)
                 return ns_cli_usage_error("train", "unknown normalization method '%s' "
-                                          "(see --list-norms)", optarg);
+                                          "(see 'normscope train --list-norms')", optarg);
             printf("%s: %s\nreference: %s\noptions: %s\ndefault lr: %g\n", m->name,
                    m->summary, m->reference, m->options ? m->options : "none",
                    m->lr > 0 ? m->lr : 0.05);
@@ -261,8 +255,7 @@ int cmd_train(int argc, char **argv)
             else return ns_cli_usage_error("train", "--res-scale is paper or code, got '%s'", optarg);
             break;
         case 'h': printf(usage_text, ns_arch_presets()); return NS_EXIT_OK;
-        case ':': return ns_cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
-        default: return ns_cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
+        default: return ns_cli_bad_option("train", options, opt, argv);
         }
         if (bad)
             return NS_EXIT_USAGE;

@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,21 +20,98 @@ const char *ns_cli_cmdline(void)
     return cmdline;
 }
 
+/* One line, whatever the message holds: control characters become spaces. */
+static void put_line(const char *prefix, const char *msg, const char *hint)
+{
+    fputs(prefix, stderr);
+    for (const char *p = msg; *p; p++)
+        fputc((unsigned char)*p < ' ' ? ' ' : *p, stderr);
+    fprintf(stderr, "%s\n", hint);
+}
+
 int ns_cli_fail(int status, const char *msg)
 {
-    fprintf(stderr, "normscope: %s\n", msg ? msg : ns_errmsg());
+    put_line("normscope: ", msg ? msg : ns_errmsg(), "");
     return ns_status_is_input(status) ? NS_EXIT_USAGE : NS_EXIT_FAIL;
 }
 
 int ns_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    char msg[1024], prefix[64], hint[64];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "normscope %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see 'normscope %s --help')\n", cmd);
+    snprintf(prefix, sizeof prefix, "normscope %s: ", cmd);
+    /* At most one hint a line: a message that ends in a bracketed hint of
+     * its own ("(use -o OUT.h5)", "(sgd, adam, adamw)") goes without the
+     * general one. */
+    size_t n = strlen(msg);
+    if (n && msg[n - 1] == ')')
+        hint[0] = '\0';
+    else
+        snprintf(hint, sizeof hint, " (see 'normscope %s --help')", cmd);
+    put_line(prefix, msg, hint);
     return NS_EXIT_USAGE;
+}
+
+int ns_cli_bad_option(const char *cmd, const struct option *opts, int c, char **argv)
+{
+    /* getopt_long has just passed the element of a long option (unknown,
+     * ambiguous, missing its value or given one it does not take); a short
+     * option is known only by optopt, as its element may not be passed yet. */
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    if (arg[0] == '-' && arg[1] == '-' && arg[2]) {
+        const char *name = arg + 2;
+        size_t len = strcspn(name, "=");
+        const struct option *hit = NULL;
+        char alts[256] = "";
+        size_t nhit = 0, used = 0;
+        for (const struct option *o = opts; o->name; o++) {
+            if (strncmp(o->name, name, len))
+                continue;
+            if (strlen(o->name) == len) {   /* an exact name beats prefixes */
+                hit = o;
+                nhit = 1;
+                break;
+            }
+            hit = o;
+            nhit++;
+            if (used < sizeof alts)
+                used += (size_t)snprintf(alts + used, sizeof alts - used, "%s--%s",
+                                         nhit > 1 ? ", " : "", o->name);
+        }
+        if (c == '?' && optopt == 0)
+            return nhit > 1 ? ns_cli_usage_error(cmd, "option '--%.*s' is ambiguous: %s",
+                                                 (int)len, name, alts)
+                            : ns_cli_usage_error(cmd, "unknown option '--%.*s'", (int)len, name);
+        if (nhit == 1 && hit->val == optopt) {
+            if (c == ':')
+                return ns_cli_usage_error(cmd, "option '--%s' needs a value", hit->name);
+            if (hit->has_arg == no_argument)
+                return ns_cli_usage_error(cmd, "option '--%s' takes no value", hit->name);
+        }
+    }
+    if (c == ':')
+        return ns_cli_usage_error(cmd, "option '-%c' needs a value", optopt);
+    if (optopt > ' ' && optopt < 127)
+        return ns_cli_usage_error(cmd, "unknown option '-%c'", optopt);
+    return ns_cli_usage_error(cmd, "unknown option '%s'", arg);
+}
+
+/* A decimal integer, digits only (strtoull alone takes blanks and signs,
+ * and wraps " -3" round to 2^64 - 3). */
+static int parse_u64(const char *s, uint64_t *v)
+{
+    if (*s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*end || errno)
+        return -1;
+    *v = x;
+    return 0;
 }
 
 int ns_cli_double(const char *cmd, const char *opt, const char *s, double *v)
@@ -54,24 +132,32 @@ int ns_cli_size(const char *cmd, const char *opt, const char *s, size_t *v)
     uint64_t x;
     if (ns_cli_u64(cmd, opt, s, &x))
         return -1;
+    if (x > SIZE_MAX) {
+        ns_cli_usage_error(cmd, "%s %s is too large", opt, s);
+        return -1;
+    }
     *v = (size_t)x;
     return 0;
 }
 
 int ns_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *v)
 {
-    char *end;
-    errno = 0;
-    if (*s == '-' || *s == '\0') {
+    if (parse_u64(s, v)) {
         ns_cli_usage_error(cmd, "%s expects a non-negative integer, got '%s'", opt, s);
         return -1;
     }
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end || errno) {
-        ns_cli_usage_error(cmd, "%s expects a non-negative integer, got '%s'", opt, s);
+    return 0;
+}
+
+int ns_cli_threads(const char *cmd, const char *s, int *t)
+{
+    uint64_t x;
+    if (parse_u64(s, &x) || x < 1 || x > NS_CLI_MAX_THREADS) {
+        ns_cli_usage_error(cmd, "--threads must be an integer in 1..%d, got '%s'",
+                           NS_CLI_MAX_THREADS, s);
         return -1;
     }
-    *v = x;
+    *t = (int)x;
     return 0;
 }
 
@@ -88,13 +174,13 @@ static const struct {
     {"plot", cmd_plot, "figures from run and result files through gnuplot"},
 };
 
-static void usage(FILE *f)
+static void usage(void)
 {
-    fprintf(f, "usage: normscope <command> [options]\n\ncommands:\n");
+    printf("usage: normscope <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'normscope <command> --help' describes a command's options.\n"
-               "exit codes: 0 success, 1 failure, 2 bad usage or input, 3 quality gate\n");
+        printf("  %-10s %s\n", commands[i].name, commands[i].help);
+    printf("\n'normscope <command> --help' describes a command's options.\n"
+           "exit codes: 0 success, 1 failure, 2 bad usage or input, 3 quality gate\n");
 }
 
 int main(int argc, char **argv)
@@ -104,11 +190,11 @@ int main(int argc, char **argv)
         used += (size_t)snprintf(cmdline + used, sizeof cmdline - used, "%s%s",
                                  i ? " " : "", i ? argv[i] : "normscope");
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "normscope: no command given (see 'normscope --help')\n");
         return NS_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(stdout);
+        usage();
         return NS_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
@@ -118,7 +204,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "normscope: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "normscope: unknown %s '%s' (see 'normscope --help')\n",
+            argv[1][0] == '-' ? "option" : "command", argv[1]);
     return NS_EXIT_USAGE;
 }

@@ -91,8 +91,32 @@ static int expand_resnet(size_t blocks, char *buf, size_t len)
     return st ? st : append(buf, len, "gap,fc:out");
 }
 
+/* 1 when the token t[0..n) names a preset, with or without ":ARGS". */
+static int names_preset(const char *t, size_t n)
+{
+    static const char *const names[] = {"mlp", "deepmlp", "cnn", "vgg11-s", "vgg16-s",
+                                        "resnet8", "resnet20"};
+    const char *colon = memchr(t, ':', n);
+    size_t nl = colon ? (size_t)(colon - t) : n;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == nl && !strncmp(t, names[i], nl))
+            return 1;
+    return 0;
+}
+
 int ns_arch_expand(const char *arch, char *buf, size_t len)
 {
+    /* A preset is the whole string; in a list of layers it is no layer. */
+    for (const char *t = arch; strchr(arch, ',');) {
+        size_t n = strcspn(t, ",");
+        if (names_preset(t, n))
+            return ns_error(NS_EINVAL, "bad architecture token '%.*s': a preset cannot be "
+                            "combined with layers (use it alone or write out its layers)",
+                            (int)n, t);
+        if (!t[n])
+            break;
+        t += n + 1;
+    }
     char name[64];
     const char *colon = strchr(arch, ',') ? NULL : strchr(arch, ':');
     size_t nl = colon ? (size_t)(colon - arch) : strlen(arch);

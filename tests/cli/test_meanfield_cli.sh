@@ -4,24 +4,7 @@
 # scalars included) and that plot draws as phase, trajectory and dualmap
 # figures.  Needs NS_BIN (the normscope binary) and python3 (standard
 # library only); run from the project root.
-NS=${NS_BIN:?NS_BIN not set}
-case $NS in /*) ;; *) NS=$PWD/$NS ;; esac
-PY=${PYTHON:-/usr/bin/python3}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-run() { "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?; }
-want() {
-    if [ "$rc" = "$1" ]; then ok; return 0; fi
-    bad "$2: exit $rc, wanted $1: $(head -c 400 "$T/stderr")"; return 1
-}
-has() {
-    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in: $(head -c 400 "$1")"; fi
-}
-is_png() { [ -s "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; }
+. "$(dirname "$0")/../cli_lib.sh"
 
 # ------------------------------------------------------------ bad input
 # Each: exit 2, exactly one line on stderr naming the problem, no output
@@ -52,6 +35,22 @@ bad_input "no output" "no output file given" --act tanh
 bad_input "bad tolerance" "--tol must lie in" --tol 0.5 -o "$T/out.h5"
 bad_input "bad correlation" "--c0 must lie in [-1, 1]" --c0 1.5 -o "$T/out.h5"
 bad_input "unknown option" "unknown option '--bogus'" --bogus -o "$T/out.h5"
+# The whole line: at most one bracketed hint, the option as typed.
+expect_line 2 "normscope meanfield: no output file given (use -o OUT.h5)" "" $NS meanfield --act tanh
+expect_line 2 "normscope meanfield: unknown activation 'sine' (relu, leaky:A (A = 0.01 by default), linear, tanh, erf, gelu, swish, softplus, sigmoid)" \
+    "$T/out.h5" $NS meanfield --act sine -o "$T/out.h5"
+expect_line 2 "normscope meanfield: --grid: bad grid '1:2:3' (SW2MIN:SW2MAX:NSW,SB2MIN:SB2MAX:NSB)" \
+    "$T/out.h5" $NS meanfield --grid 1:2:3 -o "$T/out.h5"
+expect_line 2 "normscope meanfield: --c0 must lie in [-1, 1], got 1.5 (see 'normscope meanfield --help')" \
+    "$T/out.h5" $NS meanfield --c0 1.5 -o "$T/out.h5"
+expect_line 2 "normscope meanfield: --threads must be an integer in 1..256, got '0' (see 'normscope meanfield --help')" \
+    "$T/out.h5" $NS meanfield --threads 0 -o "$T/out.h5"
+expect_line 2 "normscope meanfield: unknown option '-x' (see 'normscope meanfield --help')" \
+    "$T/out.h5" $NS meanfield -x -o "$T/out.h5"
+expect_line 2 "normscope meanfield: option '--weight-mean' takes no value (see 'normscope meanfield --help')" \
+    "$T/out.h5" $NS meanfield --weight-mean=1 -o "$T/out.h5"
+expect_line 2 "normscope meanfield: option '--sw2' needs a value (see 'normscope meanfield --help')" \
+    "" $NS meanfield -o "$T/out.h5" --sw2
 
 run "$NS" meanfield --help
 want 0 "meanfield --help" && for q in "q*" "chi_1" "c*" "slope" "xi_q" "xi_c" "BN rate" \
@@ -125,5 +124,4 @@ if want 0 "tanh, default 300 x 250 grid"; then
     echo "note: $(grep 'phase diagram' "$T/stdout")"
 fi
 
-echo "meanfield CLI: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish "meanfield CLI"

@@ -2,25 +2,8 @@
 # CLI tests of ntk: a small run's kernels, spectra and drift land in the
 # result file; bad input gives one line naming the problem, exit 2 and no
 # output file.  Needs NS_BIN (the normscope binary) and PYTHON (with h5py).
-NS=${NS_BIN:?NS_BIN not set}
-PY=${PYTHON:-/usr/bin/python3}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../cli_lib.sh"
 
-# expect CODE PATTERN OUTFILE -- command...: exit code, stderr pattern (and a
-# single line), no OUTFILE left
-expect() {
-    code=$1; pat=$2; out=$3; shift 3
-    "$@" >"$T/stdout" 2>"$T/stderr"; got=$?
-    if [ "$got" != "$code" ]; then bad "$* -> exit $got, wanted $code: $(cat "$T/stderr")"; return; fi
-    if ! grep -q -- "$pat" "$T/stderr"; then bad "$* -> stderr lacks '$pat': $(cat "$T/stderr")"; return; fi
-    if [ "$(grep -c . "$T/stderr")" -ne 1 ]; then bad "$* -> not one line: $(cat "$T/stderr")"; return; fi
-    if [ -n "$out" ] && ls "$out"* >/dev/null 2>&1; then bad "$* left $(ls "$out"*)"; return; fi
-    ok
-}
 Q="--quiet --threads 2"
 $NS train --arch mlp:64x2 --norm bn --epochs 2 --train-n 600 --test-n 100 -o "$T/bn.h5" $Q >/dev/null || bad "training bn"
 $NS train --arch mlp:64x2 --norm none --epochs 1 --train-n 600 --test-n 100 -o "$T/none.h5" $Q >/dev/null || bad "training none"
@@ -102,12 +85,50 @@ expect 2 "no NTK results" "$T/fig2/ntk-layers.png" $NS plot "$T/mf.h5" --what nt
 expect 2 "--n 70000 is larger than the data set" "$T/x.h5" $NS ntk "$T/bn.h5" --n 70000 -o "$T/x.h5" $Q
 expect 2 "no checkpoint at step 7 in" "$T/x.h5" $NS ntk "$T/bn.h5" --ckpt 7 -o "$T/x.h5" $Q
 expect 2 "not a normscope run file" "$T/x.h5" $NS ntk "$T/k.h5" -o "$T/x.h5" $Q
-expect 2 "--mem 0 MiB is too small" "$T/x.h5" $NS ntk "$T/bn.h5" --n 8 --mem 10K -o "$T/x.h5" $Q
+# --mem too small: the size as typed and the least that does; that much
+# passes the check, a KiB less does not.
+expect 2 "^normscope: --mem 10K: too small for one block of the NTK (at least [0-9]* KiB)\$" "$T/x.h5" \
+    $NS ntk "$T/bn.h5" --n 8 --mem 10K -o "$T/x.h5" $Q
+least=$(sed -n 's/.*(at least \([0-9]*\) KiB)$/\1/p' "$T/stderr")
+if [ -n "$least" ]; then
+    expect_line 2 "normscope: --mem $((least - 1))K: too small for one block of the NTK (at least $least KiB)" \
+        "$T/x.h5" $NS ntk "$T/bn.h5" --n 8 --mem $((least - 1))K -o "$T/x.h5" $Q
+    $NS ntk "$T/bn.h5" --n 8 --ckpt last --mem ${least}K -o "$T/x.h5" $Q >/dev/null 2>"$T/err" &&
+        ok || bad "ntk --mem ${least}K (the least the message named): $(cat "$T/err")"
+    rm -f "$T/x.h5"
+else
+    bad "no size in the --mem message: $(cat "$T/stderr")"
+fi
+expect_line 2 "normscope: --mem 0: too small for one block of the NTK (at least $least KiB)" "$T/x.h5" \
+    $NS ntk "$T/bn.h5" --n 8 --mem 0 -o "$T/x.h5" $Q
+# Sizes: decimal digits, a fraction, K/M/G and an optional B or iB; nothing
+# strtod alone would take (exponents, hex, inf).
+for m in 1e30 0x10M inf -1G 2T 5K+ " 5M"; do
+    expect_line 2 "normscope ntk: --mem expects a size such as 512M or 2G, got '$m' (see 'normscope ntk --help')" \
+        "$T/x.h5" $NS ntk "$T/bn.h5" --mem "$m" -o "$T/x.h5"
+done
+for m in 1.5G 512MiB 64mb 1073741824; do
+    $NS ntk "$T/bn.h5" --n 4 --ckpt last --mem $m -o "$T/x.h5" $Q >/dev/null 2>"$T/err" &&
+        ok || bad "ntk --mem $m: $(cat "$T/err")"
+    rm -f "$T/x.h5"
+done
 expect 2 "--mode batch needs a layer with batch statistics" "$T/x.h5" $NS ntk "$T/none.h5" --mode batch -o "$T/x.h5" $Q
 expect 2 "cannot open '$T/missing.h5'" "$T/x.h5" $NS ntk "$T/missing.h5" -o "$T/x.h5"
 expect 2 "--kernel is full or trace" "$T/x.h5" $NS ntk "$T/bn.h5" --kernel half -o "$T/x.h5"
 expect 2 "--mem expects a size" "$T/x.h5" $NS ntk "$T/bn.h5" --mem lots -o "$T/x.h5"
-expect 2 "no output file" "" $NS ntk "$T/bn.h5"
+expect_line 2 "normscope ntk: no output file given (use -o OUT.h5)" "" $NS ntk "$T/bn.h5"
+# An empty --ckpt list once read an uninitialised step.
+for c in , "" " 5"; do
+    expect_line 2 "normscope ntk: --ckpt takes init, last, all or a list of at most 64 steps, got '$c' (see 'normscope ntk --help')" \
+        "$T/x.h5" $NS ntk "$T/bn.h5" --ckpt "$c" -o "$T/x.h5"
+done
+expect_line 2 "normscope: --ckpt names step 0 twice" "$T/x.h5" $NS ntk "$T/bn.h5" --ckpt 0,0 -o "$T/x.h5" $Q
+expect_line 2 "normscope ntk: --threads must be an integer in 1..256, got '5000000000' (see 'normscope ntk --help')" \
+    "$T/x.h5" $NS ntk "$T/bn.h5" --threads 5000000000 -o "$T/x.h5"
+expect_line 2 "normscope ntk: option '--me' is ambiguous: --method, --mem (see 'normscope ntk --help')" \
+    "$T/x.h5" $NS ntk "$T/bn.h5" --me 1G -o "$T/x.h5"
+expect_line 2 "normscope ntk: option '--force' takes no value (see 'normscope ntk --help')" \
+    "$T/x.h5" $NS ntk "$T/bn.h5" --force=yes -o "$T/x.h5"
 expect 2 "unknown option '--bogus'" "$T/x.h5" $NS ntk "$T/bn.h5" --bogus -o "$T/x.h5"
 expect 2 "exists; use --force" "" $NS ntk "$T/bn.h5" --n 4 -o "$T/k.h5" $Q
 
@@ -126,5 +147,4 @@ else
     wait $pid; bad "ntk --n 600 never wrote its temporary file"
 fi
 
-echo "test_ntk_cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_ntk_cli

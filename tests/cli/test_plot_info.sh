@@ -6,27 +6,7 @@
 # synthetic run file written with h5py, so the checks do not hang on one
 # writer.  Needs NS_BIN (the normscope binary) and PYTHON (with h5py); run
 # from the project root.
-NS=${NS_BIN:?NS_BIN not set}
-case $NS in /*) ;; *) NS=$PWD/$NS ;; esac
-PY=${PYTHON:-/usr/bin/python3}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# run command...: exit code in $rc, output in $T/stdout and $T/stderr
-run() { "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?; }
-# want CODE WHAT: the last run exited with CODE
-want() {
-    if [ "$rc" = "$1" ]; then ok; return 0; fi
-    bad "$2: exit $rc, wanted $1: $(head -c 400 "$T/stderr")"; return 1
-}
-# has FILE PATTERN WHAT: FILE holds PATTERN (fixed string)
-has() {
-    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in: $(head -c 400 "$1")"; fi
-}
-is_png() { [ -s "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; }
+. "$(dirname "$0")/../cli_lib.sh"
 
 # ------------------------------------------------------------ run files
 runs=""
@@ -117,6 +97,10 @@ run "$NS" info --help
 want 0 "info --help" && has "$T/stdout" "usage: normscope info" "info --help"
 run "$NS" info
 want 2 "info without a file"
+expect_line 2 "normscope info: no file given (see 'normscope info --help')" "" $NS info
+expect_line 2 "normscope info: option '--json' takes no value (see 'normscope info --help')" "" \
+    $NS info --json=yes "$T/missing.h5"
+expect_line 2 "normscope info: unknown option '-z' (see 'normscope info --help')" "" $NS info -zh "$T/missing.h5"
 
 # ----------------------------------------------------------------- plot
 run "$NS" plot --what list
@@ -148,6 +132,17 @@ if [ $# -ge 1 ]; then
     want 0 "plot overlay svg" && { grep -q "<svg" "$T/svg/curves.svg" && ok || bad "plot --format svg: not an SVG file"; }
     run "$NS" plot "$first" --what nosuchkind -o "$T/u"
     want 2 "plot --what nosuchkind" && has "$T/stderr" "nosuchkind" "plot --what nosuchkind"
+    expect_line 2 "normscope plot: unknown figure kind 'nosuchkind' (see 'normscope plot --what list')" \
+        "$T/u" $NS plot "$first" --what nosuchkind -o "$T/u"
+    expect_line 2 "normscope plot: no figure kind given (use --what KIND; see 'normscope plot --what list')" \
+        "$T/u" $NS plot "$first" -o "$T/u"
+    expect_line 2 "normscope plot: unknown format 'gif' (png, svg, pdf)" "$T/u" \
+        $NS plot "$first" --what curves -o "$T/u" --format gif
+    expect_line 2 "normscope plot: no output directory given (-o DIR)" "" $NS plot "$first" --what curves
+    expect_line 2 "normscope plot: unknown option '-z' (see 'normscope plot --help')" "$T/u" \
+        $NS plot "$first" -zq --what curves -o "$T/u"
+    expect_line 2 "normscope plot: option '--what' needs a value (see 'normscope plot --help')" "$T/u" \
+        $NS plot "$first" -o "$T/u" --what
     run "$NS" plot "$first" "$T/missing.h5" --what curves -o "$T/m"
     want 2 "plot on a missing file" && has "$T/stderr" "cannot open '$T/missing.h5'" "plot on a missing file"
     [ -e "$T/m/curves.png" ] && bad "plot on a missing file left a figure" || ok
@@ -176,5 +171,4 @@ if [ $# -ge 1 ]; then
     [ -e "$T/g/curves.png" ] && bad "plot without gnuplot left a figure" || ok
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_plot_info

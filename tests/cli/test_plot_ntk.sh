@@ -9,27 +9,8 @@
 # Works on a tiny run trained here (seconds).  Needs NS_BIN (the normscope
 # binary) and, for the files with gaps, PYTHON with h5py; run from the
 # project root.
-NS=${NS_BIN:?NS_BIN not set}
-case $NS in /*) ;; *) NS=$PWD/$NS ;; esac
-PY=${PYTHON:-/usr/bin/python3}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../cli_lib.sh"
 
-# run command...: exit code in $rc, output in $T/stdout and $T/stderr
-run() { "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?; }
-# want CODE WHAT: the last run exited with CODE
-want() {
-    if [ "$rc" = "$1" ]; then ok; return 0; fi
-    bad "$2: exit $rc, wanted $1: $(head -c 400 "$T/stderr")"; return 1
-}
-# has FILE PATTERN WHAT: FILE holds PATTERN (fixed string)
-has() {
-    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in: $(head -c 400 "$1")"; fi
-}
-is_png() { [ -s "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; }
 # png_height FILE: the height in pixels from the IHDR chunk
 png_height() { od -An -tu1 -j20 -N4 "$1" | awk '{print (($1 * 256 + $2) * 256 + $3) * 256 + $4}'; }
 # figure KIND DIR WHAT: DIR/KIND.png is a PNG of some substance (a blank
@@ -53,7 +34,7 @@ Q="--quiet --threads 2"
 for norm in bn none; do
     run "$NS" train --arch mlp:64x2 --norm $norm --epochs 2 --train-n 500 --test-n 100 \
         -o "$T/$norm.h5" $Q
-    want 0 "train --norm $norm" || { echo "$pass passed, $fail failed"; exit 1; }
+    want 0 "train --norm $norm" || finish test_plot_ntk
     run "$NS" ntk "$T/$norm.h5" --n 8 -o "$T/k-$norm.h5" $Q
     want 0 "ntk of the $norm run"
 done
@@ -171,5 +152,4 @@ run "$NS" plot "$T/k-bn.h5" "$T/k-bn.h5" "$T/k-bn.h5" "$T/k-bn.h5" "$T/k-bn.h5" 
     "$T/k-bn.h5" --what ntk-spectrum -o "$T/bad"
 refused "ntk-spectrum of seven files" "draws at most" "$T/bad" ntk-spectrum
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_plot_ntk
