@@ -212,8 +212,9 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
                  size_t w, size_t nout, ns_net **out);
 void ns_net_free(ns_net *net);
 
-/* Expands a preset into its architecture string (returns NS_EINVAL for an
- * unknown one); plain strings are copied.  ns_arch_presets lists names. */
+/* Expands a preset into its architecture string; plain strings are copied.
+ * NS_EINVAL for an unknown preset, bad preset arguments, or a preset inside a
+ * comma-separated layer list.  ns_arch_presets lists the names. */
 int ns_arch_expand(const char *arch, char *buf, size_t len);
 const char *ns_arch_presets(void);
 

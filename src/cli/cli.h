@@ -51,5 +51,8 @@ int ns_cli_size(const char *cmd, const char *opt, const char *s, size_t *v);
 int ns_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *v);
 /* --threads: an integer in 1..NS_CLI_MAX_THREADS. */
 int ns_cli_threads(const char *cmd, const char *s, int *t);
+/* 1 when s is a comma-separated list without empty items ("", "1,,2",
+ * ",1" and "1," are not). */
+int ns_cli_list_ok(const char *s);
 
 #endif

@@ -39,6 +39,7 @@ int cmd_eval(int argc, char **argv)
     ns_mode mode = NS_MODE_EVAL;
     int recal = 0;
     size_t recal_n = 10000;
+    int recal_set = 0;   /* the default is clamped to the training set; a given value is not */
     int opt;
     optind = 1;
     opterr = 0;
@@ -67,7 +68,10 @@ int cmd_eval(int argc, char **argv)
             else return ns_cli_usage_error("eval", "--mode is eval, batch or recal, got '%s'", optarg);
             break;
         case 'q': ns_progress_set_quiet(1); break;
-        case 'r': if (ns_cli_size("eval", "--recal-n", optarg, &recal_n)) return NS_EXIT_USAGE; break;
+        case 'r':
+            if (ns_cli_size("eval", "--recal-n", optarg, &recal_n)) return NS_EXIT_USAGE;
+            recal_set = 1;
+            break;
         case 'h': fputs(usage_text, stdout); return NS_EXIT_OK;
         default: return ns_cli_bad_option("eval", options, opt, argv);
         }
@@ -98,6 +102,9 @@ int cmd_eval(int argc, char **argv)
         cfg.train_n = split == NS_SPLIT_TRAIN ? n : 0;
         st = ns_train_load_data(&cfg, split, &d, NULL, NULL);
     }
+    if (!st && n > d->n)
+        st = ns_error(NS_EINVAL, "--n %zu is larger than the data set (%zu %s samples in '%s')",
+                      n, d->n, split == NS_SPLIT_TRAIN ? "training" : "test", cfg.data);
     if (!st && (d->c != net->in_c || d->h != net->in_h || d->w != net->in_w))
         st = ns_error(NS_EINVAL, "data set '%s' has samples of %zux%zux%zu; the network takes "
                       "%zux%zux%zu", cfg.data, d->c, d->h, d->w, net->in_c, net->in_h, net->in_w);
@@ -109,10 +116,13 @@ int cmd_eval(int argc, char **argv)
         ns_train_config tc = cfg;
         tc.train_n = recal_n;
         st = ns_train_load_data(&tc, NS_SPLIT_TRAIN, &tr, NULL, NULL);
+        if (!st && recal_set && recal_n > tr->n)
+            st = ns_error(NS_EINVAL, "--recal-n %zu is larger than the training set (%zu "
+                          "samples in '%s')", recal_n, tr->n, cfg.data);
         if (!st && cfg.standardize)
             ns_data_standardize(tr, mean, std);
         if (!st)
-            st = ns_recalibrate(net, tr, recal_n);
+            st = ns_recalibrate(net, tr, recal_n < tr->n ? recal_n : tr->n);
         ns_data_free(tr);
     }
     if (!st) {

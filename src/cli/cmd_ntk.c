@@ -504,8 +504,9 @@ int cmd_ntk(int argc, char **argv)
         } else if (!strcmp(ckpt, "last")) {
             steps[nsteps++] = have[nhave - 1];
         } else {
-            char *copy = strdup(ckpt), *save = NULL;
-            for (char *t = strtok_r(copy, ",", &save); t && !st; t = strtok_r(NULL, ",", &save)) {
+            char *copy = ns_cli_list_ok(ckpt) ? strdup(ckpt) : NULL, *save = NULL;
+            for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !st;
+                 t = strtok_r(NULL, ",", &save)) {
                 char *end;
                 errno = 0;
                 unsigned long long v = strtoull(t, &end, 10);

@@ -145,6 +145,11 @@ static void list_norms(void)
 
 static int parse_steps(ns_train_config *c, const char *s)
 {
+    if (!ns_cli_list_ok(s)) {
+        ns_cli_usage_error("train", "--ckpt-steps takes a comma-separated list of steps, got "
+                           "'%s'", s);
+        return -1;
+    }
     char *copy = strdup(s), *save = NULL;
     if (!copy)
         return -1;

@@ -149,6 +149,12 @@ int ns_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *v)
     return 0;
 }
 
+int ns_cli_list_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n && s[0] != ',' && s[n - 1] != ',' && !strstr(s, ",,");
+}
+
 int ns_cli_threads(const char *cmd, const char *s, int *t)
 {
     uint64_t x;
@@ -193,7 +199,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "normscope: no command given (see 'normscope --help')\n");
         return NS_EXIT_USAGE;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    int help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help");
+    if (help && argc == 3) {
+        /* "normscope help CMD" is "normscope CMD --help". */
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+            if (!strcmp(argv[2], commands[i].name)) {
+                char opt[] = "--help", *args[] = {argv[2], opt, NULL};
+                return commands[i].fn(2, args);
+            }
+        fprintf(stderr, "normscope: no help on '%s': not a command (see 'normscope --help')\n",
+                argv[2]);
+        return NS_EXIT_USAGE;
+    }
+    if ((help || !strcmp(argv[1], "--version")) && argc > 2) {
+        fprintf(stderr, "normscope: %s takes %s, got '%s' (see 'normscope --help')\n",
+                argv[1], help ? "at most one command name" : "no arguments", argv[argc - 1]);
+        return NS_EXIT_USAGE;
+    }
+    if (help) {
         usage();
         return NS_EXIT_OK;
     }

@@ -414,14 +414,22 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
         st = NS_ENOMEM;
         goto cleanup;
     }
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = copy, *next; tok; tok = next) {
+        char *comma = strchr(tok, ',');
+        next = comma ? comma + 1 : NULL;
+        if (comma)
+            *comma = '\0';
         while (isspace((unsigned char)*tok))
             tok++;
         char *e = tok + strlen(tok);
         while (e > tok && isspace((unsigned char)e[-1]))
             *--e = '\0';
-        if ((st = parse_token(&b, tok)))
+        if (!*tok && strchr(net->arch, ',')) {
+            st = ns_error(NS_EINVAL, "bad architecture '%s': empty token (two commas, or a "
+                          "comma at an end)", arch);
+            goto cleanup;
+        }
+        if (*tok && (st = parse_token(&b, tok)))
             goto cleanup;
     }
     if (net->nlayers == 0) {

@@ -118,7 +118,7 @@ expect 2 "--kernel is full or trace" "$T/x.h5" $NS ntk "$T/bn.h5" --kernel half 
 expect 2 "--mem expects a size" "$T/x.h5" $NS ntk "$T/bn.h5" --mem lots -o "$T/x.h5"
 expect_line 2 "normscope ntk: no output file given (use -o OUT.h5)" "" $NS ntk "$T/bn.h5"
 # An empty --ckpt list once read an uninitialised step.
-for c in , "" " 5"; do
+for c in , "" " 5" 4,,0 ,0 0,; do
     expect_line 2 "normscope ntk: --ckpt takes init, last, all or a list of at most 64 steps, got '$c' (see 'normscope ntk --help')" \
         "$T/x.h5" $NS ntk "$T/bn.h5" --ckpt "$c" -o "$T/x.h5"
 done

@@ -58,6 +58,20 @@ expect_line 2 "normscope train: --threads must be an integer in 1..256, got '0' 
 # A sign after a blank once wrapped round to 2^64 - 1 and trained on.
 expect_line 2 "normscope train: --seed expects a non-negative integer, got ' -1' (see 'normscope train --help')" \
     "$T/e.h5" $NS train --seed " -1" -o "$T/e.h5" $SMALL
+for a in "fc:10,,relu" "fc:10,relu," ",fc:10"; do
+    expect_line 2 "normscope: bad architecture '$a': empty token (two commas, or a comma at an end)" \
+        "$T/e.h5" $NS train --arch "$a" -o "$T/e.h5" $SMALL
+done
+for s in , 1,,2 ""; do
+    expect_line 2 "normscope train: --ckpt-steps takes a comma-separated list of steps, got '$s' (see 'normscope train --help')" \
+        "$T/e.h5" $NS train --ckpt-steps "$s" -o "$T/e.h5" $SMALL
+done
+run $NS help train
+want 0 "help train" && has "$T/stdout" "usage: normscope train" "help train prints the train usage"
+expect_line 2 "normscope: no help on 'bogus': not a command (see 'normscope --help')" "" $NS help bogus
+expect_line 2 "normscope: --version takes no arguments, got 'x' (see 'normscope --help')" "" $NS --version x
+expect_line 2 "normscope: help takes at most one command name, got 'x' (see 'normscope --help')" "" \
+    $NS help train x
 expect 2 "cannot open '$T/missing.h5'" "" $NS eval "$T/missing.h5"
 expect 2 "not an HDF5 file" "" $NS eval "$T/fake.h5"
 
@@ -70,6 +84,10 @@ expect 2 "no checkpoint at step 7" "" $NS eval "$T/r.h5" --ckpt 7
 $NS eval "$T/r.h5" --ckpt 0 >/dev/null 2>&1 && ok || bad "eval of step 0 failed"
 $NS eval "$T/r.h5" --mode recal --recal-n 500 --n 200 2>/dev/null | grep -q "recal mode" && ok || bad "eval --mode recal failed"
 expect 2 "--mode is eval, batch or recal" "" $NS eval "$T/r.h5" --mode sideways
+# --n beyond the data set was once clamped silently.
+expect_line 2 "normscope: --n 999999 is larger than the data set (10000 test samples in 'fashion-mnist')" \
+    "" $NS eval "$T/r.h5" --n 999999
+expect 2 "--recal-n 9999999 is larger than the training set" "" $NS eval "$T/r.h5" --mode recal --recal-n 9999999
 expect_line 2 "normscope eval: unknown option '--bogus' (see 'normscope eval --help')" "" \
     $NS eval "$T/r.h5" --bogus
 expect_line 2 "normscope eval: --ckpt expects a non-negative integer, got '+4' (see 'normscope eval --help')" \
