@@ -12,18 +12,30 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+static char tmpdir[256];
+static pid_t tmpdir_owner;
+
+/* Removes the temporary directory at exit of the process that made it (a
+ * forked test inherits the handler but not the ownership). */
+static void tmpdir_remove(void)
+{
+    if (tmpdir[0] && getpid() == tmpdir_owner)
+        ns_test_system("rm -rf '%s'", tmpdir);
+}
+
 const char *ns_test_tmpdir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!tmpdir[0]) {
         const char *base = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/nstest-XXXXXX", base ? base : "/tmp");
-        if (!mkdtemp(dir)) {
+        snprintf(tmpdir, sizeof tmpdir, "%s/nstest-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
             perror("mkdtemp");
             abort();
         }
+        tmpdir_owner = getpid();
+        atexit(tmpdir_remove);
     }
-    return dir;
+    return tmpdir;
 }
 
 const char *ns_test_path(const char *name)
