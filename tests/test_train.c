@@ -118,6 +118,10 @@ START_TEST(test_config_checks)
     ns_train_config_default(&c);
     c.momentum = 1.5;
     ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
+    ns_train_config_default(&c);
+    c.clip = -1;
+    ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "--clip"));
     ns_init in;
     ck_assert_int_eq(ns_parse_init("gauss:2.0,0.05", &in), NS_OK);
     ck_assert_double_eq(in.sw2, 2.0);
@@ -133,6 +137,7 @@ START_TEST(test_config_roundtrip)
     snprintf(c.arch, sizeof c.arch, "cnn");
     c.lr = 0.0123;
     c.wd = 5e-4;
+    c.clip = 2.5;
     c.optim = NS_OPTIM_ADAMW;
     ns_parse_schedule("step:3,7@0.2", &c);
     ns_parse_init("gauss:1.7,0.01", &c.init);
@@ -148,6 +153,7 @@ START_TEST(test_config_roundtrip)
     ck_assert_str_eq(d.arch, "cnn");
     ck_assert_double_eq(d.lr, 0.0123);
     ck_assert_double_eq(d.wd, 5e-4);
+    ck_assert_double_eq(d.clip, 2.5);
     ck_assert_int_eq(d.optim, NS_OPTIM_ADAMW);
     ck_assert_int_eq(d.schedule, NS_SCHED_STEP);
     ck_assert_uint_eq(d.nmilestones, 2);
@@ -170,9 +176,11 @@ START_TEST(test_config_missing_method_options)
     ck_assert_int_eq(ns_train_config_save(o.fid, &c), NS_OK);
     ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "gn_groups", H5P_DEFAULT), 0);
     ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "mabn_buffer", H5P_DEFAULT), 0);
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "clip", H5P_DEFAULT), 0);
     ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_OK);
     ck_assert_uint_eq(d.net.gn_groups, 32);
     ck_assert_uint_eq(d.net.mabn_buffer, 16);
+    ck_assert_double_eq(d.clip, 0);
     /* A core setting that is missing is still an error naming it. */
     ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "lr", H5P_DEFAULT), 0);
     ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_EFORMAT);
@@ -273,6 +281,60 @@ START_TEST(test_atomic_refuse)
 }
 END_TEST
 
+/* Global-norm clipping: one SGD step without momentum moves the parameters
+ * by lr * min(clip, |g|), with |g| the norm the history records. */
+static double clipped_step(double clip, double *gnorm)
+{
+    ns_train_config c;
+    ns_train_config_default(&c);
+    snprintf(c.arch, sizeof c.arch, "mlp:16x1");
+    snprintf(c.data, sizeof c.data, "gauss:3:5:96");
+    snprintf(c.net.norm, sizeof c.net.norm, "none");
+    c.momentum = 0;
+    c.lr = 0.1;
+    c.schedule = NS_SCHED_CONST;
+    c.epochs = 0;
+    c.steps = 1;
+    c.batch = 32;
+    c.clip = clip;
+    c.threads = 2;
+    const char *path = ns_test_path("clip.h5");
+    ns_train_result r;
+    ck_assert_int_eq(ns_train(&c, NULL, path, 1, "test", &r), NS_OK);
+    ns_net *a, *b;
+    ns_train_config cfg;
+    uint64_t got;
+    ck_assert_int_eq(ns_run_load(path, 0, 0, &a, &cfg, &got), NS_OK);
+    ck_assert_int_eq(ns_run_load(path, 1, 0, &b, &cfg, &got), NS_OK);
+    ck_assert_double_eq(cfg.clip, clip);
+    double d2 = 0;
+    for (size_t i = 0; i < a->nparams; i++)
+        d2 += ((double)b->params[i] - a->params[i]) * ((double)b->params[i] - a->params[i]);
+    hid_t fid;
+    ck_assert_int_eq(ns_h5_open(path, &fid), NS_OK);
+    ck_assert_int_eq(ns_h5_read_double(fid, "/history/step/grad_norm", gnorm, 1), NS_OK);
+    ns_h5_close(fid);
+    ns_net_free(a);
+    ns_net_free(b);
+    return sqrt(d2);
+}
+
+START_TEST(test_clip)
+{
+    ns_progress_set_quiet(1);
+    double g0, g1;
+    double free_step = clipped_step(0, &g0);
+    ck_assert_double_eq_tol(free_step, 0.1 * g0, 1e3 * TOL * g0);
+    ck_assert_double_gt(g0, 0.05);
+    double step = clipped_step(0.5 * g0, &g1);
+    ck_assert_double_eq_tol(g1, g0, 1e3 * TOL * g0);  /* the norm before clipping */
+    /* clip / (|g| + 1e-6), as in PyTorch: 2e-6 relative here */
+    ck_assert_double_eq_tol(step, 0.1 * 0.5 * g0, 1e-5 * g0 + 1e3 * TOL * g0);
+    /* A threshold above the norm changes nothing. */
+    ck_assert_double_eq_tol(clipped_step(2 * g0, &g1), free_step, 1e3 * TOL * g0);
+}
+END_TEST
+
 int main(void)
 {
     ns_set_threads(2);
@@ -287,6 +349,7 @@ int main(void)
     tcase_add_test(tc, test_recalibrate);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_atomic_refuse);
+    tcase_add_test(tc, test_clip);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

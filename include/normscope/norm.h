@@ -32,6 +32,8 @@ typedef struct ns_norm_method {
     const char *options;    /* the options it reads, for --help-norm (NULL: none) */
     unsigned flags;         /* ns_norm_flags */
     double lr;              /* the method's default learning rate (0: the global 0.05) */
+    size_t warmup;          /* its default linear warm-up in steps (0: none) */
+    double clip;            /* its default gradient-norm clipping (0: none) */
 } ns_norm_method;
 
 /* Lookup by name; NULL if unknown. */

@@ -26,6 +26,7 @@ typedef struct ns_train_config {
     ns_init init;
     ns_optim_kind optim;
     double lr, momentum, wd;
+    double clip;                /* global gradient-norm clipping threshold (0: none) */
     int nesterov;
     double beta1, beta2, adam_eps;
     ns_sched_kind schedule;

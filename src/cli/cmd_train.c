@@ -50,10 +50,12 @@ static const char usage_text[] =
     "  --momentum M       SGD momentum (default 0.9)\n"
     "  --nesterov         Nesterov momentum\n"
     "  --wd W             weight decay (default 0)\n"
+    "  --clip N           clip the gradient to global norm N (default 0: off, or the\n"
+    "                     method's own)\n"
     "  --beta1 B --beta2 B --adam-eps E   Adam settings (0.9, 0.999, 1e-8)\n"
     "  --schedule S       cosine (default: annealed to 0 over the run), const,\n"
     "                     step:E1,E2[@GAMMA] (epochs)\n"
-    "  --warmup N         linear warm-up over N steps\n"
+    "  --warmup N         linear warm-up over N steps (default 0, or the method's own)\n"
     "  --epochs E         epochs (default 3)\n"
     "  --steps S          train for S steps instead of whole epochs\n"
     "  --batch B          mini-batch size (default 128)\n"
@@ -74,7 +76,7 @@ static const char usage_text[] =
 
 enum {
     O_ARCH = 256, O_NORM, O_NORMGROUP, O_BNMOM, O_BNEPS, O_NOAFFINE, O_INIT, O_DATA,
-    O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_B1, O_B2,
+    O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_CLIP, O_B1, O_B2,
     O_AEPS, O_SCHED, O_WARMUP, O_EPOCHS, O_STEPS, O_BATCH, O_SEED, O_FORCE, O_CKEVERY,
     O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS, O_HELPNORM, O_GNG, O_PSA,
     O_FCT, O_FRNEPS, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNR, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_PNW
@@ -97,6 +99,7 @@ static const struct option options[] = {
     {"momentum", required_argument, NULL, O_MOM},
     {"nesterov", no_argument, NULL, O_NEST},
     {"wd", required_argument, NULL, O_WD},
+    {"clip", required_argument, NULL, O_CLIP},
     {"beta1", required_argument, NULL, O_B1},
     {"beta2", required_argument, NULL, O_B2},
     {"adam-eps", required_argument, NULL, O_AEPS},
@@ -173,7 +176,8 @@ int cmd_train(int argc, char **argv)
     ns_train_config c;
     ns_train_config_default(&c);
     const char *out = NULL, *resume = NULL;
-    int force = 0, epochs_set = 0, steps_set = 0, init_set = 0, lr_set = 0;
+    int force = 0, epochs_set = 0, steps_set = 0, init_set = 0, lr_set = 0, warmup_set = 0,
+        clip_set = 0;
     uint64_t u;
     int opt;
     optind = 1;
@@ -209,6 +213,7 @@ int cmd_train(int argc, char **argv)
         case O_MOM: bad = ns_cli_double("train", "--momentum", optarg, &c.momentum); break;
         case O_NEST: c.nesterov = 1; break;
         case O_WD: bad = ns_cli_double("train", "--wd", optarg, &c.wd); break;
+        case O_CLIP: bad = ns_cli_double("train", "--clip", optarg, &c.clip); clip_set = 1; break;
         case O_B1: bad = ns_cli_double("train", "--beta1", optarg, &c.beta1); break;
         case O_B2: bad = ns_cli_double("train", "--beta2", optarg, &c.beta2); break;
         case O_AEPS: bad = ns_cli_double("train", "--adam-eps", optarg, &c.adam_eps); break;
@@ -216,7 +221,10 @@ int cmd_train(int argc, char **argv)
             if (ns_parse_schedule(optarg, &c))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             break;
-        case O_WARMUP: bad = ns_cli_size("train", "--warmup", optarg, &c.warmup); break;
+        case O_WARMUP:
+            bad = ns_cli_size("train", "--warmup", optarg, &c.warmup);
+            warmup_set = 1;
+            break;
         case O_EPOCHS: bad = ns_cli_size("train", "--epochs", optarg, &c.epochs); epochs_set = 1; break;
         case O_STEPS: bad = ns_cli_size("train", "--steps", optarg, &c.steps); steps_set = 1; break;
         case O_BATCH: bad = ns_cli_size("train", "--batch", optarg, &c.batch); break;
@@ -234,9 +242,13 @@ int cmd_train(int argc, char **argv)
             if (!m)
                 return ns_cli_usage_error("train", "unknown normalization method '%s' "
                                           "(see 'normscope train --list-norms')", optarg);
-            printf("%s: %s\nreference: %s\noptions: %s\ndefault lr: %g\n", m->name,
-                   m->summary, m->reference, m->options ? m->options : "none",
-                   m->lr > 0 ? m->lr : 0.05);
+            printf("%s: %s\nreference: %s\noptions: %s\ndefault lr: %g\ndefault warm-up: "
+                   "%zu steps\ndefault gradient clipping: ", m->name, m->summary, m->reference,
+                   m->options ? m->options : "none", m->lr > 0 ? m->lr : 0.05, m->warmup);
+            if (m->clip > 0)
+                printf("global norm %g\n", m->clip);
+            else
+                printf("none\n");
             return NS_EXIT_OK;
         }
         case O_GNG: bad = ns_cli_size("train", "--gn-groups", optarg, &c.net.gn_groups); break;
@@ -273,6 +285,10 @@ int cmd_train(int argc, char **argv)
         c.init.kind = NS_INIT_MIMIC;
     if (!lr_set && !resume && ns_norm_find(c.net.norm)->lr > 0)
         c.lr = ns_norm_find(c.net.norm)->lr;
+    if (!warmup_set && !resume)
+        c.warmup = ns_norm_find(c.net.norm)->warmup;
+    if (!clip_set && !resume)
+        c.clip = ns_norm_find(c.net.norm)->clip;
     if (resume && !out)
         out = resume;
     if (!out)

@@ -72,24 +72,24 @@ static int create_frn(ns_layer *L, const ns_net_opts *o)
 }
 
 static const ns_norm_method methods[] = {
-    {"none", "no normalization: the slots are left empty", "-", NULL, NULL, 0, 0},
+    {"none", "no normalization: the slots are left empty", "-", NULL, NULL, 0, 0, 0, 0},
     {"bn", "batch normalization over (N,H,W) per channel; --norm-group S for ghost batches",
      "Ioffe & Szegedy, ICML 2015", create_bn,
-     "--norm-group S (ghost batches), --bn-momentum M (0.1), --bn-eps E (1e-5), --no-bn-affine", 0, 0},
+     "--norm-group S (ghost batches), --bn-momentum M (0.1), --bn-eps E (1e-5), --no-bn-affine", 0, 0, 0, 0},
     {"ubn", "BN whose running statistics skip steps with feature condensation above --fct "
             "(stage 1; condensation = mean pairwise cosine of the BN inputs)",
      "Wang et al. 2023; condensation measure and gate are normscope's own definition",
      create_ubn,
      "--fct TAU (0.9): skip a layer's running-statistics update when its condensation "
      "exceeds TAU; condensation is recorded per layer and step in /history/step/condensation; "
-     "plus the bn options", 0, 0},
+     "plus the bn options", 0, 0, 0, 0},
     {"psbn", "BN plus a constant post-shift alpha in both modes (--psbn-alpha, 0.1)",
      "Zhou et al. 2020, as read by FixMatch-pytorch's PSBatchNorm2d (third-party reading)",
-     create_psbn, "--psbn-alpha A (0.1), plus the bn options", 0, 0},
+     create_psbn, "--psbn-alpha A (0.1), plus the bn options", 0, 0, 0, 0},
     {"brn", "batch renormalization: BN with clipped corrections r, d towards the running "
             "statistics (rmax 1->3, dmax 0->5 after warm-up)",
      "Ioffe, NeurIPS 2017; the step schedule is normscope's scaled-down default", create_brn,
-     "--brn-warmup STEPS (500), --brn-ramp STEPS (2000), plus the bn options", 0, 0},
+     "--brn-warmup STEPS (500), --brn-ramp STEPS (2000), plus the bn options", 0, 0, 0, 0},
     {"mabn", "moving average BN: no centering, E[x^2] averaged over the last S iterations, "
              "buffered E[g z] in backward, clamped renorm factor; with CenConv weights",
      "Yan et al., ICLR 2020 (authors' code); groups as buffer iterations are normscope's "
@@ -97,7 +97,7 @@ static const ns_norm_method methods[] = {
      "--mabn-real-batch R (32): the buffer spans R samples, max(1, R / B) iterations of B "
      "samples (the authors' rule); --mabn-buffer S sets it directly; --mabn-warmup N (100), "
      "--norm-group S, --bn-eps E",
-     NS_NORM_CENTER_W, 0},
+     NS_NORM_CENTER_W, 0, 0, 0},
     {"bkn", "batch Kalman normalization: batch moments mixed with a prediction from the "
             "previous norm layer's statistics through this layer's weights",
      "Wang et al. 2018 (authors' code); normscope's choices: pseudo-samples on dense "
@@ -106,55 +106,55 @@ static const ns_norm_method methods[] = {
      "code predicts each group from its own and averages the first group's), the sum of "
      "branch and skip statistics after a residual add", create_bkn,
      "--bkn-p P (0.9 for --norm-group <= 16, else 0.05), --bkn-samples K (64), "
-     "--norm-group S, --bn-eps E", 0, 0},
+     "--norm-group S, --bn-eps E", 0, 0, 0, 0},
     {"pn", "PowerNorm: quadratic mean instead of variance, the running estimate normalises "
            "after warm-up, approximate backward through running statistics",
      "Shen et al., ICML 2020 (Algorithm 1); alpha 0.9 and the 10000-step warm-up are the "
      "authors' code defaults", create_pn,
      "--pn-warmup STEPS (10000, the authors' default: a shorter warm-up diverged on the cnn "
-     "at lr 0.05 right after the switch), --bn-eps E", 0, 0.1},
+     "at lr 0.05 right after the switch), --bn-eps E", 0, 0.1, 0, 0},
     {"gn", "group normalization per sample over channel groups (--gn-groups, 32)",
      "Wu & He, ECCV 2018", create_gn,
-     "--gn-groups G (32; the largest divisor of the channel count not above G), --bn-eps E", 0, 0},
+     "--gn-groups G (32; the largest divisor of the channel count not above G), --bn-eps E", 0, 0, 0, 0},
     {"ln", "layer normalization: one group over (C,H,W) per sample, per-channel affine",
-     "Ba et al. 2016 (as GroupNorm(1, C))", create_ln, "--bn-eps E (1e-5)", 0, 0},
+     "Ba et al. 2016 (as GroupNorm(1, C))", create_ln, "--bn-eps E (1e-5)", 0, 0, 0, 0},
     {"in", "instance normalization per sample and channel over (H,W); refused on dense slots",
      "Ulyanov et al. 2016", create_in,
      "--bn-eps E (1e-5); default --lr 0.2 (one epoch of the cnn: 74.1% at 0.05, 83.4% at 0.2)",
-     0, 0.2},
+     0, 0.2, 0, 0},
     {"frn", "filter response normalization + TLU; learned eps on 1x1 maps (--frn-eps)",
      "Singh & Krishnan, CVPR 2020", create_frn,
-     "--frn-eps E (1e-6; eps0 of the learned |eps| + eps0 on 1x1 maps)", 0, 0},
+     "--frn-eps E (1e-6; eps0 of the learned |eps| + eps0 on 1x1 maps)", 0, 0, 0, 0},
     {"mimic", "MimicNorm: weight mean (projection) + last BN on the logits, no other norm "
               "layers, residual-branch scalars, weight-mean initialisation",
      "Fei et al., AAAI 2021", NULL,
      "--wm-all (project every conv/dense layer, not only conv with fan-in > 50 or the "
      "hidden dense layers of a conv-free net), --res-scale paper|code (1/sqrt(l) or "
      "1.2^2/l, the default), --init to override the initialisation",
-     NS_NORM_WEIGHT_MEAN | NS_NORM_LAST_BN | NS_NORM_RES_SCALE | NS_NORM_MIMIC_INIT, 0.1},
+     NS_NORM_WEIGHT_MEAN | NS_NORM_LAST_BN | NS_NORM_RES_SCALE | NS_NORM_MIMIC_INIT, 0.1, 0, 0},
     {"wm", "MimicNorm's weight mean alone: per-unit zero-mean projection after every step, "
            "no norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
      "--wm-all, --init (default: the weight-mean initialisation); default --lr 0.02, "
      "since without any norm layer resnet8 diverges at 0.05",
-     NS_NORM_WEIGHT_MEAN | NS_NORM_MIMIC_INIT, 0.02},
+     NS_NORM_WEIGHT_MEAN | NS_NORM_MIMIC_INIT, 0.02, 0, 0},
     {"cenconv", "centred weights as a reparametrisation: W' = W - mean per output unit inside "
                 "the forward pass (gradients flow through the mean), BN in the slots",
      "MABN's CenConv (Yan et al., ICLR 2020)", create_bn, "plus the bn options",
-     NS_NORM_CENTER_W, 0},
+     NS_NORM_CENTER_W, 0, 0, 0},
     {"ws", "weight standardization (zero mean, unit variance per output unit inside the "
            "forward pass) with GroupNorm in the slots", "Qiao et al. 2019", create_gn,
-     "--gn-groups G (32)", NS_NORM_STD_W, 0},
+     "--gn-groups G (32)", NS_NORM_STD_W, 0, 0, 0},
     {"ic", "IC layer: BN then dropout after every activation, i.e. before each weight "
            "layer; the slots are left empty", "Chen et al. 2019", NULL,
-     "--ic-drop P (0.05), plus the bn options", NS_NORM_IC, 0},
+     "--ic-drop P (0.05), plus the bn options", NS_NORM_IC, 0, 0, 0},
     {"nf", "BN-free training: no norm layers, scaled weight standardization with a learned "
            "gain on conv and hidden dense layers (ReLU gain folded in), adaptive "
            "gradient clipping on those weights",
      "Brock et al., ICLR 2021 / ICML 2021 (NF nets); no residual alpha/beta scaling yet",
-     NULL, "--agc LAMBDA (0.01)", NS_NORM_SCALED_W | NS_NORM_AGC, 0},
+     NULL, "--agc LAMBDA (0.01)", NS_NORM_SCALED_W | NS_NORM_AGC, 0, 0, 0},
     {"lastbn", "MimicNorm's last BN alone: a BN without affine on the logits, no other "
                "norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
-     "--bn-momentum, --bn-eps", NS_NORM_LAST_BN, 0},
+     "--bn-momentum, --bn-eps", NS_NORM_LAST_BN, 0, 0, 0},
 };
 
 size_t ns_norm_count(void)

@@ -40,6 +40,8 @@ int ns_train_config_check(const ns_train_config *c)
         return ns_error(NS_EINVAL, "--momentum must be in [0, 1), got %g", c->momentum);
     if (!(c->wd >= 0))
         return ns_error(NS_EINVAL, "--wd must be non-negative, got %g", c->wd);
+    if (!(c->clip >= 0) || !isfinite(c->clip))
+        return ns_error(NS_EINVAL, "--clip must be a non-negative number, got %g", c->clip);
     if (c->batch == 0 || c->batch > 65536)
         return ns_error(NS_EINVAL, "--batch must be between 1 and 65536, got %zu", c->batch);
     if (c->epochs == 0 && c->steps == 0)
@@ -219,6 +221,7 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "lr", c->lr);
     if (!st) st = ns_h5_attr_double(fid, g, "momentum", c->momentum);
     if (!st) st = ns_h5_attr_double(fid, g, "wd", c->wd);
+    if (!st) st = ns_h5_attr_double(fid, g, "clip", c->clip);
     if (!st) st = ns_h5_attr_int(fid, g, "nesterov", c->nesterov);
     if (!st) st = ns_h5_attr_double(fid, g, "beta1", c->beta1);
     if (!st) st = ns_h5_attr_double(fid, g, "beta2", c->beta2);
@@ -315,6 +318,7 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = ns_h5_get_double(fid, g, "lr", &c->lr);
     if (!st) st = ns_h5_get_double(fid, g, "momentum", &c->momentum);
     if (!st) st = ns_h5_get_double(fid, g, "wd", &c->wd);
+    if (!st) st = opt_double(fid, g, "clip", &c->clip);
     if (!st && !(st = ns_h5_get_int(fid, g, "nesterov", &iv))) c->nesterov = (int)iv;
     if (!st) st = ns_h5_get_double(fid, g, "beta1", &c->beta1);
     if (!st) st = ns_h5_get_double(fid, g, "beta2", &c->beta2);

@@ -541,6 +541,15 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
 #pragma omp simd reduction(+ : g2)
         for (size_t i = 0; i < T.net->nparams; i++)
             g2 += (double)gr[i] * gr[i];
+        /* Global-norm clipping as torch.nn.utils.clip_grad_norm_ (the history
+         * keeps the norm before clipping). */
+        if (T.cfg.clip > 0 && sqrt(g2) > T.cfg.clip) {
+            ns_real f = (ns_real)(T.cfg.clip / (sqrt(g2) + 1e-6));
+            ns_real *gw = T.net->grads;
+#pragma omp simd
+            for (size_t i = 0; i < T.net->nparams; i++)
+                gw[i] *= f;
+        }
         if (agc)
             ns_net_agc(T.net, T.cfg.net.agc);
         double lr = ns_schedule_lr(&T.cfg, step, spe, total);

@@ -66,6 +66,8 @@ for s in , 1,,2 ""; do
     expect_line 2 "normscope train: --ckpt-steps takes a comma-separated list of steps, got '$s' (see 'normscope train --help')" \
         "$T/e.h5" $NS train --ckpt-steps "$s" -o "$T/e.h5" $SMALL
 done
+expect_line 2 "normscope train: --clip must be a non-negative number, got -1 (see 'normscope train --help')" \
+    "$T/e.h5" $NS train --clip -1 -o "$T/e.h5" $SMALL
 run $NS help train
 want 0 "help train" && has "$T/stdout" "usage: normscope train" "help train prints the train usage"
 expect_line 2 "normscope: no help on 'bogus': not a command (see 'normscope --help')" "" $NS help bogus
