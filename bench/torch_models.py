@@ -7,9 +7,16 @@ The architectures mirror the ones normscope builds:
   cnn: Conv2d(1,32,3,p=1), [BN2d], ReLU, Conv2d(32,64,3,s=2,p=1), [BN2d], ReLU,
        Conv2d(64,128,3,s=2,p=1), [BN2d], ReLU, AdaptiveAvgPool2d(1), Flatten,
        Linear(128,10)
+  resnet8: Conv2d(1,16,3,p=1), [norm], ReLU, then three residual blocks of
+       widths 16, 32, 64 (stride 1, 2, 2), AdaptiveAvgPool2d(1), Flatten,
+       Linear(64,10).  A block: branch Conv2d(3,s,p=1), [norm], ReLU,
+       Conv2d(3,p=1), [norm]; shortcut identity when the shapes match, else
+       Conv2d(1,s,p=0), [norm]; output ReLU(branch + shortcut)
+       (normscope's res:C[/S], src/nn/net.c add_resblock).
 
-Conv/Linear keep bias=True (also before BN), PyTorch default init,
-BN eps 1e-5 and momentum 0.1.  norm is 'bn' or 'none'.
+Conv/Linear keep bias=True (also before a norm), PyTorch default init,
+BN eps 1e-5 and momentum 0.1.  norm is 'bn' or 'none' for every arch;
+cnn and resnet8 also take 'gn', 'ln', 'in' and 'frn' (_norm2d).
 
 Run with Debian's /usr/bin/python3 (torch 1.13).
 """
@@ -20,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-ARCHS = ("mlp", "cnn")
-NORMS = ("bn", "none", "gn", "ln", "in", "frn")  # gn, ln, in, frn: cnn only
+ARCHS = ("mlp", "cnn", "resnet8")
+NORMS = ("bn", "none", "gn", "ln", "in", "frn")  # gn, ln, in, frn: cnn and resnet8 only
 
 DATA_DIR = os.environ.get("NS_DATA_DIR", "/usr/share/datasets/fashion-mnist")
 
@@ -30,6 +37,8 @@ BN_MOMENTUM = 0.1
 
 
 def _check(arch, norm):
+    """Refuses an unknown arch or norm; the mlp takes bn or none only, cnn and
+    resnet8 take every norm in NORMS."""
     if arch not in ARCHS:
         raise ValueError("unknown arch %r (expected one of %s)" % (arch, ", ".join(ARCHS)))
     if norm not in NORMS:
@@ -95,10 +104,51 @@ def build_cnn(norm="bn"):
     return nn.Sequential(*layers)
 
 
+class ResBlock(nn.Module):
+    """normscope's residual block res:C[/S]: ReLU(branch(x) + shortcut(x)) with
+    branch conv3x3(s), norm, ReLU, conv3x3, norm and shortcut the identity
+    when the shapes match, else conv1x1(s, p=0), norm.  Empty norm slots
+    (norm 'none') are left out."""
+
+    def __init__(self, cin, cout, stride, norm):
+        super().__init__()
+        layers = [nn.Conv2d(cin, cout, 3, stride=stride, padding=1)]
+        if norm != "none":
+            layers.append(_norm2d(norm, cout))
+        layers += [nn.ReLU(), nn.Conv2d(cout, cout, 3, stride=1, padding=1)]
+        if norm != "none":
+            layers.append(_norm2d(norm, cout))
+        self.branch = nn.Sequential(*layers)
+        self.shortcut = nn.Identity()
+        if cin != cout or stride != 1:
+            layers = [nn.Conv2d(cin, cout, 1, stride=stride, padding=0)]
+            if norm != "none":
+                layers.append(_norm2d(norm, cout))
+            self.shortcut = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return torch.relu(self.branch(x) + self.shortcut(x))
+
+
+def build_resnet8(norm="bn"):
+    _check("resnet8", norm)
+    layers = [nn.Conv2d(1, 16, 3, stride=1, padding=1)]
+    if norm != "none":
+        layers.append(_norm2d(norm, 16))
+    layers.append(nn.ReLU())
+    for cin, cout, stride in ((16, 16, 1), (16, 32, 2), (32, 64, 2)):
+        layers.append(ResBlock(cin, cout, stride, norm))
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
 def build_model(arch, norm="bn"):
-    """Returns a new nn.Sequential for arch ('mlp'|'cnn') and norm ('bn'|'none')."""
+    """Returns a new nn.Sequential for arch ('mlp'|'cnn'|'resnet8') and norm
+    (one of NORMS; the mlp takes 'bn' or 'none' only)."""
     _check(arch, norm)
-    return build_mlp(norm) if arch == "mlp" else build_cnn(norm)
+    if arch == "mlp":
+        return build_mlp(norm)
+    return build_cnn(norm) if arch == "cnn" else build_resnet8(norm)
 
 
 def read_idx(path):
@@ -183,6 +233,6 @@ if __name__ == "__main__":
     print("train", tuple(xtr.shape), "test", tuple(xte.shape),
           "mean %.6f std %.6f" % (st["mean"][0], st["std"][0]))
     for a in ARCHS:
-        for n in NORMS if a == "cnn" else ("bn", "none"):
+        for n in NORMS if a != "mlp" else ("bn", "none"):
             m = build_model(a, n)
             print(a, n, sum(p.numel() for p in m.parameters()), "parameters")

@@ -26,7 +26,7 @@ import torch_models
 BATCH = 128
 THREADS = 2
 WARMUP = 20
-DEFAULT_STEPS = {"mlp": 50, "cnn": 20}
+DEFAULT_STEPS = {"mlp": 50, "cnn": 20, "resnet8": 20}
 
 
 def main(argv=None):

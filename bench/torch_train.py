@@ -1,15 +1,18 @@
 """Trains the PyTorch peer models on Fashion-MNIST with normscope's recipe.
 
-Recipe: SGD lr 0.05, momentum 0.9, no weight decay, batch 128, reshuffled
-every epoch (last partial batch kept), LR annealed by a cosine to zero
-over the run per step (normscope's default; --schedule const keeps it
-constant), N epochs; test accuracy
+Recipe: SGD lr 0.05 (--lr), momentum 0.9, no weight decay, batch 128,
+reshuffled every epoch (last partial batch kept), LR annealed by a cosine
+to zero over the run per step (normscope's default; --schedule const keeps
+it constant), optionally after a linear warm-up (--warmup N: as normscope's
+ns_schedule_lr, the cosine runs over the steps after the warm-up and the LR
+of step t < N is multiplied by (t+1)/N) and a global gradient-norm clip
+(--clip C, as normscope's), N epochs; test accuracy
 after each epoch (model.eval(), batch 1000).  Data standardised with the
 training set's mean and population std.
 
 Usage (Debian's torch):
-  /usr/bin/python3 bench/torch_train.py --arch mlp|cnn --norm bn|none \
-      --epochs 3 --seeds 1,2,3 --threads 2 [--json]
+  /usr/bin/python3 bench/torch_train.py --arch mlp|cnn|resnet8 --norm bn|none|... \
+      --epochs 3 --seeds 1,2,3 --threads 2 [--lr 0.05] [--warmup N] [--clip C] [--json]
 
 Prints per seed the final test accuracy and the training throughput in
 img/s (training steps only, evaluation excluded), then the mean over seeds.
@@ -46,7 +49,22 @@ def evaluate(model, x, y):
     return correct / x.shape[0]
 
 
-def train_one(arch, norm, epochs, seed, data, quiet=False, schedule="cosine", lr=LR):
+def schedule_lr(lr, schedule, step, total, warmup=0):
+    """The LR of step (0-based) of total, as normscope's ns_schedule_lr for
+    'cosine' and 'const': the cosine anneals to zero over the steps after
+    the warm-up (a warm-up not shorter than the run is ignored by the
+    cosine), and step < warmup multiplies the LR by (step+1)/warmup."""
+    if schedule == "cosine":
+        w = warmup if warmup < total else 0
+        a = math.pi * (step - min(step, w)) / (total - w) if total > w else 0.0
+        lr = lr * 0.5 * (1 + math.cos(a))
+    if warmup and step < warmup:
+        lr *= (step + 1) / warmup
+    return lr
+
+
+def train_one(arch, norm, epochs, seed, data, quiet=False, schedule="cosine", lr=LR,
+              warmup=0, clip=0.0):
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
     model = torch_models.build_model(arch, norm)
@@ -68,13 +86,15 @@ def train_one(arch, norm, epochs, seed, data, quiet=False, schedule="cosine", lr
             idx = perm[i:i + BATCH]
             xb = xtr.index_select(0, idx)
             yb = ytr.index_select(0, idx)
-            if schedule == "cosine":
+            if schedule == "cosine" or warmup:
                 for g in opt.param_groups:
-                    g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                    g["lr"] = schedule_lr(lr, schedule, step, total, warmup)
             step += 1
             opt.zero_grad()
             loss = F.cross_entropy(model(xb), yb)
             loss.backward()
+            if clip > 0:       # normscope's --clip
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             loss_sum += loss.item() * idx.numel()
         dt = time.perf_counter() - t0
@@ -87,6 +107,7 @@ def train_one(arch, norm, epochs, seed, data, quiet=False, schedule="cosine", lr
                   "%.0f img/s" % (seed, ep, epochs, loss_sum / n, 100 * acc, n / dt),
                   file=sys.stderr, flush=True)
     return {"arch": arch, "norm": norm, "seed": seed, "epochs": epochs,
+            "lr": lr, "warmup": warmup, "clip": clip, "schedule": schedule,
             "test_acc": accs[-1], "test_acc_per_epoch": accs,
             "train_img_per_s": images / train_time, "train_seconds": train_time}
 
@@ -101,6 +122,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--schedule", choices=("cosine", "const"), default="cosine")
     ap.add_argument("--lr", type=float, default=LR, help="learning rate (default %g)" % LR)
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="linear warm-up over N steps (default 0: none)")
+    ap.add_argument("--clip", type=float, default=0.0,
+                    help="clip the gradient to this global norm (default 0: off)")
     ap.add_argument("--json", action="store_true",
                     help="print one JSON line per result")
     ap.add_argument("--data-dir", default=torch_models.DATA_DIR)
@@ -116,6 +141,10 @@ def main(argv=None):
         ap.error("--epochs must be >= 1")
     if args.threads < 1:
         ap.error("--threads must be >= 1")
+    if args.warmup < 0:
+        ap.error("--warmup must be >= 0")
+    if not args.clip >= 0:
+        ap.error("--clip must be >= 0")
 
     torch.set_num_threads(args.threads)
     xtr, ytr, xte, yte, _ = torch_models.load_fashion_mnist(args.data_dir)
@@ -124,7 +153,7 @@ def main(argv=None):
     results = []
     for seed in seeds:
         r = train_one(args.arch, args.norm, args.epochs, seed, data, args.quiet,
-                      args.schedule, args.lr)
+                      args.schedule, args.lr, args.warmup, args.clip)
         r["threads"] = args.threads
         results.append(r)
         if args.json:
@@ -139,7 +168,9 @@ def main(argv=None):
     mean_ips = sum(r["train_img_per_s"] for r in results) / k
     if args.json:
         print(json.dumps({"arch": args.arch, "norm": args.norm, "seed": "mean",
-                          "seeds": seeds, "epochs": args.epochs,
+                          "seeds": seeds, "epochs": args.epochs, "lr": args.lr,
+                          "warmup": args.warmup, "clip": args.clip,
+                          "schedule": args.schedule,
                           "threads": args.threads, "test_acc": mean_acc,
                           "train_img_per_s": mean_ips}), flush=True)
     else:
