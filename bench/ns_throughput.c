@@ -1,11 +1,12 @@
 /*
  * Training throughput of normscope on random data: the same full SGD step
  * as `normscope train` (forward, cross-entropy, backward, momentum update),
- * batch 128 by default, with the method's gradient clipping and weight
- * projection where it has them; prints the median images/s of several
+ * batch 128 by default, with the method's gradient clipping (AGC, its
+ * default --clip) and weight projection where it has them; prints the median images/s of several
  * repeats.
  *   ns_throughput ARCH NORM [repeats] [steps] [threads]
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
     }
     ns_net_init(net, &c.init, 1);
     int agc = (ns_norm_find(argv[2])->flags & NS_NORM_AGC) != 0;
+    double clip = ns_norm_find(argv[2])->clip;   /* the method's default --clip */
     int proj = ns_net_has_projection(net);
     ns_optim opt;
     ns_optim_alloc(&opt, NS_OPTIM_SGD, net->nparams);
@@ -67,6 +69,14 @@ int main(int argc, char **argv)
             ns_softmax_ce(ns_net_logits(net), y, B, 10, dl, &loss, NULL);
             ns_net_zero_grad(net);
             ns_net_backward(net, dl);
+            if (clip > 0) {
+                double g2 = 0;
+                for (size_t i = 0; i < net->nparams; i++)
+                    g2 += (double)net->grads[i] * net->grads[i];
+                if (sqrt(g2) > clip)
+                    for (size_t i = 0; i < net->nparams; i++)
+                        net->grads[i] *= (ns_real)(clip / (sqrt(g2) + 1e-6));
+            }
             if (agc)
                 ns_net_agc(net, c.net.agc);
             ns_optim_step(&opt, &c, 0.01, net->params, net->grads);

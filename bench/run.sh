@@ -24,4 +24,25 @@ for case in "mlp bn 50" "cnn bn 20" "mlp none 50" "cnn none 20"; do
     r1=$(awk -v a="$ns" -v b="$pt1" 'BEGIN { printf "%.2fx", a / b }')
     printf '%-5s %-5s %10.0f %10.0f %10.0f %8s %8s\n' "$1" "$2" "$ns" "$pt" "$pt1" "$r" "$r1"
 done
+# Per method on the cnn: normscope's img/s and its ratio to BN's in the same
+# run (the "close to plain BN": above 1.5x slower needs a reason),
+# next to PyTorch where it has the layer (bn, gn, ln, in, frn, none).
+echo
+echo "per-method training throughput on the cnn (img/s), $THREADS threads, median of $REPEATS repeats"
+printf '%-8s %10s %8s %10s %8s\n' norm normscope "BN/x" torch ratio
+bn=$("$NS_THROUGHPUT" cnn bn "$REPEATS" 20 "$THREADS" | awk '{print $4}')
+for m in $("${NS_BIN:?NS_BIN not set}" train --list-norms | awk '{print $1}'); do
+    ns=$("$NS_THROUGHPUT" cnn "$m" "$REPEATS" 20 "$THREADS" | awk '{print $4}')
+    slow=$(awk -v a="$bn" -v b="$ns" 'BEGIN { printf "%.2f", a / b }')
+    case $m in
+    bn|gn|ln|in|frn|none)
+        pt=$(OPENBLAS_NUM_THREADS=1 "$PY" torch_throughput.py --arch cnn --norm "$m" \
+             --repeats "$REPEATS" --steps 20 --threads "$THREADS" | awk '{print $4}')
+        r=$(awk -v a="$ns" -v b="$pt" 'BEGIN { printf "%.2fx", a / b }')
+        printf '%-8s %10.0f %8s %10.0f %8s\n' "$m" "$ns" "$slow" "$pt" "$r" ;;
+    *)
+        printf '%-8s %10.0f %8s %10s %8s\n' "$m" "$ns" "$slow" - - ;;
+    esac
+done
+echo
 sh ntk.sh

@@ -124,6 +124,23 @@ for k in a[1]:
 assert np.array_equal(r[2], c[2]), "resumed loss history differs"
 PYEOF
 
+# A method's default recipe (lr, warm-up, clipping) applies unless the
+# options are given, and is what /config records.
+$NS train --arch mlp:16x1 --norm ln --steps 2 -o "$T/ln.h5" $SMALL >/dev/null
+$NS train --arch mlp:16x1 --norm ln --steps 2 --lr 0.1 --warmup 0 --clip 0 -o "$T/ln0.h5" $SMALL >/dev/null
+$NS train --arch mlp:16x1 --norm bn --steps 2 -o "$T/bn0.h5" $SMALL >/dev/null
+"$PY" - "$T/ln.h5" "$T/ln0.h5" "$T/bn0.h5" <<'PYEOF' && ok || bad "method default recipe not applied or not overridden"
+import sys, h5py
+def cfg(p):
+    a = h5py.File(p, "r")["config"].attrs
+    return float(a["lr"]), int(a["warmup"]), float(a["clip"])
+assert cfg(sys.argv[1]) == (0.3, 300, 2.0), cfg(sys.argv[1])
+assert cfg(sys.argv[2]) == (0.1, 0, 0.0), cfg(sys.argv[2])
+assert cfg(sys.argv[3]) == (0.05, 0, 0.0), cfg(sys.argv[3])
+PYEOF
+run $NS train --help-norm ln
+want 0 "--help-norm ln" && has "$T/stdout" "default gradient clipping: global norm 2" "--help-norm gives the clipping"
+
 # Divergence: exit 1, the run file stays valid and says so.
 expect 1 "diverged" "" $NS train --arch mlp:64x1 --norm none --lr 1e4 --epochs 1 -o "$T/nan.h5" $SMALL
 "$PY" -c "
