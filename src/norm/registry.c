@@ -158,7 +158,10 @@ static const ns_norm_method methods[] = {
            "gain on conv and hidden dense layers (ReLU gain folded in), adaptive "
            "gradient clipping on those weights",
      "Brock et al., ICLR 2021 / ICML 2021 (NF nets); no residual alpha/beta scaling yet",
-     NULL, "--agc LAMBDA (0.01)", NS_NORM_SCALED_W | NS_NORM_AGC, 0, 0, 0},
+     NULL,
+     "--agc LAMBDA (0.01); default --lr 0.2 (one epoch, seed 1: cnn 78.2% at 0.05, 83.9% at "
+     "0.2; resnet8 82.8% and 85.9%; mlp 86.5% and 87.3%)",
+     NS_NORM_SCALED_W | NS_NORM_AGC, 0.2, 0, 0},
     {"lastbn", "MimicNorm's last BN alone: a BN without affine on the logits, no other "
                "norm layers", "Fei et al., AAAI 2021 (ablation)", NULL,
      "--bn-momentum, --bn-eps", NS_NORM_LAST_BN, 0, 0, 0},
