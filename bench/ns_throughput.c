@@ -6,7 +6,6 @@
  * repeats.
  *   ns_throughput ARCH NORM [repeats] [steps] [threads]
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,14 +68,7 @@ int main(int argc, char **argv)
             ns_softmax_ce(ns_net_logits(net), y, B, 10, dl, &loss, NULL);
             ns_net_zero_grad(net);
             ns_net_backward(net, dl);
-            if (clip > 0) {
-                double g2 = 0;
-                for (size_t i = 0; i < net->nparams; i++)
-                    g2 += (double)net->grads[i] * net->grads[i];
-                if (sqrt(g2) > clip)
-                    for (size_t i = 0; i < net->nparams; i++)
-                        net->grads[i] *= (ns_real)(clip / (sqrt(g2) + 1e-6));
-            }
+            ns_net_clip_grad(net, clip);
             if (agc)
                 ns_net_agc(net, c.net.agc);
             ns_optim_step(&opt, &c, 0.01, net->params, net->grads);

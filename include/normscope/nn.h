@@ -230,6 +230,11 @@ void ns_net_project(ns_net *net);
  * of every layer with a weight rule: a row's gradient G_o is scaled down to
  * lambda max(|W_o|, 1e-3) when its norm exceeds that. */
 void ns_net_agc(ns_net *net, double lambda);
+/* Global gradient-norm clipping as torch.nn.utils.clip_grad_norm_: when the
+ * norm of all gradients exceeds max_norm (> 0) they are scaled by
+ * max_norm / (norm + 1e-6).  Returns the norm before clipping; max_norm 0
+ * only measures it. */
+double ns_net_clip_grad(ns_net *net, double max_norm);
 /* 1 when some layer is projected. */
 int ns_net_has_projection(const ns_net *net);
 

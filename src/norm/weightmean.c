@@ -10,6 +10,10 @@
  * layers out; in a network without convolutions (the mlp presets) the
  * hidden dense layers are projected, the theory's own setting (METHODS.md).
  * ns_net_opts.wm_all projects every conv and dense layer instead.
+ *
+ * The other operations on a whole network's weights or gradients between
+ * backward and the optimiser live here too: adaptive gradient clipping (the
+ * nf method) and global gradient-norm clipping (--clip).
  */
 #include "normscope/norm.h"
 
@@ -73,6 +77,23 @@ int ns_net_has_projection(const ns_net *net)
         if (net->layers[i].weight_mean)
             return 1;
     return 0;
+}
+
+double ns_net_clip_grad(ns_net *net, double max_norm)
+{
+    ns_real *g = net->grads;
+    double g2 = 0;
+#pragma omp simd reduction(+ : g2)
+    for (size_t i = 0; i < net->nparams; i++)
+        g2 += (double)g[i] * g[i];
+    double norm = sqrt(g2);
+    if (max_norm > 0 && norm > max_norm) {
+        ns_real f = (ns_real)(max_norm / (norm + 1e-6));
+#pragma omp simd
+        for (size_t i = 0; i < net->nparams; i++)
+            g[i] *= f;
+    }
+    return norm;
 }
 
 void ns_net_agc(ns_net *net, double lambda)

@@ -536,20 +536,8 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         }
         ns_net_zero_grad(T.net);
         ns_net_backward(T.net, T.dlogits);
-        double g2 = 0;
-        const ns_real *gr = T.net->grads;
-#pragma omp simd reduction(+ : g2)
-        for (size_t i = 0; i < T.net->nparams; i++)
-            g2 += (double)gr[i] * gr[i];
-        /* Global-norm clipping as torch.nn.utils.clip_grad_norm_ (the history
-         * keeps the norm before clipping). */
-        if (T.cfg.clip > 0 && sqrt(g2) > T.cfg.clip) {
-            ns_real f = (ns_real)(T.cfg.clip / (sqrt(g2) + 1e-6));
-            ns_real *gw = T.net->grads;
-#pragma omp simd
-            for (size_t i = 0; i < T.net->nparams; i++)
-                gw[i] *= f;
-        }
+        /* The history keeps the norm before clipping. */
+        double gnorm = ns_net_clip_grad(T.net, T.cfg.clip);
         if (agc)
             ns_net_agc(T.net, T.cfg.net.agc);
         double lr = ns_schedule_lr(&T.cfg, step, spe, total);
@@ -569,7 +557,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
             T.wrow[k] = sqrt(s);
         }
         double row[S_NCOL] = {(double)step, (double)epoch, loss, (double)hits / (double)n,
-                              lr, sqrt(g2), (double)act_bytes};
+                              lr, gnorm, (double)act_bytes};
         if ((st = ns_table_append(&T.ts, row, T.wrow)))
             break;
         if (T.nm) {
