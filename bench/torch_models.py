@@ -64,6 +64,12 @@ class FRN(nn.Module):
         return torch.max(y, self.tau)
 
 
+def _act(norm):
+    """The activation after a norm slot: FRN's TLU takes the place of the
+    ReLU (normscope's default; its --frn-relu keeps it)."""
+    return [] if norm == "frn" else [nn.ReLU()]
+
+
 def _norm2d(norm, c):
     """normscope's conv norm layers: gn takes 32 groups (or fewer, dividing C)."""
     if norm == "bn":
@@ -99,14 +105,14 @@ def build_cnn(norm="bn"):
         layers.append(nn.Conv2d(cin, cout, 3, stride=stride, padding=1))
         if norm != "none":
             layers.append(_norm2d(norm, cout))
-        layers.append(nn.ReLU())
+        layers += _act(norm)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
     return nn.Sequential(*layers)
 
 
 class ResBlock(nn.Module):
     """normscope's residual block res:C[/S]: ReLU(branch(x) + shortcut(x)) with
-    branch conv3x3(s), norm, ReLU, conv3x3, norm and shortcut the identity
+    branch conv3x3(s), norm, ReLU (none after FRN), conv3x3, norm and shortcut the identity
     when the shapes match, else conv1x1(s, p=0), norm.  Empty norm slots
     (norm 'none') are left out."""
 
@@ -115,7 +121,7 @@ class ResBlock(nn.Module):
         layers = [nn.Conv2d(cin, cout, 3, stride=stride, padding=1)]
         if norm != "none":
             layers.append(_norm2d(norm, cout))
-        layers += [nn.ReLU(), nn.Conv2d(cout, cout, 3, stride=1, padding=1)]
+        layers += _act(norm) + [nn.Conv2d(cout, cout, 3, stride=1, padding=1)]
         if norm != "none":
             layers.append(_norm2d(norm, cout))
         self.branch = nn.Sequential(*layers)
@@ -135,7 +141,7 @@ def build_resnet8(norm="bn"):
     layers = [nn.Conv2d(1, 16, 3, stride=1, padding=1)]
     if norm != "none":
         layers.append(_norm2d(norm, 16))
-    layers.append(nn.ReLU())
+    layers += _act(norm)
     for cin, cout, stride in ((16, 16, 1), (16, 32, 2), (32, 64, 2)):
         layers.append(ResBlock(cin, cout, stride, norm))
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]

@@ -813,6 +813,53 @@ START_TEST(test_ln_in_are_gn)
 }
 END_TEST
 
+/* FRN + TLU take the place of BN + ReLU: the builder leaves out a relu right
+ * after an FRN layer (not one after a residual add or an explicit bn slot),
+ * and --frn-relu keeps it. */
+static size_t count_kind(const ns_net *net, const char *kind)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < net->nlayers; i++)
+        k += !strcmp(net->layers[i].ops->kind, kind);
+    return k;
+}
+
+START_TEST(test_frn_tlu_replaces_relu)
+{
+    static const struct { const char *arch; size_t relu, relu_kept, frn; } tlu_cases[] = {
+        {"cnn", 0, 3, 3},
+        {"mlp:8x2", 0, 2, 2},
+        {"resnet8", 3, 7, 9},   /* the relu after each residual add stays */
+        {"conv3x3:4,norm,relu,conv3x3:4,bn,relu,gap,fc:out", 1, 2, 1},
+        {"conv3x3:4,norm,tanh,gap,fc:out", 0, 0, 1},
+    };
+    for (size_t k = 0; k < sizeof tlu_cases / sizeof *tlu_cases; k++)
+        for (int keep = 0; keep < 2; keep++) {
+            ns_net_opts o;
+            ns_net_opts_default(&o);
+            snprintf(o.norm, sizeof o.norm, "frn");
+            o.frn_relu = keep;
+            o.max_batch = 2;
+            ns_net *net = NULL;
+            ck_assert_int_eq(ns_net_build(tlu_cases[k].arch, &o, 1, 8, 8, 10, &net), NS_OK);
+            ck_assert_uint_eq(count_kind(net, "frn"), tlu_cases[k].frn);
+            ck_assert_msg(count_kind(net, "relu") == (keep ? tlu_cases[k].relu_kept : tlu_cases[k].relu),
+                          "%s, frn_relu %d: %zu relu layers", tlu_cases[k].arch, keep,
+                          count_kind(net, "relu"));
+            ns_net_free(net);
+        }
+    /* Other methods keep every relu. */
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    snprintf(o.norm, sizeof o.norm, "gn");
+    o.max_batch = 2;
+    ns_net *net = NULL;
+    ck_assert_int_eq(ns_net_build("cnn", &o, 1, 8, 8, 10, &net), NS_OK);
+    ck_assert_uint_eq(count_kind(net, "relu"), 3);
+    ns_net_free(net);
+}
+END_TEST
+
 /* FRN forward by hand: z = max(gamma x / sqrt(nu2 + eps) + beta, tau);
  * learned eps (a parameter "eps", init 1e-4, used as |eps| + eps0) on 1x1
  * maps only; --frn-eps sets eps0. */
@@ -1240,6 +1287,7 @@ static Suite *norm_suite(void)
     tcase_add_test(tc, test_gn_fallback_equals_divisor);
     tcase_add_test(tc, test_ln_in_are_gn);
     tcase_add_test(tc, test_frn_by_hand);
+    tcase_add_test(tc, test_frn_tlu_replaces_relu);
     tcase_add_test(tc, test_no_batch_dependence);
     tcase_add_test(tc, test_acc);
     suite_add_tcase(s, tc);

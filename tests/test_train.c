@@ -154,6 +154,7 @@ START_TEST(test_config_roundtrip)
     ck_assert_double_eq(d.lr, 0.0123);
     ck_assert_double_eq(d.wd, 5e-4);
     ck_assert_double_eq(d.clip, 2.5);
+    ck_assert_int_eq(d.net.frn_relu, 0);   /* the loader's legacy default is 1 */
     ck_assert_int_eq(d.optim, NS_OPTIM_ADAMW);
     ck_assert_int_eq(d.schedule, NS_SCHED_STEP);
     ck_assert_uint_eq(d.nmilestones, 2);
@@ -177,10 +178,12 @@ START_TEST(test_config_missing_method_options)
     ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "gn_groups", H5P_DEFAULT), 0);
     ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "mabn_buffer", H5P_DEFAULT), 0);
     ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "clip", H5P_DEFAULT), 0);
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "frn_relu", H5P_DEFAULT), 0);
     ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_OK);
     ck_assert_uint_eq(d.net.gn_groups, 32);
     ck_assert_uint_eq(d.net.mabn_buffer, 16);
     ck_assert_double_eq(d.clip, 0);
+    ck_assert_int_eq(d.net.frn_relu, 1);   /* older FRN runs kept the relu */
     /* A core setting that is missing is still an error naming it. */
     ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "lr", H5P_DEFAULT), 0);
     ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_EFORMAT);

@@ -164,6 +164,16 @@ static size_t geom_conv(const ns_net *net, torch_geom *g, size_t li, size_t k, s
     return li + 1;
 }
 
+/* A relu token: the layer, or nothing where FRN's TLU took its place. */
+static size_t geom_relu(const ns_net *net, size_t li)
+{
+    if (li == (size_t)-1)
+        return li;
+    if (li > 0 && kind_is(net, li - 1, "frn") && !net->opts.frn_relu)
+        return li;
+    return geom_expect(net, li, "relu");
+}
+
 /* A normalization slot: the layer there, if any, was filled by `method`. */
 static size_t geom_norm(const ns_net *net, torch_geom *g, size_t li, const char *method)
 {
@@ -208,8 +218,7 @@ static int torch_geometry(const ns_net *net, torch_geom *g)
             s = *e == '/' ? strtoul(e + 1, NULL, 10) : 1;
             li = geom_conv(net, g, li, 3, s, 1);
             li = geom_norm(net, g, li, slot);
-            if (li != (size_t)-1)
-                li = geom_expect(net, li, "relu");
+            li = geom_relu(net, li);
             li = geom_conv(net, g, li, 3, 1, 1);
             li = geom_norm(net, g, li, slot);
             /* MimicNorm's scalar ends the branch */
@@ -223,6 +232,8 @@ static int torch_geometry(const ns_net *net, torch_geom *g)
                 li = geom_expect(net, li, "add");
             if (li != (size_t)-1)
                 li = geom_expect(net, li, "relu");
+        } else if (strcmp(t, "relu") == 0) {
+            li = geom_relu(net, li);
         } else if (strcmp(t, "norm") == 0 || strcmp(t, "bn") == 0) {
             li = geom_norm(net, g, li, t[0] == 'b' ? "bn" : slot);
         } else if (strncmp(t, "lrelu", 5) == 0) {

@@ -155,6 +155,8 @@ typedef struct ns_net_opts {
     double psbn_alpha;     /* psBN post-shift (0.1) */
     double fct;            /* UBN condensation threshold (0.9); running stats skip above */
     double frn_eps;        /* FRN eps0 (1e-6) */
+    int frn_relu;          /* 1: keep a relu right after an FRN slot; 0 (default): the
+                              TLU takes its place, the paper's FRN + TLU for BN + ReLU */
     size_t brn_warmup;     /* BRN: steps with r = 1, d = 0 (500) */
     size_t brn_ramp;       /* BRN: steps of the linear ramp to rmax 3, dmax 5 (2000) */
     double ic_drop;        /* IC layer dropout probability (0.05) */

@@ -19,7 +19,9 @@ enum ns_norm_flags {
     NS_NORM_STD_W = 32,       /* Weight Standardization inside the forward pass */
     NS_NORM_IC = 64,          /* IC layer: BN + dropout after every activation */
     NS_NORM_SCALED_W = 128,   /* scaled WS on conv and hidden dense layers */
-    NS_NORM_AGC = 256         /* adaptive gradient clipping before each step */
+    NS_NORM_AGC = 256,        /* adaptive gradient clipping before each step */
+    NS_NORM_TLU = 512         /* the slot ends in an activation: a relu after it is
+                                 dropped unless ns_net_opts.frn_relu */
 };
 
 typedef struct ns_norm_method {

@@ -33,7 +33,8 @@ static const char usage_text[] =
     "  --help-norm NAME   what a method does and the options it reads\n"
     "  --init I           torch (default), he-normal, he-uniform, xavier, gauss:SW2,SB2,\n"
     "                     mimic (N(0, 2/((n-1)(1-1/pi))); the default of mimic and wm)\n"
-    "  --gn-groups G --psbn-alpha A --fct TAU --frn-eps E --wm-all --res-scale paper|code\n"
+    "  --gn-groups G --psbn-alpha A --fct TAU --frn-eps E --frn-relu --wm-all\n"
+    "  --res-scale paper|code\n"
     "  --brn-warmup S --brn-ramp S --ic-drop P --mabn-real-batch R --mabn-buffer S\n"
     "  --mabn-warmup N --agc LAMBDA --bkn-p P --bkn-samples K --pn-warmup S\n"
     "                     options of methods (--help-norm NAME says which reads what)\n"
@@ -79,7 +80,7 @@ enum {
     O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_CLIP, O_B1, O_B2,
     O_AEPS, O_SCHED, O_WARMUP, O_EPOCHS, O_STEPS, O_BATCH, O_SEED, O_FORCE, O_CKEVERY,
     O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS, O_HELPNORM, O_GNG, O_PSA,
-    O_FCT, O_FRNEPS, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNR, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_PNW
+    O_FCT, O_FRNEPS, O_FRNRELU, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNR, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_PNW
 };
 
 static const struct option options[] = {
@@ -122,6 +123,7 @@ static const struct option options[] = {
     {"psbn-alpha", required_argument, NULL, O_PSA},
     {"fct", required_argument, NULL, O_FCT},
     {"frn-eps", required_argument, NULL, O_FRNEPS},
+    {"frn-relu", no_argument, NULL, O_FRNRELU},
     {"wm-all", no_argument, NULL, O_WMALL},
     {"brn-warmup", required_argument, NULL, O_BRNW},
     {"ic-drop", required_argument, NULL, O_ICDROP},
@@ -255,6 +257,7 @@ int cmd_train(int argc, char **argv)
         case O_PSA: bad = ns_cli_double("train", "--psbn-alpha", optarg, &c.net.psbn_alpha); break;
         case O_FCT: bad = ns_cli_double("train", "--fct", optarg, &c.net.fct); break;
         case O_FRNEPS: bad = ns_cli_double("train", "--frn-eps", optarg, &c.net.frn_eps); break;
+        case O_FRNRELU: c.net.frn_relu = 1; break;
         case O_WMALL: c.net.wm_all = 1; break;
         case O_PNW: bad = ns_cli_size("train", "--pn-warmup", optarg, &c.net.pn_warmup); break;
         case O_BKNP: bad = ns_cli_double("train", "--bkn-p", optarg, &c.net.bkn_p); break;

@@ -139,6 +139,11 @@ static int add_conv(builder *b, int src, size_t cout, size_t k, size_t s, size_t
 
 static int add_act(builder *b, const char *kind, double alpha)
 {
+    /* FRN's TLU is the activation of its slot (FRN + TLU replace BN + ReLU):
+     * a relu right after it is left out unless --frn-relu. */
+    if ((b->method->flags & NS_NORM_TLU) && !b->net->opts.frn_relu && !strcmp(kind, "relu") &&
+        b->cur >= 0 && !strcmp(b->net->layers[b->cur].ops->kind, "frn"))
+        return NS_OK;
     ns_layer *L = new_layer(b, b->cur);
     int st = commit_layer(b, L, ns_act_create(L, kind, alpha));
     if (st || !(b->method->flags & NS_NORM_IC))

@@ -8,9 +8,10 @@
  * about sign(x), whose gradient vanishes; there the paper's remedy is used:
  * eps = |eps_learned| + eps0 with eps_learned a parameter (initialised to
  * 1e-4; METHODS.md).  Larger maps use the fixed eps0 (1e-6).
- * The TLU is part of this layer, so the slot's following ReLU still
- * applies; the FRN paper replaces it, which `--arch` strings can do by
- * leaving the relu out.
+ * The TLU is part of this layer and is the slot's activation, as in the
+ * paper (FRN + TLU replace BN + ReLU): the network builder leaves out a relu
+ * that directly follows an FRN layer, unless ns_net_opts.frn_relu keeps it
+ * (max(max(y, tau), 0), i.e. a TLU with tau clamped at 0).
  */
 #include "normscope/norm.h"
 

@@ -126,12 +126,14 @@ static const ns_norm_method methods[] = {
      "Ulyanov et al. 2016", create_in,
      "--bn-eps E (1e-5); default --lr 0.2 (one epoch of the cnn: 74.1% at 0.05, 83.4% at 0.2)",
      0, 0.2, 0, 0},
-    {"frn", "filter response normalization + TLU; learned eps on 1x1 maps (--frn-eps)",
+    {"frn", "filter response normalization + TLU, which takes the place of the slot's relu; "
+            "learned eps on 1x1 maps (--frn-eps)",
      "Singh & Krishnan, CVPR 2020", create_frn,
-     "--frn-eps E (1e-6; eps0 of the learned |eps| + eps0 on 1x1 maps); default recipe "
-     "--lr 0.3 --warmup 300 --clip 2, normscope's choice (one epoch, seed 1: cnn 75.1% at "
-     "lr 0.05, 81.2% with the recipe; resnet8 79.5% and 83.3%, 78.4% without --clip)",
-     0, 0.3, 300, 2},
+     "--frn-eps E (1e-6; eps0 of the learned |eps| + eps0 on 1x1 maps); --frn-relu keeps a "
+     "relu that follows the slot (max(TLU, 0): tau clamped at 0); default recipe "
+     "--lr 0.3 --warmup 300 --clip 2, normscope's choice (one epoch, seed 1: cnn 75.9% at "
+     "lr 0.05, 82.9% with the recipe; resnet8 81.1% and 83.9%)",
+     NS_NORM_TLU, 0.3, 300, 2},
     {"mimic", "MimicNorm: weight mean (projection) + last BN on the logits, no other norm "
               "layers, residual-branch scalars, weight-mean initialisation",
      "Fei et al., AAAI 2021", NULL,

@@ -202,6 +202,7 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "psbn_alpha", c->net.psbn_alpha);
     if (!st) st = ns_h5_attr_double(fid, g, "fct", c->net.fct);
     if (!st) st = ns_h5_attr_double(fid, g, "frn_eps", c->net.frn_eps);
+    if (!st) st = ns_h5_attr_int(fid, g, "frn_relu", c->net.frn_relu);
     if (!st) st = ns_h5_attr_int(fid, g, "wm_all", c->net.wm_all);
     if (!st) st = ns_h5_attr_double(fid, g, "ic_drop", c->net.ic_drop);
     if (!st) st = ns_h5_attr_double(fid, g, "agc", c->net.agc);
@@ -300,6 +301,8 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = opt_double(fid, g, "psbn_alpha", &c->net.psbn_alpha);
     if (!st) st = opt_double(fid, g, "fct", &c->net.fct);
     if (!st) st = opt_double(fid, g, "frn_eps", &c->net.frn_eps);
+    c->net.frn_relu = 1; /* runs written before the attribute kept the relu */
+    if (!st) st = opt_int(fid, g, "frn_relu", &c->net.frn_relu);
     if (!st) st = opt_int(fid, g, "wm_all", &c->net.wm_all);
     if (!st) st = opt_double(fid, g, "ic_drop", &c->net.ic_drop);
     if (!st) st = opt_double(fid, g, "agc", &c->net.agc);
