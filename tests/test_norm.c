@@ -820,7 +820,7 @@ static size_t count_kind(const ns_net *net, const char *kind)
 {
     size_t k = 0;
     for (size_t i = 0; i < net->nlayers; i++)
-        k += !strcmp(net->layers[i].ops->kind, kind);
+        k += ns_test_is_kind(&net->layers[i], kind) != 0;
     return k;
 }
 

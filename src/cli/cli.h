@@ -47,6 +47,10 @@ int ns_cli_bad_option(const char *cmd, const struct option *opts, int c, char **
  * only (no sign or blank).  On error print a usage error naming the option
  * and return -1. */
 int ns_cli_double(const char *cmd, const char *opt, const char *s, double *v);
+/* The same integer rule without a message: 0, or -1 for anything but
+ * decimal digits in range (strtoull alone takes blanks and signs, and wraps
+ * " -3" round to 2^64 - 3). */
+int ns_cli_parse_u64(const char *s, uint64_t *v);
 int ns_cli_size(const char *cmd, const char *opt, const char *s, size_t *v);
 int ns_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *v);
 /* --threads: an integer in 1..NS_CLI_MAX_THREADS. */

@@ -507,10 +507,8 @@ int cmd_ntk(int argc, char **argv)
             char *copy = ns_cli_list_ok(ckpt) ? strdup(ckpt) : NULL, *save = NULL;
             for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !st;
                  t = strtok_r(NULL, ",", &save)) {
-                char *end;
-                errno = 0;
-                unsigned long long v = strtoull(t, &end, 10);
-                if (*t < '0' || *t > '9' || *end || errno || nsteps >= 64) {
+                uint64_t v;
+                if (ns_cli_parse_u64(t, &v) || nsteps >= 64) {
                     free(copy);
                     ns_free(steps);
                     ns_free(have);
@@ -527,11 +525,12 @@ int cmd_ntk(int argc, char **argv)
                         u += (size_t)snprintf(list + u, sizeof list - u, "%s%llu", q ? ", " : "",
                                               (unsigned long long)have[q]);
                     st = ns_error(NS_EINVAL, "no checkpoint at step %llu in '%s' (it has %s)",
-                                  v, path, list);
+                                  (unsigned long long)v, path, list);
                 }
                 for (size_t q = 0; !st && q < nsteps; q++)
                     if (steps[q] == v)
-                        st = ns_error(NS_EINVAL, "--ckpt names step %llu twice", v);
+                        st = ns_error(NS_EINVAL, "--ckpt names step %llu twice",
+                                      (unsigned long long)v);
                 steps[nsteps++] = v;
             }
             free(copy);

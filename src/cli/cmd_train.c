@@ -284,14 +284,16 @@ int cmd_train(int argc, char **argv)
         return ns_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (steps_set && !epochs_set)
         c.epochs = 0;
-    if (!init_set && (ns_norm_find(c.net.norm)->flags & NS_NORM_MIMIC_INIT))
+    /* The method's own defaults (a resumed run keeps its configuration). */
+    const ns_norm_method *method = ns_norm_find(c.net.norm);
+    if (!init_set && (method->flags & NS_NORM_MIMIC_INIT))
         c.init.kind = NS_INIT_MIMIC;
-    if (!lr_set && !resume && ns_norm_find(c.net.norm)->lr > 0)
-        c.lr = ns_norm_find(c.net.norm)->lr;
+    if (!lr_set && !resume && method->lr > 0)
+        c.lr = method->lr;
     if (!warmup_set && !resume)
-        c.warmup = ns_norm_find(c.net.norm)->warmup;
+        c.warmup = method->warmup;
     if (!clip_set && !resume)
-        c.clip = ns_norm_find(c.net.norm)->clip;
+        c.clip = method->clip;
     if (resume && !out)
         out = resume;
     if (!out)

@@ -99,9 +99,7 @@ int ns_cli_bad_option(const char *cmd, const struct option *opts, int c, char **
     return ns_cli_usage_error(cmd, "unknown option '%s'", arg);
 }
 
-/* A decimal integer, digits only (strtoull alone takes blanks and signs,
- * and wraps " -3" round to 2^64 - 3). */
-static int parse_u64(const char *s, uint64_t *v)
+int ns_cli_parse_u64(const char *s, uint64_t *v)
 {
     if (*s < '0' || *s > '9')
         return -1;
@@ -142,7 +140,7 @@ int ns_cli_size(const char *cmd, const char *opt, const char *s, size_t *v)
 
 int ns_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *v)
 {
-    if (parse_u64(s, v)) {
+    if (ns_cli_parse_u64(s, v)) {
         ns_cli_usage_error(cmd, "%s expects a non-negative integer, got '%s'", opt, s);
         return -1;
     }
@@ -158,7 +156,7 @@ int ns_cli_list_ok(const char *s)
 int ns_cli_threads(const char *cmd, const char *s, int *t)
 {
     uint64_t x;
-    if (parse_u64(s, &x) || x < 1 || x > NS_CLI_MAX_THREADS) {
+    if (ns_cli_parse_u64(s, &x) || x < 1 || x > NS_CLI_MAX_THREADS) {
         ns_cli_usage_error(cmd, "--threads must be an integer in 1..%d, got '%s'",
                            NS_CLI_MAX_THREADS, s);
         return -1;

@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The presets, listed for --help and by name; ns_arch_expand expands them. */
 static const char *presets =
     "mlp[:WxD] (784-512-512-10), deepmlp[:WxD] (50 hidden layers of 512), cnn, "
     "vgg11-s, vgg16-s, resnet8, resnet20";
+static const char *const names[] = {"mlp", "deepmlp", "cnn", "vgg11-s", "vgg16-s",
+                                    "resnet8", "resnet20"};
 
 const char *ns_arch_presets(void)
 {
@@ -94,8 +97,6 @@ static int expand_resnet(size_t blocks, char *buf, size_t len)
 /* 1 when the token t[0..n) names a preset, with or without ":ARGS". */
 static int names_preset(const char *t, size_t n)
 {
-    static const char *const names[] = {"mlp", "deepmlp", "cnn", "vgg11-s", "vgg16-s",
-                                        "resnet8", "resnet20"};
     const char *colon = memchr(t, ':', n);
     size_t nl = colon ? (size_t)(colon - t) : n;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
