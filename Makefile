@@ -18,9 +18,13 @@ endif
 endif
 
 B := build/$(PRECISION)$(if $(SAN),-san)
-PKGS := hdf5 lapacke inih zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) openblas check 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) openblas 2>/dev/null) -lhdf5_hl -lgsl -larpack
+PKGS := hdf5 lapacke inih zlib openblas check
+# pkg-config prints nothing when any one package is missing, so the flags are
+# read here only to build; the targets that install (check, demo, bench) run
+# deps first and then a sub-make, which reads them again.
+PKG_MISSING := $(shell for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || printf '%s ' $$p; done)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs hdf5 lapacke inih zlib openblas 2>/dev/null) -lhdf5_hl -lgsl -larpack
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 CC ?= cc
@@ -45,16 +49,22 @@ TESTS := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIBA := $(B)/libnormscope.a
 BIN := $(B)/normscope
 
-.PHONY: all lib tests check check-one bench demo deps install clean
+.PHONY: all lib tests check check-one bench bench-one demo demo-one deps have-deps install clean
 .SECONDARY:
-all: $(BIN)
+all: have-deps $(BIN)
 ifeq ($(PRECISION)$(SAN),float)
 	@ln -sf $(BIN) normscope
 endif
 
 lib: $(LIBA)
 
-$(B)/obj/%.o: %.c
+# A clear stop instead of 'hdf5.h: No such file or directory'.
+have-deps:
+ifneq ($(strip $(PKG_MISSING)),)
+	@echo "normscope: pkg-config finds no: $(PKG_MISSING)- run 'make deps' (or 'make check' / 'make demo', which run it)" >&2; exit 2
+endif
+
+$(B)/obj/%.o: %.c | have-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
@@ -87,10 +97,16 @@ $(BENCH_BIN): $(B)/obj/bench/ns_throughput.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS)
 
-bench: deps all $(BENCH_BIN)
+bench: deps
+	$(MAKE) bench-one
+
+bench-one: all $(BENCH_BIN)
 	PYTHON=$(PYTHON) NS_BIN=$(abspath $(BIN)) NS_THROUGHPUT=$(abspath $(BENCH_BIN)) sh bench/run.sh
 
-demo: deps all
+demo: deps
+	$(MAKE) demo-one
+
+demo-one: all
 	PYTHON=$(PYTHON) sh analyses/demo.sh $(abspath $(BIN))
 
 deps:
