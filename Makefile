@@ -17,7 +17,9 @@ $(error PRECISION must be float or double)
 endif
 endif
 
-B := build/$(PRECISION)$(if $(SAN),-san)
+BUILD ?= build
+B := $(BUILD)/$(PRECISION)$(if $(SAN),-san)
+DEPS_CMD ?= sh .ci/deps
 PKGS := hdf5 lapacke inih zlib openblas check
 # pkg-config prints nothing when any one package is missing, so the flags are
 # read here only to build; the targets that install (check, demo, bench) run
@@ -49,10 +51,10 @@ TESTS := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIBA := $(B)/libnormscope.a
 BIN := $(B)/normscope
 
-.PHONY: all lib tests check check-one bench bench-one demo demo-one deps have-deps install clean
+.PHONY: all build lib tests check check-one bench bench-one demo demo-one deps have-deps install clean
 .SECONDARY:
 all: have-deps $(BIN)
-ifeq ($(PRECISION)$(SAN),float)
+ifeq ($(PRECISION)$(SAN)$(BUILD),floatbuild)
 	@ln -sf $(BIN) normscope
 endif
 
@@ -109,8 +111,13 @@ demo: deps
 demo-one: all
 	PYTHON=$(PYTHON) sh analyses/demo.sh $(abspath $(BIN))
 
+# The targets a fresh machine starts with install first, then build in a
+# sub-make (which runs pkg-config again, now that the packages are there).
+build: deps
+	$(MAKE) all
+
 deps:
-	@sh .ci/deps
+	@$(DEPS_CMD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
