@@ -254,11 +254,31 @@ START_TEST(test_checkpoint_roundtrip)
     ck_assert_uint_eq(n, 1);
     ck_assert_uint_eq(steps[0], 42);
     ns_free(steps);
-    /* A NaN weight is refused on load. */
+    /* A NaN weight is refused on load, as bad input naming the data set. */
     a->params[3] = (ns_real)NAN;
     ck_assert_int_eq(ns_run_write_checkpoint(f.fid, a, 43), NS_OK);
-    ck_assert_int_eq(ns_run_read_checkpoint(f.fid, b, 43), NS_ENUMERIC);
-    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "non-finite"));
+    ck_assert_int_eq(ns_run_read_checkpoint(f.fid, b, 43), NS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "/checkpoints/43/params/00-conv/weight holds "
+                                 "non-finite values"));
+    /* A weight of the right size in another shape is refused too. */
+    a->params[3] = 0;
+    ck_assert_int_eq(ns_run_write_checkpoint(f.fid, a, 44), NS_OK);
+    size_t td[4] = {1, 32, 3, 3};
+    ck_assert_int_eq(ns_h5_write_real(f.fid, "/checkpoints/44/params/00-conv/weight", 4, td,
+                                      a->layers[0].param[0].data), NS_OK);
+    ck_assert_int_eq(ns_run_read_checkpoint(f.fid, b, 44), NS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "/checkpoints/44/params/00-conv/weight has shape "
+                                 "1x32x3x3, the architecture's is 32x1x3x3"));
+    /* A negative running variance (a state flagged non-negative) is refused. */
+    ns_layer *bn = &a->layers[1];
+    ck_assert_str_eq(bn->state[1].name, "running_var");
+    ck_assert_uint_eq(bn->state[1].flags, NS_TENSOR_NONNEG);
+    ck_assert_uint_eq(bn->state[0].flags, 0);
+    bn->state[1].data[2] = -1;
+    ck_assert_int_eq(ns_run_write_checkpoint(f.fid, a, 45), NS_OK);
+    ck_assert_int_eq(ns_run_read_checkpoint(f.fid, b, 45), NS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "/checkpoints/45/state/01-bn/running_var holds "
+                                 "negative values"));
     ck_assert_int_eq(ns_h5out_commit(&f), NS_OK);
     /* Committed file is in place; the temporary is gone. */
     hid_t fid;
