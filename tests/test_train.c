@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "normscope/norm.h"
 #include "normscope/train.h"
 #include "testutil.h"
 
@@ -358,6 +359,229 @@ START_TEST(test_clip)
 }
 END_TEST
 
+/* ------------------------------------------------ the option table */
+
+/* A pointer to the field of table entry o in c. */
+static void *opt_field(const ns_train_opt *o, ns_train_config *c)
+{
+    return (o->flags & NS_OPT_NET ? (char *)&c->net : (char *)c) + o->offset;
+}
+
+/* Stores v in the field if its type can hold it; 0 if it cannot. */
+static int opt_store(const ns_train_opt *o, ns_train_config *c, double v)
+{
+    void *p = opt_field(o, c);
+    switch (o->type) {
+    case NS_OPT_DOUBLE: *(double *)p = v; return 1;
+    case NS_OPT_SIZE:
+        if (!(v >= 0 && v < 1.8e19) || v != floor(v)) return 0;
+        *(size_t *)p = (size_t)v; return 1;
+    case NS_OPT_INT:
+        if (!(v >= -2e9 && v <= 2e9) || v != floor(v)) return 0;
+        *(int *)p = (int)v; return 1;
+    case NS_OPT_U64: return 0;
+    }
+    return 0;
+}
+
+/* Writes v as the /config attribute of o: an integer type for whole
+ * values of integer options (as normscope writes them), else a double. */
+static void opt_attr(hid_t fid, const ns_train_opt *o, double v)
+{
+    if (o->type != NS_OPT_DOUBLE && isfinite(v) && v == floor(v) && fabs(v) < 9e18)
+        ck_assert_int_eq(ns_h5_attr_int(fid, "/config", o->key, (int64_t)v), NS_OK);
+    else
+        ck_assert_int_eq(ns_h5_attr_double(fid, "/config", o->key, v), NS_OK);
+}
+
+static const char *opt_name(const ns_train_opt *o)
+{
+    return o->option ? o->option : o->key;
+}
+
+/* v is refused by every path: the check (from the command line and, unless
+ * it is the unset value, from files), the command-line parser, the struct
+ * check and /config loading, each naming the option or key. */
+static void opt_refused(const ns_train_opt *o, double v, hid_t fid)
+{
+    char why[256], txt[64];
+    ns_train_config c, d;
+    ck_assert_msg(ns_train_opt_check(o, v, 1, why, sizeof why) != 0,
+                  "%s accepts %.17g on the command line", opt_name(o), v);
+    int unset = (o->flags & NS_OPT_UNSET) && v == o->unset;
+    if (!unset)
+        ck_assert_msg(ns_train_opt_check(o, v, 0, why, sizeof why) != 0,
+                      "%s accepts %.17g", opt_name(o), v);
+    if (o->option) {
+        ns_train_config_default(&c);
+        snprintf(txt, sizeof txt, "%.17g", v);
+        ck_assert_msg(ns_train_opt_parse(o, txt, &c) == NS_EINVAL,
+                      "%s accepts '%s' on the command line", o->option, txt);
+        ck_assert_msg(strstr(ns_errmsg(), o->option), "%s: %s", o->option, ns_errmsg());
+    }
+    if (unset)
+        return;
+    ns_train_config_default(&c);
+    if (opt_store(o, &c, v)) {
+        ck_assert_msg(ns_train_config_check(&c) == NS_EINVAL,
+                      "ns_train_config_check accepts %s = %.17g", opt_name(o), v);
+        ck_assert_msg(strstr(ns_errmsg(), opt_name(o)), "%s: %s", opt_name(o), ns_errmsg());
+    }
+    /* a seed of -1 in a file is 2^64 - 1, written as int64 */
+    if (o->type == NS_OPT_U64 && v == floor(v))
+        return;
+    opt_attr(fid, o, v);
+    ck_assert_msg(ns_train_config_load(fid, &d) == NS_EFORMAT,
+                  "/config accepts %s = %.17g", o->key, v);
+    char key[64];
+    snprintf(key, sizeof key, "'%s'", o->key);
+    ck_assert_msg(strstr(ns_errmsg(), key) && strstr(ns_errmsg(), ns_h5_name(fid)),
+                  "%s: %s", o->key, ns_errmsg());
+}
+
+/* v is accepted by the parser (when typed), the struct check and /config
+ * loading, and loads back as v. */
+static void opt_accepted(const ns_train_opt *o, double v, int typed, hid_t fid)
+{
+    char why[256], txt[64];
+    ns_train_config c, d;
+    ck_assert_msg(ns_train_opt_check(o, v, typed, why, sizeof why) == 0, "%s refuses %.17g: %s",
+                  opt_name(o), v, why);
+    if (o->option && typed) {
+        ns_train_config_default(&c);
+        snprintf(txt, sizeof txt, o->type == NS_OPT_DOUBLE ? "%.17g" : "%.0f", v);
+        ck_assert_msg(ns_train_opt_parse(o, txt, &c) == NS_OK, "%s refuses '%s': %s",
+                      o->option, txt, ns_errmsg());
+        ck_assert_double_eq(ns_train_opt_get(o, &c), v);
+    }
+    ns_train_config_default(&c);
+    ck_assert(opt_store(o, &c, v));
+    /* what ties settings together: a norm group within the batch, a length */
+    if (!strcmp(o->key, "norm_group"))
+        c.batch = c.net.norm_group ? c.net.norm_group : 1;
+    if (!c.epochs && !c.steps)
+        c.steps = 1;
+    ck_assert_msg(ns_train_config_check(&c) == NS_OK, "%s = %.17g: %s", opt_name(o), v,
+                  ns_errmsg());
+    ck_assert_int_eq(ns_h5_attr_int(fid, "/config", "batch", (int64_t)c.batch), NS_OK);
+    ck_assert_int_eq(ns_h5_attr_int(fid, "/config", "steps", (int64_t)c.steps), NS_OK);
+    opt_attr(fid, o, v);
+    ck_assert_msg(ns_train_config_load(fid, &d) == NS_OK, "/config %s = %.17g: %s", o->key, v,
+                  ns_errmsg());
+    /* MABN's buffer 0 (the rule) is resolved on loading, as training resolves it */
+    double want = !strcmp(o->key, "mabn_buffer") && v == 0 ? (double)ns_mabn_buffer_size(&c.net)
+                                                           : v;
+    ck_assert_msg(ns_train_opt_get(o, &d) == want, "/config %s = %.17g loads as %.17g", o->key,
+                  v, ns_train_opt_get(o, &d));
+}
+
+/* Every entry of the table, driven from the table: non-finite values,
+ * values just outside each finite bound, non-integers for integer options
+ * and the unset value on the command line are refused by the parser, the
+ * struct check and /config loading alike; the bounds themselves (when
+ * closed) and the defaults are accepted. */
+START_TEST(test_option_table)
+{
+    ns_train_config def;
+    ns_train_config_default(&def);
+    ck_assert_int_gt(ns_train_opt_count(), 30);
+    ck_assert_ptr_null(ns_train_opt_at(ns_train_opt_count()));
+    ck_assert_ptr_eq(ns_train_opt_find("--adam-eps"), ns_train_opt_find("adam_eps"));
+    ck_assert_ptr_null(ns_train_opt_find("--bogus"));
+    ns_h5out f;
+    ck_assert_int_eq(ns_h5out_create(&f, ns_test_path("opts.h5"), 1), NS_OK);
+    ck_assert_int_eq(ns_train_config_save(f.fid, &def), NS_OK);
+    for (size_t i = 0; i < ns_train_opt_count(); i++) {
+        const ns_train_opt *o = ns_train_opt_at(i);
+        ck_assert_ptr_eq(ns_train_opt_find(o->key), o);
+        if (o->option)
+            ck_assert_ptr_eq(ns_train_opt_find(o->option), o);
+        double bad[8];
+        size_t nb = 0;
+        bad[nb++] = NAN;
+        bad[nb++] = INFINITY;
+        bad[nb++] = -INFINITY;
+        int integer = o->type != NS_OPT_DOUBLE;
+        if (o->type == NS_OPT_U64) {
+            bad[nb++] = -1;
+            bad[nb++] = 2.5;
+        } else {
+            if (isfinite(o->min))
+                bad[nb++] = o->flags & NS_OPT_MIN_OPEN ? o->min
+                            : integer ? o->min - 1 : nextafter(o->min, -INFINITY);
+            if (isfinite(o->max))
+                bad[nb++] = o->flags & NS_OPT_MAX_OPEN ? o->max
+                            : integer ? o->max + 1 : nextafter(o->max, INFINITY);
+            if (integer)
+                bad[nb++] = o->min + 0.5;
+            if (o->flags & NS_OPT_UNSET)
+                bad[nb++] = o->unset;   /* refused when typed, accepted from files */
+        }
+        for (size_t k = 0; k < nb; k++)
+            opt_refused(o, bad[k], f.fid);
+        double dv = ns_train_opt_get(o, &def);
+        if (o->type != NS_OPT_U64) {
+            if (isfinite(o->min) && !(o->flags & NS_OPT_MIN_OPEN))
+                opt_accepted(o, o->min, 1, f.fid);
+            if (isfinite(o->max) && !(o->flags & NS_OPT_MAX_OPEN))
+                opt_accepted(o, o->max, 1, f.fid);
+            if (o->flags & NS_OPT_UNSET)
+                opt_accepted(o, o->unset, 0, f.fid);
+            opt_accepted(o, dv, !((o->flags & NS_OPT_UNSET) && dv == o->unset), f.fid);
+        }
+        /* back to the default for the next entry */
+        ck_assert_int_eq(ns_train_config_save(f.fid, &def), NS_OK);
+    }
+    /* Integers are decimal digits on the command line. */
+    ns_train_config c;
+    ns_train_config_default(&c);
+    ck_assert_int_eq(ns_train_opt_parse(ns_train_opt_find("--epochs"), " 3", &c), NS_EINVAL);
+    ck_assert_int_eq(ns_train_opt_parse(ns_train_opt_find("--epochs"), "+3", &c), NS_EINVAL);
+    ck_assert_int_eq(ns_train_opt_parse(ns_train_opt_find("--epochs"), "3.0", &c), NS_EINVAL);
+    ck_assert_int_eq(ns_train_opt_parse(ns_train_opt_find("--seed"),
+                                        "18446744073709551615", &c), NS_OK);
+    ck_assert_uint_eq(c.seed, UINT64_MAX);
+    ck_assert_int_eq(ns_train_opt_parse(ns_train_opt_find("--lr"), "0.1x", &c), NS_EINVAL);
+    ck_assert_str_eq(ns_errmsg(), "--lr expects a number, got '0.1x'");
+    ck_assert_int_eq(ns_train_opt_parse(ns_train_opt_find("--adam-eps"), "-1", &c), NS_EINVAL);
+    ck_assert_str_eq(ns_errmsg(), "--adam-eps must be a finite number > 0, got '-1'");
+    /* A seed from 2^63 up round-trips through its int64 attribute. */
+    ck_assert_int_eq(ns_train_config_save(f.fid, &c), NS_OK);
+    ns_train_config d;
+    ck_assert_int_eq(ns_train_config_load(f.fid, &d), NS_OK);
+    ck_assert_uint_eq(d.seed, UINT64_MAX);
+    ns_h5out_abort(&f);
+}
+END_TEST
+
+/* Settings the table cannot see alone are checked together. */
+START_TEST(test_config_cross_checks)
+{
+    ns_train_config c;
+    ns_train_config_default(&c);
+    snprintf(c.net.norm, sizeof c.net.norm, "xyz");
+    ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "unknown normalization method 'xyz'"));
+    ns_train_config_default(&c);
+    snprintf(c.arch, sizeof c.arch, "mlp,banana");
+    ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
+    ns_train_config_default(&c);
+    c.init.kind = NS_INIT_GAUSS;
+    c.init.sw2 = INFINITY;
+    ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
+    ns_init in;
+    ck_assert_int_eq(ns_parse_init("gauss:inf,0", &in), NS_EINVAL);
+    ck_assert_int_eq(ns_parse_schedule("step:2@inf", &c), NS_EINVAL);
+    ns_train_config_default(&c);
+    c.epochs = 0;
+    ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
+    ns_train_config_default(&c);
+    c.net.norm_group = 256;
+    ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "--norm-group 256 is larger than --batch 128"));
+}
+END_TEST
+
 int main(void)
 {
     ns_set_threads(2);
@@ -373,6 +597,8 @@ int main(void)
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_atomic_refuse);
     tcase_add_test(tc, test_clip);
+    tcase_add_test(tc, test_option_table);
+    tcase_add_test(tc, test_config_cross_checks);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }
