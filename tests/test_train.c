@@ -582,6 +582,150 @@ START_TEST(test_config_cross_checks)
 }
 END_TEST
 
+/* ------------------------------------------------- reading run files */
+
+/* A run of 3 steps (batches of 32) on a small synthetic set: checkpoints
+ * 0 and 3. */
+static void small_run(const char *path, const char *norm, uint64_t seed, size_t epochs,
+                      size_t steps)
+{
+    ns_train_config c;
+    ns_train_config_default(&c);
+    snprintf(c.arch, sizeof c.arch, "fc:12,norm,relu,fc:out");
+    snprintf(c.data, sizeof c.data, "gauss:3:5:96");
+    snprintf(c.net.norm, sizeof c.net.norm, "%s", norm);
+    c.schedule = NS_SCHED_CONST;
+    c.epochs = epochs;
+    c.steps = steps;
+    c.batch = 32;
+    c.seed = seed;
+    c.threads = 2;
+    c.net.gn_groups = 4;   /* GroupNorm of 12 single features would be zero */
+    const ns_norm_method *m = ns_norm_find(norm);
+    if (m->flags & NS_NORM_MIMIC_INIT)
+        c.init.kind = NS_INIT_MIMIC;
+    ns_train_result r;
+    ck_assert_msg(ns_train(&c, NULL, path, 1, "test", &r) == NS_OK, "%s: %s", norm, ns_errmsg());
+}
+
+static void copy_file(const char *src, const char *dst)
+{
+    ck_assert_int_eq(ns_test_system("cp '%s' '%s'", src, dst), 0);
+}
+
+/* A copy of the good run with one thing changed, and the message each
+ * reader must give (ns_run_check and ns_run_load alike). */
+static void damaged(const char *good, int which, const char *want)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s", ns_test_path("damaged.h5"));
+    copy_file(good, p);
+    hid_t fid = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(fid, 0);
+    const char *w = "/checkpoints/3/params/00-dense/weight";
+    const char *rv = "/checkpoints/3/state/01-bn/running_var";
+    double v[64];
+    size_t d1[1] = {12}, d2[2] = {5, 12}, d0[1] = {1};
+    switch (which) {
+    case 0: /* transposed weight: the size matches, the shape does not */
+        ck_assert_int_eq(ns_h5_read_double(fid, w, v, 60), NS_OK);
+        ck_assert_int_eq(ns_h5_write_double(fid, w, 2, d2, v), NS_OK);
+        break;
+    case 1: /* a negative running variance */
+        ck_assert_int_eq(ns_h5_read_double(fid, rv, v, 12), NS_OK);
+        v[4] = -0.25;
+        ck_assert_int_eq(ns_h5_write_double(fid, rv, 1, d1, v), NS_OK);
+        break;
+    case 2: /* an infinite running variance */
+        ck_assert_int_eq(ns_h5_read_double(fid, rv, v, 12), NS_OK);
+        v[0] = INFINITY;
+        ck_assert_int_eq(ns_h5_write_double(fid, rv, 1, d1, v), NS_OK);
+        break;
+    case 3: /* a NaN weight */
+        ck_assert_int_eq(ns_h5_read_double(fid, w, v, 60), NS_OK);
+        v[7] = NAN;
+        ck_assert_int_eq(ns_h5_write_double(fid, w, 2, (size_t[]){12, 5}, v), NS_OK);
+        break;
+    case 4: ck_assert_int_eq(ns_h5_attr_int(fid, ".", "format_version", 2), NS_OK); break;
+    case 5: ck_assert_int_eq(ns_h5_attr_int(fid, ".", "format_version", 0), NS_OK); break;
+    case 6:
+        for (int k = 0; k < 5; k++)
+            v[k] = k == 2 ? 0 : 1;
+        ck_assert_int_eq(ns_h5_attr_doubles(fid, "/data", "std", v, 5), NS_OK);
+        break;
+    case 7: ck_assert_int_eq(ns_h5_attr_doubles(fid, "/data", "mean", v, 2), NS_OK); break;
+    case 8: ck_assert_int_eq(ns_h5_attr_int(fid, "/config", "threads", 1000000000), NS_OK); break;
+    case 9: ck_assert_int_eq(ns_h5_attr_int(fid, "/config", "train_n", -7), NS_OK); break;
+    case 10: ck_assert_int_ge(H5Ldelete(fid, "/checkpoints/3/state/01-bn/running_mean",
+                                        H5P_DEFAULT), 0); break;
+    case 11: ck_assert_int_eq(ns_h5_write_double(fid, rv, 1, d0, v), NS_OK); break;
+    case 12: ck_assert_int_eq(ns_h5_attr_int(fid, "/data", "c", 17), NS_OK); break;
+    }
+    H5Fclose(fid);
+    char full[1200];
+    snprintf(full, sizeof full, "cannot read '%s': %s", p, want);
+    ck_assert_int_eq(ns_run_check(p), NS_EFORMAT);
+    ck_assert_msg(strstr(ns_errmsg(), full), "case %d: '%s' lacks '%s'", which, ns_errmsg(), full);
+    ns_net *net = NULL;
+    ns_train_config cfg;
+    uint64_t got;
+    ck_assert_int_eq(ns_run_load(p, UINT64_MAX, 0, &net, &cfg, &got), NS_EFORMAT);
+    ck_assert_ptr_null(net);
+    ck_assert_msg(strstr(ns_errmsg(), full), "case %d: '%s' lacks '%s'", which, ns_errmsg(), full);
+}
+
+START_TEST(test_run_file_checks)
+{
+    ns_progress_set_quiet(1);
+    char good[1024];
+    snprintf(good, sizeof good, "%s", ns_test_path("good.h5"));
+    small_run(good, "bn", 1, 0, 3);
+    ck_assert_int_eq(ns_run_check(good), NS_OK);
+    hid_t fid;
+    ns_train_config cfg;
+    ns_run_data d;
+    ck_assert_int_eq(ns_run_open(good, &fid, &cfg, &d), NS_OK);
+    ck_assert_uint_eq(d.c, 5);
+    ck_assert_uint_eq(d.nclass, 3);
+    ck_assert_double_gt(d.std[4], 0);
+    ck_assert_str_eq(cfg.arch, "fc:12,norm,relu,fc:out");
+    ns_h5_close(fid);
+    damaged(good, 0, "/checkpoints/3/params/00-dense/weight has shape 5x12, the "
+            "architecture's is 12x5");
+    damaged(good, 1, "/checkpoints/3/state/01-bn/running_var holds negative values");
+    damaged(good, 2, "/checkpoints/3/state/01-bn/running_var holds non-finite values");
+    damaged(good, 3, "/checkpoints/3/params/00-dense/weight holds non-finite values");
+    damaged(good, 4, "format_version 2 is newer than this normscope reads (1)");
+    damaged(good, 5, "format_version 0 is not a version normscope wrote");
+    damaged(good, 6, "/data attribute 'std' holds values that are not positive");
+    damaged(good, 7, "/data attribute 'mean' has 2 values for 5 channels");
+    damaged(good, 8, "/config attribute 'threads' must be an integer in 1..256 or 0, got "
+            "1000000000");
+    damaged(good, 9, "/config attribute 'train_n' must be an integer in 0..1000000000, got -7");
+    damaged(good, 10, "data set '/checkpoints/3/state/01-bn/running_mean' is missing");
+    damaged(good, 11, "/checkpoints/3/state/01-bn/running_var has shape 1, the "
+            "architecture's is 12");
+    damaged(good, 12, "/data attribute 'c' must be an integer in 1..16, got 17");
+}
+END_TEST
+
+/* The checks refuse nothing a run writes: a short run of every method
+ * passes ns_run_check (the running statistics each method keeps are
+ * within their flags). */
+START_TEST(test_run_check_every_method)
+{
+    ns_progress_set_quiet(1);
+    for (size_t i = 0; i < ns_norm_count(); i++) {
+        const ns_norm_method *m = ns_norm_at(i);
+        if (!strcmp(m->name, "in"))   /* refused on the dense slots of this net */
+            continue;
+        const char *p = ns_test_path("method.h5");
+        small_run(p, m->name, 2, 0, 3);
+        ck_assert_msg(ns_run_check(p) == NS_OK, "%s: %s", m->name, ns_errmsg());
+    }
+}
+END_TEST
+
 int main(void)
 {
     ns_set_threads(2);
@@ -599,6 +743,8 @@ int main(void)
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_option_table);
     tcase_add_test(tc, test_config_cross_checks);
+    tcase_add_test(tc, test_run_file_checks);
+    tcase_add_test(tc, test_run_check_every_method);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

@@ -162,9 +162,10 @@ typedef struct ns_train_result {
 /*
  * Trains per the configuration and writes the run file `out` (refusing an
  * existing file unless force).  With resume set, `resume` is a complete run
- * file whose configuration is used (epochs/steps from c extend it) and
- * training continues from its last checkpoint exactly as an uninterrupted
- * run would.  cmdline is stored in the file.
+ * file, checked whole (ns_run_check), whose configuration is used
+ * (epochs/steps from c extend it) and training continues from its last
+ * checkpoint exactly as an uninterrupted run would.  cmdline is stored in
+ * the file.
  * Returns NS_OK, NS_ENUMERIC when training diverged (the run file is still
  * written, with status "diverged"), or an error.
  */
@@ -187,9 +188,42 @@ int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n);
 int ns_train_load_data(const ns_train_config *c, int split, ns_dataset **out,
                        double *mean, double *std);
 
+/* ------------------------------------------------ reading run files */
+
+/* What /data of a run file says about its inputs. */
+typedef struct ns_run_data {
+    size_t c, h, w;           /* shape of a sample */
+    size_t nclass;
+    double mean[16], std[16]; /* per-channel standardisation, c values each */
+} ns_run_data;
+
+/*
+ * The one way into a run file: every reader (eval, ntk, plot, info,
+ * train --resume, ns_run_load) opens run files through it.  Opens path
+ * read-only and checks all but the checkpoints' tensors: the format and a
+ * format_version this normscope reads (ns_h5_open_format); /config, every
+ * value within what the command line accepts (ns_train_config_load); /data:
+ * c in 1..16, h and w in 1..65536 (at most 2^24 values a sample), nclass in
+ * 1..65536, mean and std with c
+ * finite values each, std positive; at least one checkpoint.  cfg and data
+ * (either may be NULL) receive what was read; the caller closes *fid with
+ * ns_h5_close.  Errors: NS_EIO (cannot open), NS_EFORMAT with one line
+ * naming the file, the data set or attribute and the problem ("cannot read
+ * 'run.h5': /data attribute 'std' holds values that are not positive");
+ * *fid is then closed.
+ */
+int ns_run_open(const char *path, hid_t *fid, ns_train_config *cfg, ns_run_data *data);
+
+/* Checks a whole run file: ns_run_open, then every checkpoint read into the
+ * network /config describes (ns_run_read_checkpoint: shapes, finite values,
+ * non-negative running variances).  NS_OK or the first problem, as
+ * ns_run_open reports it. */
+int ns_run_check(const char *path);
+
 /* Rebuilds the network of a run file and loads a checkpoint (step; or the
- * last when step is UINT64_MAX).  *cfg receives the configuration; the
- * network's max_batch is max_batch (0: the training batch). */
+ * last when step is UINT64_MAX), through ns_run_open and
+ * ns_run_read_checkpoint.  *cfg receives the configuration; the network's
+ * max_batch is max_batch (0: the training batch). */
 int ns_run_load(const char *path, uint64_t step, size_t max_batch, ns_net **net,
                 ns_train_config *cfg, uint64_t *loaded_step);
 

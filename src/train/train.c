@@ -352,6 +352,9 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
 
     T.cfg = *c;
     if (resume) {
+        /* The file is carried on whole: every checkpoint is checked. */
+        if ((st = ns_run_check(resume)))
+            goto cleanup;
         if ((st = ns_h5_open_format(resume, NS_RUN_FORMAT, &rfid)))
             goto cleanup;
         char status[32] = "";

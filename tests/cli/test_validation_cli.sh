@@ -1,11 +1,88 @@
 #!/bin/sh
-# CLI tests of what normscope accepts: numeric options are checked from one
-# table (finite, range, integer).
+# CLI tests of what normscope accepts: every command that reads run files
+# (info, eval, ntk, plot, train --resume) checks the whole file and refuses
+# a damaged one with one line naming the file, the data set and the
+# problem, exit 2 and no output; numeric options are checked from one table
+# (finite, range, integer).
 # Needs NS_BIN (the normscope binary) and PYTHON (with h5py).
 . "$(dirname "$0")/../cli_lib.sh"
 
 Q="--quiet --threads 2"
 SMALL="--train-n 512 --test-n 100 $Q"
+
+# ------------------------------------------------- damaged run files
+# 512 samples in batches of 128: checkpoints 0 and 4.
+$NS train --arch mlp:32x1 --epochs 1 -o "$T/good.h5" $SMALL >/dev/null || bad "training the good run"
+"$PY" - "$T/good.h5" "$T" <<'PYEOF' || bad "cannot write damaged run files with h5py"
+import sys, shutil, h5py, numpy as np
+good, T = sys.argv[1:3]
+def damage(case, fn):
+    p = "%s/%s.h5" % (T, case)
+    shutil.copy(good, p)
+    with h5py.File(p, "r+") as f:
+        fn(f)
+def transposed(f):
+    p = "checkpoints/4/params/00-dense/weight"; w = f[p][()]; del f[p]; f[p] = w.T.copy()
+def setval(path, idx, v):
+    def fn(f):
+        a = f[path][()]; a[idx] = v; f[path][...] = a
+    return fn
+def attr(group, key, v):
+    def fn(f):
+        f[group].attrs[key] = v
+    return fn
+damage("transposed", transposed)
+damage("version", attr("/", "format_version", np.int64(2)))
+damage("nanweight", setval("checkpoints/4/params/03-dense/weight", (1, 2), np.nan))
+damage("infweight", setval("checkpoints/4/params/00-dense/bias", 5, -np.inf))
+damage("negvar", setval("checkpoints/4/state/01-bn/running_var", 3, -0.5))
+damage("nanmean", setval("checkpoints/4/state/01-bn/running_mean", 0, np.nan))
+damage("std0", attr("data", "std", np.array([0.0])))
+damage("stdneg", attr("data", "std", np.array([-0.35])))
+damage("stdinf", attr("data", "std", np.array([np.inf])))
+damage("meannan", attr("data", "mean", np.array([np.nan])))
+damage("threads", attr("config", "threads", np.int64(1000000000)))
+damage("trainn", attr("config", "train_n", np.int64(-7)))
+damage("adameps", attr("config", "adam_eps", -1.0))
+damage("batch", attr("config", "batch", 12.5))
+PYEOF
+
+# refused CASE WHAT: every reader of run files refuses $T/CASE.h5 with one
+# line "normscope: cannot read '$T/CASE.h5': WHAT", exit 2, and writes nothing.
+refused() {
+    f="$T/$1.h5"; pat="^normscope: cannot read '$f': $2"
+    cp "$f" "$T/before.h5"
+    expect 2 "$pat" "" $NS info "$f"
+    expect 2 "$pat" "" $NS info --json "$f"
+    expect 2 "$pat" "" $NS eval "$f" --n 100
+    # the whole file is checked, whichever checkpoint is asked for
+    expect 2 "$pat" "" $NS eval "$f" --n 100 --ckpt 0
+    expect 2 "$pat" "$T/out.h5" $NS ntk "$f" --n 8 --ckpt last -o "$T/out.h5" $Q
+    expect 2 "$pat" "$T/out.h5" $NS ntk "$f" --n 8 --ckpt init -o "$T/out.h5" $Q
+    expect 2 "$pat" "$T/fig" $NS plot "$f" --what curves -o "$T/fig"
+    expect 2 "$pat" "$T/res.h5" $NS train --resume "$f" --epochs 2 -o "$T/res.h5" $Q
+    # in place: the damaged file stays as it was, no temporary is left
+    expect 2 "$pat" "" $NS train --resume "$f" --epochs 2 $Q
+    cmp -s "$f" "$T/before.h5" && ok || bad "$1: train --resume in place changed the file"
+    ls "$f".tmp-* >/dev/null 2>&1 && bad "$1: a temporary file was left" || ok
+}
+refused transposed "/checkpoints/4/params/00-dense/weight has shape 784x32, the architecture's is 32x784$"
+refused version "format_version 2 is newer than this normscope reads (1)$"
+refused nanweight "/checkpoints/4/params/03-dense/weight holds non-finite values$"
+refused infweight "/checkpoints/4/params/00-dense/bias holds non-finite values$"
+refused negvar "/checkpoints/4/state/01-bn/running_var holds negative values$"
+refused nanmean "/checkpoints/4/state/01-bn/running_mean holds non-finite values$"
+refused std0 "/data attribute 'std' holds values that are not positive$"
+refused stdneg "/data attribute 'std' holds values that are not positive$"
+refused stdinf "/data attribute 'std' holds non-finite values$"
+refused meannan "/data attribute 'mean' holds non-finite values$"
+refused threads "/config attribute 'threads' must be an integer in 1..256 or 0, got 1000000000$"
+refused trainn "/config attribute 'train_n' must be an integer in 0..1000000000, got -7$"
+refused adameps "/config attribute 'adam_eps' must be a finite number > 0, got -1$"
+refused batch "/config attribute 'batch' must be an integer in 1..65536, got 12.5$"
+# The good file is read by all of them.
+run $NS info "$T/good.h5"; want 0 "info of the good run"
+run $NS eval "$T/good.h5" --n 100; want 0 "eval of the good run"
 
 # ------------------------------------------------- numeric options
 # Values out of range, not finite or not whole are refused with one line
