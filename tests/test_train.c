@@ -726,6 +726,51 @@ START_TEST(test_run_check_every_method)
 }
 END_TEST
 
+/* Resuming an interrupted run without a new length finishes it at the
+ * length it was started with, bit for bit as the uninterrupted run; the
+ * result describes the run's own configuration (not the caller's); a
+ * complete run needs a new length. */
+START_TEST(test_resume_planned_length)
+{
+    ns_progress_set_quiet(1);
+    char whole[1024], part[1024], done[1024];
+    snprintf(whole, sizeof whole, "%s", ns_test_path("whole.h5"));
+    snprintf(part, sizeof part, "%s", ns_test_path("part.h5"));
+    snprintf(done, sizeof done, "%s", ns_test_path("done.h5"));
+    small_run(whole, "bn", 3, 2, 0);
+    small_run(part, "bn", 3, 1, 0);
+    /* part: the first epoch of a two-epoch run, stopped there */
+    hid_t fid = H5Fopen(part, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(fid, 0);
+    ck_assert_int_eq(ns_h5_attr_str(fid, ".", "status", "interrupted"), NS_OK);
+    ck_assert_int_eq(ns_h5_attr_int(fid, "/config", "epochs", 2), NS_OK);
+    H5Fclose(fid);
+    ns_train_config c;
+    ns_train_config_default(&c);   /* mlp, seed 1: none of it applies */
+    c.epochs = c.steps = 0;
+    ns_train_result r;
+    ck_assert_int_eq(ns_train(&c, part, done, 0, "test", &r), NS_OK);
+    ck_assert_uint_eq(r.steps, 6);
+    ck_assert_str_eq(r.config.arch, "fc:12,norm,relu,fc:out");
+    ck_assert_uint_eq(r.config.seed, 3);
+    ck_assert_uint_eq(r.config.epochs, 2);
+    ns_net *a, *b;
+    ns_train_config ca, cb;
+    uint64_t sa, sb;
+    ck_assert_int_eq(ns_run_load(whole, UINT64_MAX, 0, &a, &ca, &sa), NS_OK);
+    ck_assert_int_eq(ns_run_load(done, UINT64_MAX, 0, &b, &cb, &sb), NS_OK);
+    ck_assert_uint_eq(sa, 6);
+    ck_assert_uint_eq(sb, 6);
+    ck_assert_mem_eq(a->params, b->params, a->nparams * sizeof(ns_real));
+    ck_assert_mem_eq(a->state, b->state, a->nstate * sizeof(ns_real));
+    ns_net_free(a);
+    ns_net_free(b);
+    /* complete: nothing to continue without a new length */
+    ck_assert_int_eq(ns_train(&c, whole, ns_test_path("more.h5"), 0, "test", &r), NS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "already has 6 steps"));
+}
+END_TEST
+
 int main(void)
 {
     ns_set_threads(2);
@@ -745,6 +790,7 @@ int main(void)
     tcase_add_test(tc, test_config_cross_checks);
     tcase_add_test(tc, test_run_file_checks);
     tcase_add_test(tc, test_run_check_every_method);
+    tcase_add_test(tc, test_resume_planned_length);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

@@ -157,15 +157,18 @@ typedef struct ns_train_result {
     int diverged;            /* 1: stopped at a non-finite loss */
     size_t diverged_step;
     int interrupted;         /* 1: stopped by SIGINT/SIGTERM */
+    ns_train_config config;  /* what was trained (a resumed run's own, with its length) */
 } ns_train_result;
 
 /*
  * Trains per the configuration and writes the run file `out` (refusing an
- * existing file unless force).  With resume set, `resume` is a complete run
- * file, checked whole (ns_run_check), whose configuration is used
- * (epochs/steps from c extend it) and training continues from its last
- * checkpoint exactly as an uninterrupted run would.  cmdline is stored in
- * the file.
+ * existing file unless force).  With resume set, `resume` is a complete or
+ * interrupted run file, checked whole (ns_run_check), whose configuration
+ * is used and training continues from its last checkpoint exactly as an
+ * uninterrupted run would: up to the new length when c sets epochs or
+ * steps, otherwise up to the length the run was started with (an
+ * interrupted run finishes; a complete one is refused with NS_EINVAL, "it
+ * already has N steps").  cmdline is stored in the file.
  * Returns NS_OK, NS_ENUMERIC when training diverged (the run file is still
  * written, with status "diverged"), or an error.
  */

@@ -14,7 +14,7 @@
 
 static const char usage_text[] =
     "usage: normscope train [options] -o RUN.h5\n"
-    "       normscope train --resume RUN.h5 --epochs E [-o OUT.h5]\n"
+    "       normscope train --resume RUN.h5 [--epochs E | --steps S] [-o OUT.h5]\n"
     "\n"
     "Trains a network and writes a run file: configuration, checkpoints of\n"
     "parameters and running statistics (step 0 is the initialisation), and the\n"
@@ -66,8 +66,9 @@ static const char usage_text[] =
     "  --ckpt-every E     checkpoint every E epochs (default 1; 0: first and last only)\n"
     "  --ckpt-steps S,..  also checkpoint after these steps\n"
     "  --resume RUN       continue a run from its last checkpoint, bit for bit (same\n"
-    "                     threads); --epochs/--steps give the new total; writes RUN in\n"
-    "                     place unless -o is given\n"
+    "                     threads): an interrupted run to the length it was started\n"
+    "                     with, or to a new total given by --epochs/--steps; writes\n"
+    "                     RUN in place unless -o is given\n"
     "other:\n"
     "  --threads T        threads (default: all cores); results depend on T\n"
     "  --quiet            no progress on stderr\n"
@@ -259,8 +260,10 @@ int cmd_train(int argc, char **argv)
         out = resume;
     if (!out)
         return ns_cli_usage_error("train", "no output file given (use -o RUN.h5)");
+    /* Without a new length a resumed run continues to the length it was
+     * started with (a complete run is refused by ns_train: it has that). */
     if (resume && !epochs_set && !steps_set)
-        return ns_cli_usage_error("train", "--resume needs the new length (--epochs or --steps)");
+        c.epochs = c.steps = 0;
     if (!resume && ns_train_config_check(&c))
         return ns_cli_usage_error("train", "%s", ns_errmsg());
     ns_train_result r;
@@ -268,9 +271,10 @@ int cmd_train(int argc, char **argv)
                       ns_cli_cmdline(), &r);
     if (st && st != NS_ENUMERIC)
         return ns_cli_fail(st, NULL);
+    /* What was trained: a resumed run's own configuration. */
     printf("run file: %s\n", out);
-    printf("arch %s, norm %s, data %s, %zu steps, seed %llu\n", c.arch, c.net.norm,
-           c.data, r.steps, (unsigned long long)c.seed);
+    printf("arch %s, norm %s, data %s, %zu steps, seed %llu\n", r.config.arch,
+           r.config.net.norm, r.config.data, r.steps, (unsigned long long)r.config.seed);
     if (st == NS_ENUMERIC) {
         printf("diverged at step %zu (loss non-finite or above 1e6)\n", r.diverged_step);
         return ns_cli_fail(st, NULL);

@@ -43,8 +43,6 @@ expect_line 2 "normscope train: unknown optimiser 'nadam' (sgd, adam, adamw)" "$
     $NS train --optim nadam -o "$T/e.h5"
 expect_line 2 "normscope train: bad schedule 'step:x' (step:E1,E2[@GAMMA])" "$T/e.h5" \
     $NS train --schedule step:x -o "$T/e.h5"
-expect_line 2 "normscope train: --resume needs the new length (--epochs or --steps)" "" \
-    $NS train --resume "$T/e.h5"
 expect_line 2 "normscope train: unknown option '-z' (see 'normscope train --help')" "$T/e.h5" \
     $NS train --quiet -zq -o "$T/e.h5"
 expect_line 2 "normscope train: option '--quiet' takes no value (see 'normscope train --help')" \

@@ -3,7 +3,8 @@
 # (info, eval, ntk, plot, train --resume) checks the whole file and refuses
 # a damaged one with one line naming the file, the data set and the
 # problem, exit 2 and no output; numeric options are checked from one table
-# (finite, range, integer).
+# (finite, range, integer); a resumed run reports its own configuration and,
+# without a new length, finishes the length it was started with.
 # Needs NS_BIN (the normscope binary) and PYTHON (with h5py).
 . "$(dirname "$0")/../cli_lib.sh"
 
@@ -112,5 +113,45 @@ expect 2 "bad schedule 'step:1@inf'" "$T/o.h5" $NS train --schedule step:1@inf -
 # The bounds themselves are accepted where they are closed.
 $NS train --arch mlp:8x1 --steps 1 --bn-momentum 1 --momentum 0 --ic-drop 0 -o "$T/b.h5" $SMALL >/dev/null &&
     ok || bad "closed bounds refused: $(cat "$T/stderr")"
+
+# ------------------------------------------------- resume
+# The summary of a resumed run is the run's own: a cnn with seed 3 is not
+# the mlp with seed 1 of the command line's defaults.
+$NS train --arch cnn --seed 3 --epochs 1 -o "$T/cnn.h5" $SMALL >/dev/null || bad "training the cnn"
+run $NS train --resume "$T/cnn.h5" --epochs 2 -o "$T/cnn2.h5" $Q
+want 0 "resume of the cnn" &&
+    has "$T/stdout" "arch cnn, norm bn, data fashion-mnist, 8 steps, seed 3" "summary of a resumed run"
+# An interrupted run resumed without a new length finishes the length it
+# was started with, as the uninterrupted run (a constant lr, so that the
+# two agree bit for bit): part.h5 is the first epoch of a two-epoch run.
+$NS train --arch mlp:16x1 --epochs 2 --schedule const --seed 5 -o "$T/whole.h5" $SMALL >/dev/null
+$NS train --arch mlp:16x1 --epochs 1 --schedule const --seed 5 -o "$T/part.h5" $SMALL >/dev/null
+"$PY" -c '
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    f.attrs["status"] = "interrupted"; f["config"].attrs["epochs"] = np.int64(2)
+' "$T/part.h5" || bad "cannot mark part.h5 interrupted"
+run $NS train --resume "$T/part.h5" $Q
+want 0 "resume of an interrupted run without --epochs" &&
+    has "$T/stdout" "arch mlp:16x1, norm bn, data fashion-mnist, 8 steps, seed 5" "summary of the finished run"
+"$PY" - "$T/whole.h5" "$T/part.h5" <<'PYEOF' && ok || bad "the finished run differs from the uninterrupted one"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+assert b.attrs["status"] == "complete", b.attrs["status"]
+assert sorted(a["checkpoints"]) == sorted(b["checkpoints"]) == ["0", "4", "8"], list(b["checkpoints"])
+def grab(f):
+    out = {}
+    f["checkpoints/8"].visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+wa, wb = grab(a), grab(b)
+assert wa.keys() == wb.keys()
+for k in wa:
+    assert np.array_equal(wa[k], wb[k]), k
+PYEOF
+# A complete run has its length: resuming it needs a new one.
+cp "$T/whole.h5" "$T/whole.copy"
+expect_line 2 "normscope: '$T/whole.h5' already has 8 steps; ask for more with --epochs or --steps" \
+    "" $NS train --resume "$T/whole.h5" $Q
+cmp -s "$T/whole.h5" "$T/whole.copy" && ok || bad "a refused resume changed the file"
 
 finish test_validation_cli
