@@ -39,7 +39,10 @@ void ns_h5out_abort(ns_h5out *o);
  * NS_EFORMAT when it is not HDF5. */
 int ns_h5_open(const char *path, hid_t *fid);
 /* Opens a normscope file and checks its `format` attribute equals want
- * (NS_RUN_FORMAT or NS_RESULT_FORMAT): "not a normscope run file". */
+ * (NS_RUN_FORMAT or NS_RESULT_FORMAT): "not a normscope run file", and that
+ * its `format_version` is an integer from 1 to the version this normscope
+ * writes (NS_RUN_FORMAT_VERSION or NS_RESULT_FORMAT_VERSION): "format_version
+ * 2 is newer than this normscope reads (1)".  NS_EFORMAT otherwise. */
 int ns_h5_open_format(const char *path, const char *want, hid_t *fid);
 void ns_h5_close(hid_t fid);
 
@@ -61,6 +64,12 @@ int ns_h5_get_int(hid_t loc, const char *obj, const char *name, int64_t *val);
 /* Reads up to n doubles; *got receives the attribute's length. */
 int ns_h5_get_doubles(hid_t loc, const char *obj, const char *name, double *val,
                       size_t n, size_t *got);
+/* One numeric value as stored: an integer type gives *is_int = 1 and *i
+ * (values beyond int64 give *is_int = 0), a floating-point one *is_int = 0;
+ * *d receives the value either way.  NS_EFORMAT naming the attribute when
+ * it is missing, not numeric or not exactly one value. */
+int ns_h5_get_num(hid_t loc, const char *obj, const char *name, double *d, int64_t *i,
+                  int *is_int);
 
 /* Datasets (groups on the path are created).  Chunked + deflate when
  * compress is set. */
@@ -89,8 +98,12 @@ const char *ns_h5_name(hid_t loc);
 
 /* Writes /checkpoints/<step>/{params,state}/<layer>/<name>. */
 int ns_run_write_checkpoint(hid_t fid, const ns_net *net, uint64_t step);
-/* Loads parameters and state of a checkpoint into net; every tensor must be
- * present with the same size (NS_EFORMAT naming it otherwise). */
+/* Loads parameters and state of a checkpoint into net.  Every tensor must
+ * be present with the tensor's shape (dims, not only the count), hold
+ * finite values, and non-negative ones where its flags say NS_TENSOR_NONNEG;
+ * otherwise NS_EFORMAT with one line naming the file, the data set and the
+ * problem ("cannot read 'run.h5': /checkpoints/469/state/01-bn/running_var
+ * holds negative values").  NS_EINVAL when there is no such checkpoint. */
 int ns_run_read_checkpoint(hid_t fid, ns_net *net, uint64_t step);
 /* Steps of all checkpoints, ascending (caller frees with ns_free). */
 int ns_run_checkpoints(hid_t fid, uint64_t **steps, size_t *n);

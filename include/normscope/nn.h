@@ -32,7 +32,14 @@ typedef struct ns_tensor {
     size_t size;
     int ndim;
     size_t dims[4];
+    unsigned flags;   /* ns_tensor_flags */
 } ns_tensor;
+
+/* What a stored tensor may hold besides finite numbers (run files are
+ * checked against it when they are read). */
+enum ns_tensor_flags {
+    NS_TENSOR_NONNEG = 1   /* a variance, second moment or count: never negative */
+};
 
 /* Parameter initialisers. */
 typedef enum ns_init_kind {
@@ -118,6 +125,9 @@ static inline size_t ns_layer_out_size(const ns_layer *L) { return L->out_c * L-
 /* Declares a tensor of a layer under construction (data bound later). */
 int ns_layer_add_param(ns_layer *L, const char *name, int ndim, const size_t *dims);
 int ns_layer_add_state(ns_layer *L, const char *name, int ndim, const size_t *dims);
+/* The same with ns_tensor_flags (NS_TENSOR_NONNEG for running variances). */
+int ns_layer_add_state_flags(ns_layer *L, const char *name, int ndim, const size_t *dims,
+                             unsigned flags);
 
 /* Fills nw weights and nb biases (b may be NULL) per the initialiser, with
  * the fan-in and fan-out of the layer (PyTorch's definitions). */

@@ -50,11 +50,76 @@ typedef struct ns_train_config {
  * schedule, 3 epochs, seed 1, checkpoint every epoch, standardised inputs,
  * PyTorch's default initialisation, BN with momentum 0.1, eps 1e-5. */
 void ns_train_config_default(ns_train_config *c);
-/* Checks values (NS_EINVAL naming the option: "--lr must be positive"). */
+/* Checks values: every entry of the option table below, then what ties
+ * settings together (--norm-group within --batch, --nesterov with momentum,
+ * a length, a known method and architecture, the initialiser's and the step
+ * schedule's numbers).  NS_EINVAL naming the option: "--lr must be a number
+ * in (0, 1e+06], got -1". */
 int ns_train_config_check(const ns_train_config *c);
-/* Writes/reads the configuration as attributes of /config. */
+/* Writes/reads the configuration as attributes of /config.  Loading checks
+ * every value as the command line does (the option table, then
+ * ns_train_config_check): NS_EFORMAT naming the file and the attribute,
+ * "cannot read 'run.h5': /config attribute 'threads' must be an integer in
+ * 1..256 or 0, got 1000000000".  Keys added after format version 1 may be
+ * missing (their defaults are kept). */
 int ns_train_config_save(hid_t fid, const ns_train_config *c);
 int ns_train_config_load(hid_t fid, ns_train_config *c);
+
+/* ------------------------------------------------- the option table */
+
+/*
+ * One table describes every numeric training setting: the command-line
+ * option that takes it, its /config key, its type and range.  `train`
+ * parses its numeric options through it, ns_train_config_check and
+ * ns_train_config_load check values with it, and the /config attributes
+ * are written and read from it.  Every value must be finite; integers are
+ * whole numbers (decimal digits on the command line).  Method options
+ * carry NS_OPT_NET: their field is in ns_net_opts, so they can move to the
+ * methods' registry entries with their offsets unchanged.
+ */
+typedef enum ns_opt_type {
+    NS_OPT_DOUBLE,   /* double */
+    NS_OPT_SIZE,     /* size_t */
+    NS_OPT_INT,      /* int (flags 0/1, thread count) */
+    NS_OPT_U64       /* uint64_t, any value (the seed) */
+} ns_opt_type;
+
+enum ns_opt_flags {
+    NS_OPT_MIN_OPEN = 1,  /* value > min (otherwise >= min) */
+    NS_OPT_MAX_OPEN = 2,  /* value < max (otherwise <= max) */
+    NS_OPT_UNSET = 4,     /* `unset` is also accepted, from /config and the API but not
+                             on the command line: "the default" (threads 0: all cores) */
+    NS_OPT_OLD = 8,       /* may be missing from /config (added after format version 1) */
+    NS_OPT_NET = 16       /* offset is into ns_net_opts (c->net), not ns_train_config */
+};
+
+typedef struct ns_train_opt {
+    const char *option;   /* "--adam-eps"; NULL for a setting without a numeric option
+                             (flags such as --nesterov) */
+    const char *key;      /* its /config attribute: "adam_eps" */
+    ns_opt_type type;
+    double min, max;      /* the range (+-INFINITY: unbounded on that side, finite) */
+    unsigned flags;       /* ns_opt_flags */
+    double unset;         /* with NS_OPT_UNSET */
+    size_t offset;        /* offsetof the field */
+} ns_train_opt;
+
+/* The table: entries 0..ns_train_opt_count()-1; NULL beyond. */
+size_t ns_train_opt_count(void);
+const ns_train_opt *ns_train_opt_at(size_t i);
+/* The entry of an option ("--lr") or a /config key ("lr"); NULL if none. */
+const ns_train_opt *ns_train_opt_find(const char *name);
+/* 0 when v is acceptable for o (unset counts unless cli), else -1 with why
+ * receiving the problem without the subject: "must be an integer in
+ * 1..65536, got 0", "must be a finite number > 0, got -inf". */
+int ns_train_opt_check(const ns_train_opt *o, double v, int cli, char *why, size_t len);
+/* Parses a command-line value strictly (a whole number for integers:
+ * decimal digits only; a number for doubles), checks it and stores it in
+ * c.  NS_EINVAL naming the option: "--adam-eps must be a finite number > 0,
+ * got '-1'", "--epochs expects a non-negative integer, got 'many'". */
+int ns_train_opt_parse(const ns_train_opt *o, const char *s, ns_train_config *c);
+/* The value of o's field in c, as a double. */
+double ns_train_opt_get(const ns_train_opt *o, const ns_train_config *c);
 
 /* Names of settings, both ways ("sgd", "adam", "adamw"; "const",
  * "step:E1,E2[@GAMMA]", "cosine"; "torch", "he-normal", "he-uniform",
@@ -92,14 +157,18 @@ typedef struct ns_train_result {
     int diverged;            /* 1: stopped at a non-finite loss */
     size_t diverged_step;
     int interrupted;         /* 1: stopped by SIGINT/SIGTERM */
+    ns_train_config config;  /* what was trained (a resumed run's own, with its length) */
 } ns_train_result;
 
 /*
  * Trains per the configuration and writes the run file `out` (refusing an
- * existing file unless force).  With resume set, `resume` is a complete run
- * file whose configuration is used (epochs/steps from c extend it) and
- * training continues from its last checkpoint exactly as an uninterrupted
- * run would.  cmdline is stored in the file.
+ * existing file unless force).  With resume set, `resume` is a complete or
+ * interrupted run file, checked whole (ns_run_check), whose configuration
+ * is used and training continues from its last checkpoint exactly as an
+ * uninterrupted run would: up to the new length when c sets epochs or
+ * steps, otherwise up to the length the run was started with (an
+ * interrupted run finishes; a complete one is refused with NS_EINVAL, "it
+ * already has N steps").  cmdline is stored in the file.
  * Returns NS_OK, NS_ENUMERIC when training diverged (the run file is still
  * written, with status "diverged"), or an error.
  */
@@ -122,9 +191,42 @@ int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n);
 int ns_train_load_data(const ns_train_config *c, int split, ns_dataset **out,
                        double *mean, double *std);
 
+/* ------------------------------------------------ reading run files */
+
+/* What /data of a run file says about its inputs. */
+typedef struct ns_run_data {
+    size_t c, h, w;           /* shape of a sample */
+    size_t nclass;
+    double mean[16], std[16]; /* per-channel standardisation, c values each */
+} ns_run_data;
+
+/*
+ * The one way into a run file: every reader (eval, ntk, plot, info,
+ * train --resume, ns_run_load) opens run files through it.  Opens path
+ * read-only and checks all but the checkpoints' tensors: the format and a
+ * format_version this normscope reads (ns_h5_open_format); /config, every
+ * value within what the command line accepts (ns_train_config_load); /data:
+ * c in 1..16, h and w in 1..65536 (at most 2^24 values a sample), nclass in
+ * 1..65536, mean and std with c
+ * finite values each, std positive; at least one checkpoint.  cfg and data
+ * (either may be NULL) receive what was read; the caller closes *fid with
+ * ns_h5_close.  Errors: NS_EIO (cannot open), NS_EFORMAT with one line
+ * naming the file, the data set or attribute and the problem ("cannot read
+ * 'run.h5': /data attribute 'std' holds values that are not positive");
+ * *fid is then closed.
+ */
+int ns_run_open(const char *path, hid_t *fid, ns_train_config *cfg, ns_run_data *data);
+
+/* Checks a whole run file: ns_run_open, then every checkpoint read into the
+ * network /config describes (ns_run_read_checkpoint: shapes, finite values,
+ * non-negative running variances).  NS_OK or the first problem, as
+ * ns_run_open reports it. */
+int ns_run_check(const char *path);
+
 /* Rebuilds the network of a run file and loads a checkpoint (step; or the
- * last when step is UINT64_MAX).  *cfg receives the configuration; the
- * network's max_batch is max_batch (0: the training batch). */
+ * last when step is UINT64_MAX), through ns_run_open and
+ * ns_run_read_checkpoint.  *cfg receives the configuration; the network's
+ * max_batch is max_batch (0: the training batch). */
 int ns_run_load(const char *path, uint64_t step, size_t max_batch, ns_net **net,
                 ns_train_config *cfg, uint64_t *loaded_step);
 

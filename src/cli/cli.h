@@ -10,7 +10,6 @@
 #include <stdint.h>
 
 enum { NS_EXIT_OK = 0, NS_EXIT_FAIL = 1, NS_EXIT_USAGE = 2, NS_EXIT_GATE = 3 };
-enum { NS_CLI_MAX_THREADS = 256 };
 
 struct option;
 
@@ -53,7 +52,8 @@ int ns_cli_double(const char *cmd, const char *opt, const char *s, double *v);
 int ns_cli_parse_u64(const char *s, uint64_t *v);
 int ns_cli_size(const char *cmd, const char *opt, const char *s, size_t *v);
 int ns_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *v);
-/* --threads: an integer in 1..NS_CLI_MAX_THREADS. */
+/* --threads: an integer in 1..256, the rule of the training option table
+ * (ns_train_opt_find("--threads")). */
 int ns_cli_threads(const char *cmd, const char *s, int *t);
 /* 1 when s is a comma-separated list without empty items ("", "1,,2",
  * ",1" and "1," are not). */

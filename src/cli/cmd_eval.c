@@ -84,17 +84,18 @@ int cmd_eval(int argc, char **argv)
     ns_dataset *d = NULL;
     ns_train_config cfg;
     uint64_t got;
-    int st = ns_run_load(path, step, batch, &net, &cfg, &got);
+    /* The whole file is checked, whichever checkpoint is evaluated. */
+    int st = ns_run_check(path);
+    if (!st)
+        st = ns_run_load(path, step, batch, &net, &cfg, &got);
     if (st)
         return ns_cli_fail(st, NULL);
-    double mean[16], std[16];
-    size_t nch = 0;
+    ns_run_data rd;
     hid_t fid;
-    if (!(st = ns_h5_open_format(path, NS_RUN_FORMAT, &fid))) {
-        if (!(st = ns_h5_get_doubles(fid, "/data", "mean", mean, 16, &nch)))
-            st = ns_h5_get_doubles(fid, "/data", "std", std, 16, &nch);
+    if (!(st = ns_run_open(path, &fid, NULL, &rd)))
         ns_h5_close(fid);
-    }
+    const double *mean = rd.mean, *std = rd.std;
+    size_t nch = rd.c;
     if (!st) {
         if (data)
             snprintf(cfg.data, sizeof cfg.data, "%s", data);

@@ -24,6 +24,7 @@
 
 #include "normscope/core.h"
 #include "normscope/io.h"
+#include "normscope/train.h"
 
 static const char usage_text[] =
     "usage: normscope info FILE [--json]\n"
@@ -877,22 +878,21 @@ int cmd_info(int argc, char **argv)
     if (st)
         return ns_cli_fail(st, NULL);
     char fmt[64] = "";
-    int64_t ver = 0;
     int run = 0;
     if (ns_h5_get_str(fid, ".", "format", fmt, sizeof fmt) ||
-        (strcmp(fmt, NS_RUN_FORMAT) != 0 && strcmp(fmt, NS_RESULT_FORMAT) != 0)) {
+        (strcmp(fmt, NS_RUN_FORMAT) != 0 && strcmp(fmt, NS_RESULT_FORMAT) != 0))
         st = ns_error(NS_EFORMAT, "cannot read '%s': not a normscope run or result file", path);
-    } else if (ns_h5_get_int(fid, ".", "format_version", &ver) == NS_OK &&
-               ver > NS_RUN_FORMAT_VERSION) {
-        st = ns_error(NS_EFORMAT, "cannot read '%s': format version %lld is newer than this "
-                      "normscope reads (%d)", path, (long long)ver, NS_RUN_FORMAT_VERSION);
-    } else {
+    else
         run = strcmp(fmt, NS_RUN_FORMAT) == 0;
-    }
-    if (st) {
-        ns_h5_close(fid);
+    ns_h5_close(fid);
+    /* A damaged run file is refused as every other command refuses it: the
+     * one line says what is wrong and where. */
+    if (!st && run)
+        st = ns_run_check(path);
+    if (!st)
+        st = ns_h5_open_format(path, run ? NS_RUN_FORMAT : NS_RESULT_FORMAT, &fid);
+    if (st)
         return ns_cli_fail(st, NULL);
-    }
 
     sbuf b = {0};
     if (run) {

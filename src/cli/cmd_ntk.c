@@ -480,16 +480,18 @@ int cmd_ntk(int argc, char **argv)
 
     /* The run file and its checkpoints. */
     hid_t rf;
-    int st = ns_h5_open_format(path, NS_RUN_FORMAT, &rf);
+    ns_run_data rd;
+    /* The whole file is checked, whichever checkpoints are analysed. */
+    int st = ns_run_check(path);
+    if (!st)
+        st = ns_run_open(path, &rf, NULL, &rd);
     if (st)
         return ns_cli_fail(st, NULL);
     uint64_t *have = NULL, *steps = NULL;
     size_t nhave = 0, nsteps = 0;
-    double mean[16], sd[16];
-    size_t nch = 0;
+    const double *mean = rd.mean, *sd = rd.std;
+    size_t nch = rd.c;
     st = ns_run_checkpoints(rf, &have, &nhave);
-    if (!st && !(st = ns_h5_get_doubles(rf, "/data", "mean", mean, 16, &nch)))
-        st = ns_h5_get_doubles(rf, "/data", "std", sd, 16, &nch);
     ns_h5_close(rf);
     if (!st && !nhave)
         st = ns_error(NS_EFORMAT, "'%s' has no checkpoints", path);

@@ -5,7 +5,6 @@
 #include "cli.h"
 
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,7 @@
 
 static const char usage_text[] =
     "usage: normscope train [options] -o RUN.h5\n"
-    "       normscope train --resume RUN.h5 --epochs E [-o OUT.h5]\n"
+    "       normscope train --resume RUN.h5 [--epochs E | --steps S] [-o OUT.h5]\n"
     "\n"
     "Trains a network and writes a run file: configuration, checkpoints of\n"
     "parameters and running statistics (step 0 is the initialisation), and the\n"
@@ -67,8 +66,9 @@ static const char usage_text[] =
     "  --ckpt-every E     checkpoint every E epochs (default 1; 0: first and last only)\n"
     "  --ckpt-steps S,..  also checkpoint after these steps\n"
     "  --resume RUN       continue a run from its last checkpoint, bit for bit (same\n"
-    "                     threads); --epochs/--steps give the new total; writes RUN in\n"
-    "                     place unless -o is given\n"
+    "                     threads): an interrupted run to the length it was started\n"
+    "                     with, or to a new total given by --epochs/--steps; writes\n"
+    "                     RUN in place unless -o is given\n"
     "other:\n"
     "  --threads T        threads (default: all cores); results depend on T\n"
     "  --quiet            no progress on stderr\n"
@@ -76,69 +76,60 @@ static const char usage_text[] =
     "  -h, --help         this help\n";
 
 enum {
-    O_ARCH = 256, O_NORM, O_NORMGROUP, O_BNMOM, O_BNEPS, O_NOAFFINE, O_INIT, O_DATA,
-    O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_CLIP, O_B1, O_B2,
-    O_AEPS, O_SCHED, O_WARMUP, O_EPOCHS, O_STEPS, O_BATCH, O_SEED, O_FORCE, O_CKEVERY,
-    O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS, O_HELPNORM, O_GNG, O_PSA,
-    O_FCT, O_FRNEPS, O_FRNRELU, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNR, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_PNW
+    O_ARCH = 256, O_NORM, O_NOAFFINE, O_INIT, O_DATA, O_NOSTD, O_OPTIM, O_NEST, O_SCHED,
+    O_FORCE, O_CKSTEPS, O_RESUME, O_QUIET, O_LISTNORMS, O_HELPNORM, O_FRNRELU, O_WMALL,
+    O_RESSCALE,
+    O_TABLE = 1024   /* + the index of a numeric option in the training option table */
 };
 
-static const struct option options[] = {
+/* Options that are not numbers; the numeric ones come from the training
+ * option table (ns_train_opt_at), which checks their values. */
+static const struct option fixed[] = {
     {"arch", required_argument, NULL, O_ARCH},
     {"norm", required_argument, NULL, O_NORM},
-    {"norm-group", required_argument, NULL, O_NORMGROUP},
-    {"bn-momentum", required_argument, NULL, O_BNMOM},
-    {"bn-eps", required_argument, NULL, O_BNEPS},
     {"no-bn-affine", no_argument, NULL, O_NOAFFINE},
     {"init", required_argument, NULL, O_INIT},
     {"data", required_argument, NULL, O_DATA},
-    {"train-n", required_argument, NULL, O_TRAINN},
-    {"test-n", required_argument, NULL, O_TESTN},
     {"no-standardize", no_argument, NULL, O_NOSTD},
     {"optim", required_argument, NULL, O_OPTIM},
-    {"lr", required_argument, NULL, O_LR},
-    {"momentum", required_argument, NULL, O_MOM},
     {"nesterov", no_argument, NULL, O_NEST},
-    {"wd", required_argument, NULL, O_WD},
-    {"clip", required_argument, NULL, O_CLIP},
-    {"beta1", required_argument, NULL, O_B1},
-    {"beta2", required_argument, NULL, O_B2},
-    {"adam-eps", required_argument, NULL, O_AEPS},
     {"schedule", required_argument, NULL, O_SCHED},
-    {"warmup", required_argument, NULL, O_WARMUP},
-    {"epochs", required_argument, NULL, O_EPOCHS},
-    {"steps", required_argument, NULL, O_STEPS},
-    {"batch", required_argument, NULL, O_BATCH},
-    {"seed", required_argument, NULL, O_SEED},
     {"output", required_argument, NULL, 'o'},
     {"force", no_argument, NULL, O_FORCE},
-    {"ckpt-every", required_argument, NULL, O_CKEVERY},
     {"ckpt-steps", required_argument, NULL, O_CKSTEPS},
     {"resume", required_argument, NULL, O_RESUME},
-    {"threads", required_argument, NULL, O_THREADS},
     {"quiet", no_argument, NULL, O_QUIET},
     {"list-norms", no_argument, NULL, O_LISTNORMS},
     {"help-norm", required_argument, NULL, O_HELPNORM},
-    {"gn-groups", required_argument, NULL, O_GNG},
-    {"psbn-alpha", required_argument, NULL, O_PSA},
-    {"fct", required_argument, NULL, O_FCT},
-    {"frn-eps", required_argument, NULL, O_FRNEPS},
     {"frn-relu", no_argument, NULL, O_FRNRELU},
     {"wm-all", no_argument, NULL, O_WMALL},
-    {"brn-warmup", required_argument, NULL, O_BRNW},
-    {"ic-drop", required_argument, NULL, O_ICDROP},
-    {"mabn-buffer", required_argument, NULL, O_MABNB},
-    {"mabn-real-batch", required_argument, NULL, O_MABNR},
-    {"agc", required_argument, NULL, O_AGC},
-    {"bkn-p", required_argument, NULL, O_BKNP},
-    {"pn-warmup", required_argument, NULL, O_PNW},
-    {"bkn-samples", required_argument, NULL, O_BKNS},
-    {"mabn-warmup", required_argument, NULL, O_MABNW},
-    {"brn-ramp", required_argument, NULL, O_BRNR},
     {"res-scale", required_argument, NULL, O_RESSCALE},
     {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
+
+enum { MAX_OPTIONS = 128 };
+static struct option options[MAX_OPTIONS + 1];
+
+/* getopt_long's table: the options above, then the numeric ones. */
+static void build_options(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        options[n++] = fixed[i];
+    for (size_t i = 0; i < ns_train_opt_count() && n < MAX_OPTIONS; i++) {
+        const ns_train_opt *o = ns_train_opt_at(i);
+        if (o->option)
+            options[n++] = (struct option){o->option + 2, required_argument, NULL,
+                                           O_TABLE + (int)i};
+    }
+    options[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* 1 when the numeric option `name` was on the command line. */
+static int given(const unsigned char *set, const char *name)
+{
+    return set[ns_train_opt_find(name) - ns_train_opt_at(0)];
+}
 
 static void list_norms(void)
 {
@@ -178,13 +169,19 @@ int cmd_train(int argc, char **argv)
     ns_train_config c;
     ns_train_config_default(&c);
     const char *out = NULL, *resume = NULL;
-    int force = 0, epochs_set = 0, steps_set = 0, init_set = 0, lr_set = 0, warmup_set = 0,
-        clip_set = 0;
-    uint64_t u;
+    int force = 0, init_set = 0;
+    unsigned char set[MAX_OPTIONS] = {0};
     int opt;
+    build_options();
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":o:h", options, NULL)) != -1) {
+        if (opt >= O_TABLE && (size_t)(opt - O_TABLE) < ns_train_opt_count()) {
+            set[opt - O_TABLE] = 1;
+            if (ns_train_opt_parse(ns_train_opt_at((size_t)(opt - O_TABLE)), optarg, &c))
+                return ns_cli_usage_error("train", "%s", ns_errmsg());
+            continue;
+        }
         int bad = 0;
         switch (opt) {
         case O_ARCH: snprintf(c.arch, sizeof c.arch, "%s", optarg); break;
@@ -194,9 +191,6 @@ int cmd_train(int argc, char **argv)
                                           "(see 'normscope train --list-norms')", optarg);
             snprintf(c.net.norm, sizeof c.net.norm, "%s", optarg);
             break;
-        case O_NORMGROUP: bad = ns_cli_size("train", "--norm-group", optarg, &c.net.norm_group); break;
-        case O_BNMOM: bad = ns_cli_double("train", "--bn-momentum", optarg, &c.net.bn_momentum); break;
-        case O_BNEPS: bad = ns_cli_double("train", "--bn-eps", optarg, &c.net.bn_eps); break;
         case O_NOAFFINE: c.net.bn_affine = 0; break;
         case O_INIT:
             init_set = 1;
@@ -204,39 +198,20 @@ int cmd_train(int argc, char **argv)
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             break;
         case O_DATA: snprintf(c.data, sizeof c.data, "%s", optarg); break;
-        case O_TRAINN: bad = ns_cli_size("train", "--train-n", optarg, &c.train_n); break;
-        case O_TESTN: bad = ns_cli_size("train", "--test-n", optarg, &c.test_n); break;
         case O_NOSTD: c.standardize = 0; break;
         case O_OPTIM:
             if (ns_parse_optim(optarg, &c.optim))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             break;
-        case O_LR: bad = ns_cli_double("train", "--lr", optarg, &c.lr); lr_set = 1; break;
-        case O_MOM: bad = ns_cli_double("train", "--momentum", optarg, &c.momentum); break;
         case O_NEST: c.nesterov = 1; break;
-        case O_WD: bad = ns_cli_double("train", "--wd", optarg, &c.wd); break;
-        case O_CLIP: bad = ns_cli_double("train", "--clip", optarg, &c.clip); clip_set = 1; break;
-        case O_B1: bad = ns_cli_double("train", "--beta1", optarg, &c.beta1); break;
-        case O_B2: bad = ns_cli_double("train", "--beta2", optarg, &c.beta2); break;
-        case O_AEPS: bad = ns_cli_double("train", "--adam-eps", optarg, &c.adam_eps); break;
         case O_SCHED:
             if (ns_parse_schedule(optarg, &c))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             break;
-        case O_WARMUP:
-            bad = ns_cli_size("train", "--warmup", optarg, &c.warmup);
-            warmup_set = 1;
-            break;
-        case O_EPOCHS: bad = ns_cli_size("train", "--epochs", optarg, &c.epochs); epochs_set = 1; break;
-        case O_STEPS: bad = ns_cli_size("train", "--steps", optarg, &c.steps); steps_set = 1; break;
-        case O_BATCH: bad = ns_cli_size("train", "--batch", optarg, &c.batch); break;
-        case O_SEED: bad = ns_cli_u64("train", "--seed", optarg, &u); c.seed = u; break;
         case 'o': out = optarg; break;
         case O_FORCE: force = 1; break;
-        case O_CKEVERY: bad = ns_cli_size("train", "--ckpt-every", optarg, &c.ckpt_every); break;
         case O_CKSTEPS: bad = parse_steps(&c, optarg); break;
         case O_RESUME: resume = optarg; break;
-        case O_THREADS: bad = ns_cli_threads("train", optarg, &c.threads); break;
         case O_QUIET: ns_progress_set_quiet(1); break;
         case O_LISTNORMS: list_norms(); return NS_EXIT_OK;
         case O_HELPNORM: {
@@ -253,22 +228,8 @@ int cmd_train(int argc, char **argv)
                 printf("none\n");
             return NS_EXIT_OK;
         }
-        case O_GNG: bad = ns_cli_size("train", "--gn-groups", optarg, &c.net.gn_groups); break;
-        case O_PSA: bad = ns_cli_double("train", "--psbn-alpha", optarg, &c.net.psbn_alpha); break;
-        case O_FCT: bad = ns_cli_double("train", "--fct", optarg, &c.net.fct); break;
-        case O_FRNEPS: bad = ns_cli_double("train", "--frn-eps", optarg, &c.net.frn_eps); break;
         case O_FRNRELU: c.net.frn_relu = 1; break;
         case O_WMALL: c.net.wm_all = 1; break;
-        case O_PNW: bad = ns_cli_size("train", "--pn-warmup", optarg, &c.net.pn_warmup); break;
-        case O_BKNP: bad = ns_cli_double("train", "--bkn-p", optarg, &c.net.bkn_p); break;
-        case O_BKNS: bad = ns_cli_size("train", "--bkn-samples", optarg, &c.net.bkn_samples); break;
-        case O_AGC: bad = ns_cli_double("train", "--agc", optarg, &c.net.agc); break;
-        case O_MABNB: bad = ns_cli_size("train", "--mabn-buffer", optarg, &c.net.mabn_buffer); break;
-        case O_MABNR: bad = ns_cli_size("train", "--mabn-real-batch", optarg, &c.net.mabn_real_batch); break;
-        case O_MABNW: bad = ns_cli_size("train", "--mabn-warmup", optarg, &c.net.mabn_warmup); break;
-        case O_ICDROP: bad = ns_cli_double("train", "--ic-drop", optarg, &c.net.ic_drop); break;
-        case O_BRNW: bad = ns_cli_size("train", "--brn-warmup", optarg, &c.net.brn_warmup); break;
-        case O_BRNR: bad = ns_cli_size("train", "--brn-ramp", optarg, &c.net.brn_ramp); break;
         case O_RESSCALE:
             if (!strcmp(optarg, "paper")) c.net.res_scale_paper = 1;
             else if (!strcmp(optarg, "code")) c.net.res_scale_paper = 0;
@@ -282,40 +243,38 @@ int cmd_train(int argc, char **argv)
     }
     if (optind < argc)
         return ns_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    int epochs_set = given(set, "--epochs"), steps_set = given(set, "--steps");
     if (steps_set && !epochs_set)
         c.epochs = 0;
     /* The method's own defaults (a resumed run keeps its configuration). */
     const ns_norm_method *method = ns_norm_find(c.net.norm);
     if (!init_set && (method->flags & NS_NORM_MIMIC_INIT))
         c.init.kind = NS_INIT_MIMIC;
-    if (!lr_set && !resume && method->lr > 0)
+    if (!given(set, "--lr") && !resume && method->lr > 0)
         c.lr = method->lr;
-    if (!warmup_set && !resume)
+    if (!given(set, "--warmup") && !resume)
         c.warmup = method->warmup;
-    if (!clip_set && !resume)
+    if (!given(set, "--clip") && !resume)
         c.clip = method->clip;
     if (resume && !out)
         out = resume;
     if (!out)
         return ns_cli_usage_error("train", "no output file given (use -o RUN.h5)");
+    /* Without a new length a resumed run continues to the length it was
+     * started with (a complete run is refused by ns_train: it has that). */
     if (resume && !epochs_set && !steps_set)
-        return ns_cli_usage_error("train", "--resume needs the new length (--epochs or --steps)");
+        c.epochs = c.steps = 0;
     if (!resume && ns_train_config_check(&c))
         return ns_cli_usage_error("train", "%s", ns_errmsg());
-    /* The architecture is checked before any data is read. */
-    if (!resume) {
-        char buf[4096];
-        if (ns_arch_expand(c.arch, buf, sizeof buf))
-            return ns_cli_usage_error("train", "%s", ns_errmsg());
-    }
     ns_train_result r;
     int st = ns_train(&c, resume, out, force || (resume && !strcmp(resume, out)),
                       ns_cli_cmdline(), &r);
     if (st && st != NS_ENUMERIC)
         return ns_cli_fail(st, NULL);
+    /* What was trained: a resumed run's own configuration. */
     printf("run file: %s\n", out);
-    printf("arch %s, norm %s, data %s, %zu steps, seed %llu\n", c.arch, c.net.norm,
-           c.data, r.steps, (unsigned long long)c.seed);
+    printf("arch %s, norm %s, data %s, %zu steps, seed %llu\n", r.config.arch,
+           r.config.net.norm, r.config.data, r.steps, (unsigned long long)r.config.seed);
     if (st == NS_ENUMERIC) {
         printf("diverged at step %zu (loss non-finite or above 1e6)\n", r.diverged_step);
         return ns_cli_fail(st, NULL);

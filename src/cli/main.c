@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "normscope/core.h"
+#include "normscope/train.h"
 
 static char cmdline[4096];
 
@@ -155,13 +156,14 @@ int ns_cli_list_ok(const char *s)
 
 int ns_cli_threads(const char *cmd, const char *s, int *t)
 {
-    uint64_t x;
-    if (ns_cli_parse_u64(s, &x) || x < 1 || x > NS_CLI_MAX_THREADS) {
-        ns_cli_usage_error(cmd, "--threads must be an integer in 1..%d, got '%s'",
-                           NS_CLI_MAX_THREADS, s);
+    /* The training option table's rule, for every command. */
+    ns_train_config c;
+    ns_train_config_default(&c);
+    if (ns_train_opt_parse(ns_train_opt_find("--threads"), s, &c)) {
+        ns_cli_usage_error(cmd, "%s", ns_errmsg());
         return -1;
     }
-    *t = (int)x;
+    *t = c.threads;
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,13 +217,34 @@ int ns_h5_open_format(const char *path, const char *want, hid_t *fid)
     if (st)
         return st;
     char fmt[64] = "";
+    int run = strcmp(want, NS_RUN_FORMAT) == 0;
     if (ns_h5_get_str(*fid, ".", "format", fmt, sizeof fmt) || strcmp(fmt, want) != 0) {
         ns_h5_close(*fid);
         *fid = H5I_INVALID_HID;
         return ns_error(NS_EFORMAT, "cannot read '%s': not a normscope %s file", path,
-                        strcmp(want, NS_RUN_FORMAT) == 0 ? "run" : "result");
+                        run ? "run" : "result");
     }
-    return NS_OK;
+    /* A newer writer may have changed what any reader relies on: refuse it
+     * here, where every reader opens its file. */
+    int64_t have = run ? NS_RUN_FORMAT_VERSION : NS_RESULT_FORMAT_VERSION, iv = 0;
+    double dv = 0;
+    int is_int = 0;
+    st = ns_h5_get_num(*fid, ".", "format_version", &dv, &iv, &is_int);
+    if (!st && !is_int && dv == floor(dv) && fabs(dv) < 1e15) {
+        iv = (int64_t)dv;   /* a whole number written as a float */
+        is_int = 1;
+    }
+    if (!st && (!is_int || iv < 1))
+        st = ns_error(NS_EFORMAT, "cannot read '%s': format_version %g is not a version "
+                      "normscope wrote", path, dv);
+    else if (!st && iv > have)
+        st = ns_error(NS_EFORMAT, "cannot read '%s': format_version %lld is newer than this "
+                      "normscope reads (%lld)", path, (long long)iv, (long long)have);
+    if (st) {
+        ns_h5_close(*fid);
+        *fid = H5I_INVALID_HID;
+    }
+    return st;
 }
 
 void ns_h5_close(hid_t fid)
@@ -419,6 +441,55 @@ int ns_h5_get_doubles(hid_t loc, const char *obj, const char *name, double *val,
     return get_numeric(loc, obj, name, H5T_NATIVE_DOUBLE, val, n, got);
 }
 
+int ns_h5_get_num(hid_t loc, const char *obj, const char *name, double *d, int64_t *i,
+                  int *is_int)
+{
+    *d = 0;
+    *i = 0;
+    *is_int = 0;
+    hid_t a = attr_open(loc, obj, name);
+    if (a < 0)
+        return NS_EFORMAT;
+    hid_t sp = H5Aget_space(a), ft = H5Aget_type(a);
+    hssize_t cnt = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
+    int st = NS_OK;
+    if (cnt != 1) {
+        st = ns_error(NS_EFORMAT, "cannot read '%s': attribute '%s' of '%s' has %lld values, "
+                      "expected one", ns_h5_name(loc), name, obj, (long long)cnt);
+    } else if (cls == H5T_INTEGER && H5Tget_sign(ft) == H5T_SGN_NONE) {
+        uint64_t u;
+        if (H5Aread(a, H5T_NATIVE_UINT64, &u) < 0) {
+            st = NS_EFORMAT;
+        } else if (u <= INT64_MAX) {
+            *i = (int64_t)u;
+            *d = (double)u;
+            *is_int = 1;
+        } else {
+            *d = (double)u;   /* beyond int64: whole, but no option takes it */
+        }
+    } else if (cls == H5T_INTEGER) {
+        if (H5Aread(a, H5T_NATIVE_INT64, i) < 0)
+            st = NS_EFORMAT;
+        *d = (double)*i;
+        *is_int = 1;
+    } else if (cls == H5T_FLOAT) {
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, d) < 0)
+            st = NS_EFORMAT;
+    } else {
+        st = NS_EFORMAT;
+    }
+    if (st && cnt == 1)
+        st = ns_error(NS_EFORMAT, "cannot read '%s': attribute '%s' of '%s' is not a number",
+                      ns_h5_name(loc), name, obj);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Aclose(a);
+    return st;
+}
+
 /* ------------------------------------------------------------ datasets */
 
 static int write_ds(hid_t loc, const char *path, hid_t ft, hid_t mt, int ndim,
@@ -502,7 +573,10 @@ int ns_h5_shape(hid_t loc, const char *path, int *ndim, size_t dims[8], size_t *
                         ns_h5_name(loc), path);
     hid_t sp = H5Dget_space(d);
     hsize_t hd[8];
-    int nd = H5Sget_simple_extent_dims(sp, hd, NULL);
+    /* The rank first: HDF5 allows 32 dimensions, the buffer holds 8. */
+    int nd = H5Sget_simple_extent_ndims(sp);
+    if (nd >= 0 && nd <= 8)
+        nd = H5Sget_simple_extent_dims(sp, hd, NULL);
     H5Sclose(sp);
     H5Dclose(d);
     if (nd < 0 || nd > 8)
@@ -511,6 +585,9 @@ int ns_h5_shape(hid_t loc, const char *path, int *ndim, size_t dims[8], size_t *
     size_t total = 1;
     for (int i = 0; i < nd; i++) {
         dims[i] = hd[i];
+        if (hd[i] && total > (SIZE_MAX / sizeof(double)) / hd[i])
+            return ns_error(NS_EFORMAT, "cannot read '%s': '%s' is too large",
+                            ns_h5_name(loc), path);
         total *= hd[i];
     }
     *ndim = nd;

@@ -6,6 +6,7 @@
  */
 #include "normscope/io.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,12 +40,55 @@ int ns_run_write_checkpoint(hid_t fid, const ns_net *net, uint64_t step)
     return st;
 }
 
+static void shape_text(char *buf, size_t len, int ndim, const size_t *dims)
+{
+    size_t u = 0;
+    if (ndim == 0)
+        snprintf(buf, len, "a scalar");
+    for (int i = 0; i < ndim && u < len; i++)
+        u += (size_t)snprintf(buf + u, len - u, "%s%zu", i ? "x" : "", dims[i]);
+}
+
+/* Reads one tensor of a checkpoint: the data set must have the tensor's
+ * shape (a transposed weight has the right size and the wrong meaning) and
+ * hold finite values, non-negative ones where the tensor says so. */
+static int read_tensor(hid_t fid, const char *path, ns_tensor *t)
+{
+    int nd;
+    size_t dims[8], n;
+    int st = ns_h5_shape(fid, path, &nd, dims, &n);
+    if (st)
+        return st;
+    int same = nd == t->ndim;
+    for (int i = 0; same && i < nd; i++)
+        same = dims[i] == t->dims[i];
+    if (!same) {
+        char got[128], want[128];
+        shape_text(got, sizeof got, nd, dims);
+        shape_text(want, sizeof want, t->ndim, t->dims);
+        return ns_error(NS_EFORMAT, "cannot read '%s': %s has shape %s, the architecture's "
+                        "is %s", ns_h5_name(fid), path, got, want);
+    }
+    if ((st = ns_h5_read_real(fid, path, t->data, t->size)))
+        return st;
+    const ns_real *v = t->data;
+    for (size_t i = 0; i < t->size; i++) {
+        if (!isfinite(v[i]))
+            return ns_error(NS_EFORMAT, "cannot read '%s': %s holds non-finite values",
+                            ns_h5_name(fid), path);
+        if ((t->flags & NS_TENSOR_NONNEG) && v[i] < 0)
+            return ns_error(NS_EFORMAT, "cannot read '%s': %s holds negative values",
+                            ns_h5_name(fid), path);
+    }
+    return NS_OK;
+}
+
 static int read_tensors(hid_t fid, const char *base, ns_layer *L, ns_tensor *t, int n)
 {
     char path[512];
     for (int i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/%s/%s", base, L->name, t[i].name);
-        int st = ns_h5_read_real(fid, path, t[i].data, t[i].size);
+        int st = read_tensor(fid, path, &t[i]);
         if (st)
             return st;
     }
@@ -67,12 +111,6 @@ int ns_run_read_checkpoint(hid_t fid, ns_net *net, uint64_t step)
         if (!st)
             st = read_tensors(fid, s, L, L->state, L->nstate);
     }
-    /* NaN weights make every analysis meaningless: refuse them here. */
-    for (size_t i = 0; !st && i < net->nparams; i++)
-        if (!(net->params[i] == net->params[i]) ||
-            net->params[i] - net->params[i] != 0)
-            st = ns_error(NS_ENUMERIC, "'%s': checkpoint %llu holds non-finite weights",
-                          ns_h5_name(fid), (unsigned long long)step);
     return st;
 }
 
@@ -82,6 +120,9 @@ static herr_t collect(hid_t g, const char *name, const H5L_info_t *info, void *o
     (void)info;
     uint64_t **acc = op;
     char *end;
+    /* steps are decimal digits: strtoull alone takes blanks and signs */
+    if (*name < '0' || *name > '9')
+        return 0;
     unsigned long long v = strtoull(name, &end, 10);
     if (*end)
         return 0;

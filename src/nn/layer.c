@@ -35,6 +35,15 @@ int ns_layer_add_state(ns_layer *L, const char *name, int ndim, const size_t *di
     return add_tensor(L, L->state, &L->nstate, name, ndim, dims);
 }
 
+int ns_layer_add_state_flags(ns_layer *L, const char *name, int ndim, const size_t *dims,
+                             unsigned flags)
+{
+    int st = add_tensor(L, L->state, &L->nstate, name, ndim, dims);
+    if (!st)
+        L->state[L->nstate - 1].flags = flags;
+    return st;
+}
+
 void ns_init_fill(ns_real *W, size_t nw, ns_real *b, size_t nb, double fan_in,
                   double fan_out, const ns_init *init, ns_rng *r)
 {

@@ -497,8 +497,8 @@ int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t gr
     if (!st)
         st = ns_layer_add_state(L, "running_mean", 1, cd);
     if (!st)
-        st = ns_layer_add_state(L, "running_var", 1, cd);
+        st = ns_layer_add_state_flags(L, "running_var", 1, cd, NS_TENSOR_NONNEG);
     if (!st)
-        st = ns_layer_add_state(L, "num_batches_tracked", 1, one);
+        st = ns_layer_add_state_flags(L, "num_batches_tracked", 1, one, NS_TENSOR_NONNEG);
     return st;
 }

@@ -363,6 +363,6 @@ int ns_bkn_create(ns_layer *L, double p, double eps, size_t group, size_t sample
     int st = ns_layer_add_param(L, "weight", 1, cd);
     if (!st) st = ns_layer_add_param(L, "bias", 1, cd);
     if (!st) st = ns_layer_add_state(L, "running_mean", 1, cd);
-    if (!st) st = ns_layer_add_state(L, "running_var", 1, cd);
+    if (!st) st = ns_layer_add_state_flags(L, "running_var", 1, cd, NS_TENSOR_NONNEG);
     return st;
 }

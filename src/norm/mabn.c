@@ -263,9 +263,9 @@ int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t
     size_t cd[1] = {C}, one[1] = {1}, bd[2] = {buffer, C};
     int st = ns_layer_add_param(L, "weight", 1, cd);
     if (!st) st = ns_layer_add_param(L, "bias", 1, cd);
-    if (!st) st = ns_layer_add_state(L, "running_var", 1, cd);
-    if (!st) st = ns_layer_add_state(L, "iters", 1, one);
-    if (!st) st = ns_layer_add_state(L, "buffer_x2", 2, bd);
+    if (!st) st = ns_layer_add_state_flags(L, "running_var", 1, cd, NS_TENSOR_NONNEG);
+    if (!st) st = ns_layer_add_state_flags(L, "iters", 1, one, NS_TENSOR_NONNEG);
+    if (!st) st = ns_layer_add_state_flags(L, "buffer_x2", 2, bd, NS_TENSOR_NONNEG);
     if (!st) st = ns_layer_add_state(L, "buffer_gz", 2, bd);
     return st;
 }

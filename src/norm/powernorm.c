@@ -167,8 +167,8 @@ int ns_pn_create(ns_layer *L, double eps, size_t warmup)
     size_t cd[1] = {C}, one[1] = {1};
     int st = ns_layer_add_param(L, "weight", 1, cd);
     if (!st) st = ns_layer_add_param(L, "bias", 1, cd);
-    if (!st) st = ns_layer_add_state(L, "running_phi", 1, cd);
+    if (!st) st = ns_layer_add_state_flags(L, "running_phi", 1, cd, NS_TENSOR_NONNEG);
     if (!st) st = ns_layer_add_state(L, "nu", 1, cd);
-    if (!st) st = ns_layer_add_state(L, "iters", 1, one);
+    if (!st) st = ns_layer_add_state_flags(L, "iters", 1, one, NS_TENSOR_NONNEG);
     return st;
 }

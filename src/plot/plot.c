@@ -13,6 +13,8 @@
  */
 #include "internal.h"
 
+#include "normscope/train.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -466,8 +468,13 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
         return NS_ENOMEM;
     for (size_t i = 0; i < n; i++)
         fids[i] = H5I_INVALID_HID;
-    for (size_t i = 0; i < n && !st; i++)
-        st = ns_h5_open_format(paths[i], kind->input, &fids[i]);
+    for (size_t i = 0; i < n && !st; i++) {
+        /* Run files go through the one check every reader of them makes. */
+        if (!strcmp(kind->input, NS_RUN_FORMAT))
+            st = ns_run_check(paths[i]);
+        if (!st)
+            st = ns_h5_open_format(paths[i], kind->input, &fids[i]);
+    }
     if (st)
         goto cleanup;
 

@@ -351,7 +351,11 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
     int st;
 
     T.cfg = *c;
+    res->config = *c;
     if (resume) {
+        /* The file is carried on whole: every checkpoint is checked. */
+        if ((st = ns_run_check(resume)))
+            goto cleanup;
         if ((st = ns_h5_open_format(resume, NS_RUN_FORMAT, &rfid)))
             goto cleanup;
         char status[32] = "";
@@ -362,9 +366,11 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         }
         if ((st = ns_train_config_load(rfid, &T.cfg)))
             goto cleanup;
-        /* The new length comes from the command line. */
-        T.cfg.epochs = c->epochs;
-        T.cfg.steps = c->steps;
+        /* A new length, or the one the run was started with. */
+        if (c->epochs || c->steps) {
+            T.cfg.epochs = c->epochs;
+            T.cfg.steps = c->steps;
+        }
         if (!ns_h5_exists(rfid, "/optimizer")) {
             st = ns_error(NS_EFORMAT, "cannot resume '%s': no optimiser state", resume);
             goto cleanup;
@@ -372,6 +378,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
     }
     if ((st = ns_train_config_check(&T.cfg)))
         goto cleanup;
+    res->config = T.cfg;
     ns_set_threads(T.cfg.threads);
     T.cfg.net.max_batch = T.cfg.batch;
     T.cfg.net.mabn_buffer = ns_mabn_buffer_size(&T.cfg.net);

@@ -20,16 +20,24 @@ fi
 if "$PY" -c 'import h5py, numpy' 2>/dev/null; then
     "$PY" - "$T" <<'PYEOF' && runs="$runs synthetic" || bad "cannot write synthetic files with h5py"
 # A run file of 4 epochs x 25 steps and a result file, per DESIGN.md section 3.
+# /config holds the keys of format version 1 without the method options
+# added since (as older run files do); checkpoints hold every tensor of the
+# architecture in its shape.
 import sys, numpy as np, h5py
 T = sys.argv[1]
 r = np.random.default_rng(3)
 with h5py.File(T + "/synthetic.h5", "w") as f:
-    for k, v in dict(format="normscope-run", arch="conv3x3:8,gn,relu,gap,fc:10", norm="gn",
+    for k, v in dict(format="normscope-run", arch="conv3x3:8,norm,relu,gap,fc:10", norm="gn",
                      dataset="fashion-mnist", command_line="normscope train", created="2024-01-01T00:00:00Z",
                      normscope_version="0.1.0", precision="double", status="complete").items():
         f.attrs[k] = v
     f.attrs["format_version"] = np.int64(1); f.attrs["seed"] = np.int64(7)
-    for k, v in dict(lr=0.1, momentum=0.9, wd=0.0, optim="sgd", batch=64, epochs=4).items():
+    for k, v in dict(lr=0.1, momentum=0.9, wd=0.0, optim="sgd", batch=64, epochs=4,
+                     arch="conv3x3:8,norm,relu,gap,fc:10", data="fashion-mnist", norm="gn",
+                     norm_group=0, bn_momentum=0.1, bn_eps=1e-5, bn_affine=1, init="torch",
+                     nesterov=0, beta1=0.9, beta2=0.999, adam_eps=1e-8, schedule="cosine",
+                     warmup=0, steps=0, seed=7, ckpt_every=4, standardize=1, train_n=1600,
+                     test_n=400, threads=0).items():
         f.require_group("config").attrs[k] = v
     d = f.create_group("data")
     d.attrs["mean"] = [0.286]; d.attrs["std"] = [0.353]
@@ -48,7 +56,8 @@ with h5py.File(T + "/synthetic.h5", "w") as f:
     for st in (0, 100):
         g = f.create_group("checkpoints/%d" % st)
         g["params/00-conv/weight"] = r.standard_normal((8, 1, 3, 3)); g["params/00-conv/bias"] = np.zeros(8)
-        g["params/04-fc/weight"] = r.standard_normal((10, 8)); g["params/04-fc/bias"] = np.zeros(10)
+        g["params/01-gn/weight"] = np.ones(8); g["params/01-gn/bias"] = np.zeros(8)
+        g["params/04-dense/weight"] = r.standard_normal((10, 8)); g["params/04-dense/bias"] = np.zeros(10)
 with h5py.File(T + "/result.h5", "w") as f:
     f.attrs["format"] = "normscope-result"; f.attrs["format_version"] = np.int64(1)
     g = f.create_group("ntk/100"); g.attrs["source"] = "synthetic.h5"; g.attrs["mode"] = "eval"
@@ -56,7 +65,7 @@ with h5py.File(T + "/result.h5", "w") as f:
     ds.attrs["description"] = "eigenvalues of the empirical NTK, descending"; ds.attrs["units"] = "1"
     g["indices"] = np.arange(20)
 PYEOF
-    echo "synthetic gn conv3x3:8,gn,relu,gap,fc:10" > "$T/synthetic.want"
+    echo "synthetic gn conv3x3:8,norm,relu,gap,fc:10" > "$T/synthetic.want"
 else
     echo "note: $PY has no h5py, checking the trained run file only"
 fi
