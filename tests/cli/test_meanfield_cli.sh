@@ -154,6 +154,19 @@ for k in phase dualmap; do
 done
 run "$NS" plot "$T/relu.h5" "$T/wm.h5" "$T/tanh.h5" --what trajectory -o "$T/fig"
 want 0 "plot trajectory" && { is_png "$T/fig/trajectory.png" && ok || bad "plot trajectory: no PNG"; }
+# the figure draws the regime's quantity: slope1 (column 5) and regime_by (6)
+run "$NS" plot "$T/wm2.h5" --what phase -o "$T/fig3"
+if want 0 "plot phase of the weight mean at (2, 0)"; then
+    is_png "$T/fig3/phase.png" && ok || bad "plot phase (weight mean): no PNG"
+    "$PY" - "$T/fig3/phase-data/phase.dat" <<'PYEOF' && ok || bad "phase.dat: slope1 and regime_by columns"
+import math, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")]
+cell = [r for r in rows if float(r[0]) == 2 and float(r[1]) == 0][0]
+assert abs(float(cell[2]) - 1) < 1e-8, cell                       # chi_1
+assert abs(float(cell[4]) - 1 / (1 - 1 / math.pi)) < 1e-8, cell   # slope1
+assert cell[5] == "1", cell                                       # regime_by
+PYEOF
+fi
 run "$NS" plot "$T/wm.h5" --what phase -o "$T/fig2"
 want 2 "plot phase without a grid" && has "$T/stderr" "no mean-field phase diagram" "phase without grid"
 [ ! -e "$T/fig2/phase.png" ] && ok || bad "phase without grid: wrote a figure"
