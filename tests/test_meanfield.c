@@ -240,23 +240,39 @@ START_TEST(test_critical_line)
         ns_mf_act act = act_of(acts[a], 0);
         ns_mf_phase ph;
         ck_assert_int_eq(ns_mf_phase_compute(&act, 0, 1, &g, 1e-10, &ph), NS_OK);
-        ck_assert_uint_eq(ph.nline, 11); /* one crossing per row */
+        /* one crossing per row; relu's sb2 = 0 row is critical throughout
+         * (q* = 0 or inf, the c-map T = 2 phi_hat for every sw2) and has none */
+        size_t row0 = a == 2;
+        ck_assert_uint_eq(ph.nline, 11 - row0);
         for (size_t k = 0; k < ph.nline; k++) {
+            CLOSE(ph.line_sb2[k], ph.sb2[k + row0], 0, "one point per row");
             ns_mf_net net = {act, ph.line_sw2[k], ph.line_sb2[k], 0};
             ns_mf_point p;
             ck_assert_int_eq(ns_mf_fixed_point(w, &net, 1, &p), NS_OK);
             CLOSE(p.chi1, 1, 1e-9, acts[a]);
+            CLOSE(p.slope1, 1, 1e-9, acts[a]);
+            /* relu: q* is classified infinite where |sw2/2 - 1| <= 1e-12, the
+             * edge of the critical region sw2 >= 2 found by bisection */
             if (a == 2)
-                CLOSE(ph.line_sw2[k], 2, 1e-12, "relu's critical line sw2 = 2");
+                CLOSE(ph.line_sw2[k], 2, 1e-11, "relu's critical line sw2 = 2");
         }
         /* the line is sigma_w^2 increasing with sigma_b^2 for tanh and erf */
         for (size_t k = 1; a < 2 && k < ph.nline; k++)
             ck_assert(ph.line_sw2[k] > ph.line_sw2[k - 1]);
-        /* ordered left of the line, chaotic right of it */
-        for (size_t j = 0; j < ph.nsb; j++)
+        /* ordered (or critical where q* is 0 or inf) left of the line, chaotic
+         * (relu: critical, q* = inf) right of it, by the c-map's slope */
+        for (size_t j = row0; j < ph.nsb; j++)
             for (size_t i = 0; i < ph.nsw; i++) {
-                double x = ph.chi1[j * ph.nsw + i];
-                ck_assert((x < 1) == (ph.sw2[i] < ph.line_sw2[j]) || fabs(x - 1) < 1e-9);
+                size_t c = j * ph.nsw + i;
+                double x = ph.slope1[c], line = ph.line_sw2[j - row0];
+                ns_mf_regime r = ph.regime[c];
+                if (fabs(x - 1) < 1e-9)
+                    continue;
+                if (ph.sw2[i] < line)
+                    ck_assert(r == NS_MF_ORDERED ||
+                              (r == NS_MF_CRITICAL && ph.regime_by[c] == NS_MF_BY_SLOPE1));
+                else
+                    ck_assert_int_eq(r, a == 2 ? NS_MF_CRITICAL : NS_MF_CHAOTIC);
             }
         ns_mf_phase_release(&ph);
     }
@@ -634,6 +650,206 @@ START_TEST(test_bn_rate_monte_carlo)
 }
 END_TEST
 
+/* ------------------------------------------------------------ regimes */
+
+/* The slope at c = 1 of one exact layer step at (q, q), the independent
+ * reference: d c^{l+1} / d c^l = sw2 E[phi'^2] q^l / q^{l+1} (ns_mf_step). */
+static double step_slope(ns_mf_work *w, const ns_mf_net *net, double q)
+{
+    double qn, q2n, cn, slope;
+    ck_assert_int_eq(ns_mf_step(w, net, q, q, 1, &qn, &q2n, &cn, &slope), NS_OK);
+    return slope;
+}
+
+START_TEST(test_regime_weight_mean_relu)
+{
+    /* MimicNorm's Theorem: relu with the weight mean at (2, 0) is chaotic,
+     * the c-map Tbar has slope 1/(1 - 1/pi) at c = 1 and c* = 0, although
+     * chi_1 = sw2 E[phi'^2] = 1 (q* = 0: chi_1 does not decide) */
+    const double slope_wm = 1 / (1 - 1 / M_PI);
+    ns_mf_work *w = work(1e-12);
+    for (int quad = 0; quad < 2; quad++) {
+        double tol = quad ? 1e-9 : 1e-12; /* quadrature at 1e-12 */
+        ns_mf_net net = {act_of("relu", quad), 2, 0, 1};
+        ns_mf_point p;
+        ck_assert_int_eq(ns_mf_fixed_point(w, &net, 1, &p), NS_OK);
+        ck_assert_int_eq(p.qkind, NS_MF_Q_ZERO);
+        CLOSE(p.chi1, 1, tol, "chi_1 = sw2 / 2");
+        CLOSE(p.slope1, slope_wm, tol, "Tbar'(1) = 1/(1 - 1/pi)");
+        ck_assert_int_eq(p.regime, NS_MF_CHAOTIC);
+        ck_assert_int_eq(p.regime_by, NS_MF_BY_SLOPE1);
+        ck_assert_str_eq(ns_mf_regime_name(p.regime), "chaotic");
+        ck_assert_str_eq(ns_mf_regime_by_name(p.regime_by), "c_map_slope");
+        CLOSE(p.cstar, 0, tol, "c* = 0");
+        /* the exact layer step deep in the network, where q^l -> 0, has the
+         * same slope at c = 1: chi_1 q^l / q^{l+1} = 1 / (1 - 1/pi) */
+        double q[41];
+        ck_assert_int_eq(ns_mf_trajectory(w, &net, 1, 0.5, 40, q, NULL, NULL, NULL, NULL),
+                         NS_OK);
+        ck_assert(q[40] < 1e-6);
+        CLOSE(step_slope(w, &net, q[40]), p.slope1, tol, "layer step slope at c = 1");
+        /* and every sw2 on the sb2 = 0 row gives the same verdict (the net is
+         * homogeneous: sw2 only rescales the layers) */
+        for (double sw2 = 0.7; sw2 < 4.5; sw2 += 1.385) {
+            net.sw2 = sw2;
+            ck_assert_int_eq(ns_mf_fixed_point(w, &net, 1, &p), NS_OK);
+            CLOSE(p.slope1, slope_wm, tol, "Tbar'(1) at any sw2");
+            ck_assert_int_eq(p.regime, NS_MF_CHAOTIC);
+            CLOSE(p.chi1, sw2 / 2, tol, "chi_1 = sw2 / 2");
+        }
+    }
+    ns_mf_work_free(w);
+}
+END_TEST
+
+START_TEST(test_regime_finite_uses_chi1)
+{
+    /* where 0 < q* < inf the slope of the c-map at c = 1 is chi_1: the
+     * verdict is chi_1's, and one exact layer step at (q*, q*) agrees */
+    ns_mf_work *w = work(1e-11);
+    static const struct {
+        const char *act;
+        double sw2, sb2;
+        int wm;
+        ns_mf_regime want;
+    } pts[] = {
+        {"tanh", 2.5, 0.1, 0, NS_MF_CHAOTIC},   {"tanh", 1.5, 0.05, 0, NS_MF_ORDERED},
+        {"tanh", 2.385, 0.3, 1, NS_MF_ORDERED}, {"tanh", 3.5, 0.3, 1, NS_MF_CHAOTIC},
+        {"erf", 0.9, 0.2, 0, NS_MF_ORDERED},
+        {"relu", 1.6, 0.23, 1, NS_MF_ORDERED},  {"relu", 2.6, 0.1, 1, NS_MF_CHAOTIC},
+    };
+    for (size_t i = 0; i < sizeof pts / sizeof *pts; i++) {
+        ns_mf_net net = {act_of(pts[i].act, 0), pts[i].sw2, pts[i].sb2, pts[i].wm};
+        ns_mf_point p;
+        ck_assert_int_eq(ns_mf_fixed_point(w, &net, 1, &p), NS_OK);
+        ck_assert_int_eq(p.qkind, NS_MF_Q_FINITE);
+        ck_assert_int_eq(p.regime_by, NS_MF_BY_CHI1);
+        ck_assert_str_eq(ns_mf_regime_by_name(p.regime_by), "chi_1");
+        CLOSE(p.slope1, p.chi1, 0, pts[i].act);
+        CLOSE(step_slope(w, &net, p.qstar), p.chi1, 1e-8, "layer step slope at q*");
+        ck_assert_int_eq(p.regime, pts[i].want);
+        ck_assert_int_eq(p.regime, ns_mf_regime_of(p.chi1, 1e-11));
+    }
+    /* relu with the weight mean and a bias: q* = sb2 / (1 - sw2 (1/2 -
+     * 1/(2 pi))) is finite, the bias replaces the removed mean at the fixed
+     * point and the c-map is T again: critical at sw2 = 2 by chi_1 = 1 */
+    ns_mf_net wm = {act_of("relu", 0), 2, 0.1, 1};
+    ns_mf_point p;
+    ck_assert_int_eq(ns_mf_fixed_point(w, &wm, 1, &p), NS_OK);
+    CLOSE(p.qstar, 0.1 * M_PI, 1e-12, "q* = pi sb2");
+    ck_assert_int_eq(p.regime_by, NS_MF_BY_CHI1);
+    ck_assert_int_eq(p.regime, NS_MF_CRITICAL);
+    CLOSE(p.cstar, 1, 0, "c* = 1");
+    ns_mf_work_free(w);
+}
+END_TEST
+
+START_TEST(test_regime_relu_plain)
+{
+    /* relu without the weight mean and without bias is positively
+     * homogeneous: sw2 rescales every layer and the correlation map is
+     * T = 2 phi_hat, slope 1 at c = 1, for every sw2.  At sw2 = 2 every q is a
+     * fixed point and chi_1 = 1 is that slope (critical by chi_1); below and
+     * above, q* is 0 or inf and chi_1 = sw2 / 2 is only the gradients'
+     * growth: critical by the c-map's slope, c* = 1. */
+    ns_mf_work *w = work(1e-12);
+    ns_mf_net net = {act_of("relu", 0), 2, 0, 0};
+    ns_mf_point p;
+    ck_assert_int_eq(ns_mf_fixed_point(w, &net, 1.3, &p), NS_OK);
+    ck_assert_int_eq(p.qkind, NS_MF_Q_ANY);
+    CLOSE(p.chi1, 1, 1e-14, "chi_1 at (2, 0)");
+    CLOSE(p.slope1, 1, 1e-14, "T'(1)");
+    ck_assert_int_eq(p.regime, NS_MF_CRITICAL);
+    ck_assert_int_eq(p.regime_by, NS_MF_BY_CHI1);
+    CLOSE(p.cstar, 1, 0, "c* at (2, 0)");
+    enum { L = 30 };
+    double c2[L + 1], c[L + 1], q[L + 1];
+    ck_assert_int_eq(ns_mf_trajectory(w, &net, 1, 0.3, L, NULL, c2, NULL, NULL, NULL), NS_OK);
+    static const struct {
+        double sw2, sb2;
+        ns_mf_qkind kind;
+    } pts[] = {{1.5, 0, NS_MF_Q_ZERO}, {3.1, 0, NS_MF_Q_INF}, {3, 0.1, NS_MF_Q_INF}};
+    for (size_t i = 0; i < 3; i++) {
+        net.sw2 = pts[i].sw2;
+        net.sb2 = pts[i].sb2;
+        ck_assert_int_eq(ns_mf_fixed_point(w, &net, 1, &p), NS_OK);
+        ck_assert_int_eq(p.qkind, pts[i].kind);
+        CLOSE(p.chi1, pts[i].sw2 / 2, 1e-14, "chi_1 = sw2 / 2");
+        CLOSE(p.slope1, 1, 1e-14, "T'(1) = 1");
+        ck_assert_int_eq(p.regime, NS_MF_CRITICAL);
+        ck_assert_int_eq(p.regime_by, NS_MF_BY_SLOPE1);
+        CLOSE(p.cstar, 1, 0, "c* = 1");
+        ck_assert_int_eq(ns_mf_trajectory(w, &net, 1, 0.3, L, q, c, NULL, NULL, NULL), NS_OK);
+        CLOSE(step_slope(w, &net, q[L]), 1, 1e-3, "layer step slope at c = 1, deep");
+        /* without bias the correlations are those of (2, 0), layer by layer */
+        for (size_t l = 0; pts[i].sb2 == 0 && l <= L; l++)
+            CLOSE(c[l], c2[l], 1e-12, "sw2 does not change the correlations");
+    }
+    ns_mf_work_free(w);
+}
+END_TEST
+
+START_TEST(test_phase_regime)
+{
+    /* the phase grid classifies like the point computation, and by the
+     * c-map's slope: relu with the weight mean is chaotic on the whole
+     * sb2 = 0 row (including (2, 0), where chi_1 = 1) and has no critical
+     * line there; with a bias, ordered below sw2 = 2 and chaotic above */
+    const double slope_wm = 1 / (1 - 1 / M_PI);
+    ns_mf_act relu = act_of("relu", 0), tanh_a = act_of("tanh", 0);
+    ns_mf_grid g = {0.5, 4, 36, 0, 0.5, 6};
+    ns_mf_phase ph;
+    ck_assert_int_eq(ns_mf_phase_compute(&relu, 1, 1, &g, 1e-10, &ph), NS_OK);
+    CLOSE(ph.sw2[15], 2, 0, "grid axis");
+    CLOSE(ph.chi1[15], 1, 1e-14, "chi_1 at (2, 0)");
+    CLOSE(ph.slope1[15], slope_wm, 1e-14, "slope at (2, 0)");
+    ck_assert_int_eq(ph.regime[15], NS_MF_CHAOTIC);
+    ck_assert_int_eq(ph.regime_by[15], NS_MF_BY_SLOPE1);
+    CLOSE(ph.cstar[15], 0, 1e-12, "c* at (2, 0)");
+    for (size_t i = 0; i < ph.nsw; i++)
+        ck_assert_int_eq(ph.regime[i], NS_MF_CHAOTIC);
+    ck_assert_uint_eq(ph.nline, 5);
+    for (size_t k = 0; k < ph.nline; k++) {
+        ck_assert(ph.line_sb2[k] > 0);
+        CLOSE(ph.line_sw2[k], 2, 1e-12, "weight mean, sb2 > 0: chi_1 = sw2 / 2 = 1");
+    }
+    /* the grid against the point computation, cell by cell */
+    ns_mf_work *w = work(1e-10);
+    for (size_t j = 0; j < ph.nsb; j++)
+        for (size_t i = 0; i < ph.nsw; i += 5) {
+            ns_mf_net net = {relu, ph.sw2[i], ph.sb2[j], 1};
+            ns_mf_point p;
+            ck_assert_int_eq(ns_mf_fixed_point(w, &net, 1, &p), NS_OK);
+            size_t c = j * ph.nsw + i;
+            ck_assert_int_eq(ph.regime[c], p.regime);
+            ck_assert_int_eq(ph.regime_by[c], p.regime_by);
+            CLOSE(ph.slope1[c], p.slope1, 1e-12, "slope1, grid vs point");
+        }
+    ns_mf_phase_release(&ph);
+
+    /* tanh at sb2 = 0: q* = 0 below sw2 = 1, the limit map the identity
+     * (critical by the slope, chi_1 = sw2 < 1 does not decide); the line
+     * meets the row at the region's edge sw2 = 1 */
+    ns_mf_grid g2 = {0.5, 2.4, 20, 0, 0, 1};
+    ck_assert_int_eq(ns_mf_phase_compute(&tanh_a, 0, 1, &g2, 1e-10, &ph), NS_OK);
+    for (size_t i = 0; i < ph.nsw; i++) {
+        if (ph.sw2[i] < 1) {
+            ck_assert_int_eq(ph.regime[i], NS_MF_CRITICAL);
+            ck_assert_int_eq(ph.regime_by[i], NS_MF_BY_SLOPE1);
+            CLOSE(ph.chi1[i], ph.sw2[i], 1e-10, "tanh chi_1 as q -> 0");
+            ck_assert(isnan(ph.cstar[i]));
+        } else if (ph.sw2[i] > 1.05) {
+            ck_assert_int_eq(ph.regime[i], NS_MF_CHAOTIC);
+            ck_assert_int_eq(ph.regime_by[i], NS_MF_BY_CHI1);
+        }
+    }
+    ck_assert_uint_eq(ph.nline, 1);
+    CLOSE(ph.line_sw2[0], 1, 1e-11, "tanh: the edge of q* = 0 at sw2 = 1");
+    ns_mf_phase_release(&ph);
+    ns_mf_work_free(w);
+}
+END_TEST
+
 /* -------------------------------------------------------------- errors */
 
 START_TEST(test_errors)
@@ -704,6 +920,10 @@ int main(void)
     tcase_add_test(tc, test_expectations);
     tcase_add_test(tc, test_mimicnorm_values);
     tcase_add_test(tc, test_critical_line);
+    tcase_add_test(tc, test_regime_weight_mean_relu);
+    tcase_add_test(tc, test_regime_finite_uses_chi1);
+    tcase_add_test(tc, test_regime_relu_plain);
+    tcase_add_test(tc, test_phase_regime);
     tcase_add_test(tc, test_tanh_point_independent);
     tcase_add_test(tc, test_depth_scales);
     tcase_add_test(tc, test_other_activations);

@@ -153,6 +153,45 @@ typedef enum ns_mf_qkind {
     NS_MF_Q_INF         /* q grows without bound (unbounded phi) */
 } ns_mf_qkind;
 
+/* The regime of the correlation map (ordered: c^l -> 1 exponentially;
+ * critical: its slope at c = 1 is 1; chaotic: c = 1 is unstable and c^l ->
+ * c* < 1) and the quantity that decided it.
+ *
+ * The regime is set by the slope of the c-map at c = 1 (Poole et al. 2016,
+ * sec. 3, define chi_1 as that slope).  Layer by layer that slope is
+ *   d c^{l+1} / d c^l |_{c=1} = sw2 E[phi'(u)^2] q^l / q^{l+1},  u ~ N(0, q^l)
+ * (Price's theorem; the weight mean subtracts E[phi]^2, which does not
+ * depend on c), so it is chi_1 = sw2 E[phi'(u)^2] exactly where q^l sits at
+ * a fixed point 0 < q* < inf (NS_MF_Q_FINITE, NS_MF_Q_ANY).  Where q* is 0
+ * or infinite, q^{l+1} / q^l tends to the q-map's growth rate r != 1 and the
+ * slope to chi_1 / r: for relu r = sw2 / 2 and the slope is 1 whatever sw2
+ * (the map T = 2 phi_hat: critical, c* = 1), with the weight mean r = sw2
+ * (1/2 - 1/(2 pi)) and the slope is 1/(1 - 1/pi) whatever sw2 (MimicNorm's
+ * Tbar: chaotic, c* = 0, Fei et al. 2021, section 4), while chi_1 = sw2 / 2
+ * stays the per-layer growth of squared gradient norms.  Smooth activations
+ * with q* = 0 are linear in the limit: slope 1, every c a fixed point. */
+typedef enum ns_mf_regime {
+    NS_MF_ORDERED = -1,
+    NS_MF_CRITICAL = 0,
+    NS_MF_CHAOTIC = 1,
+    NS_MF_UNDEFINED = 2  /* the slope is not defined (NaN) */
+} ns_mf_regime;
+
+typedef enum ns_mf_regime_by {
+    NS_MF_BY_CHI1 = 0,   /* 0 < q* < inf: the slope is chi_1 */
+    NS_MF_BY_SLOPE1      /* q* is 0 or infinite: the limit map's slope */
+} ns_mf_regime_by;
+
+/* The regime of a slope of the c-map at c = 1: critical within 10 tol of 1
+ * (the band in which the depth scales are reported infinite). */
+ns_mf_regime ns_mf_regime_of(double slope1, double tol);
+/* Which quantity decides the regime for a kind of q*. */
+ns_mf_regime_by ns_mf_regime_by_of(ns_mf_qkind kind);
+/* "ordered", "critical", "chaotic", "undefined". */
+const char *ns_mf_regime_name(ns_mf_regime r);
+/* "chi_1", "c_map_slope" (the names in result files). */
+const char *ns_mf_regime_by_name(ns_mf_regime_by b);
+
 /* Fixed-point quantities of a network.  Where q* is 0 or infinite, the maps
  * are their limits along the q recursion; for homogeneous activations that
  * is the normalised dual map M(1,1,c)/M(1,1,1) (T for relu, Tbar with the
@@ -173,6 +212,8 @@ typedef struct ns_mf_point {
     double cslope;   /* slope of the c-map at c* */
     double xi_q;     /* -1 / ln(qslope): INFINITY when qslope >= 1 (critical) */
     double xi_c;     /* -1 / ln(cslope): INFINITY when cslope >= 1 (critical) */
+    ns_mf_regime regime;       /* by slope1, within 10 tol of 1 critical */
+    ns_mf_regime_by regime_by; /* whether slope1 is chi1 or the limit's slope */
     size_t order;    /* highest quadrature order used (0: closed forms) */
 } ns_mf_point;
 
@@ -230,23 +271,34 @@ double ns_mf_grid_at(double lo, double hi, size_t n, size_t i);
 typedef struct ns_mf_phase {
     size_t nsw, nsb;
     double *sw2, *sb2;     /* axes (nsw, nsb) */
-    double *chi1;          /* (nsb, nsw): row j is sb2[j] */
+    double *chi1;          /* (nsb, nsw): row j is sb2[j]; sw2 E[phi'^2] */
+    double *slope1;        /* (nsb, nsw): slope of the c-map at c = 1, the
+                            * regime's quantity (= chi1 where 0 < q* < inf) */
+    ns_mf_regime *regime;  /* (nsb, nsw): by slope1 within 10 tol of 1 */
+    ns_mf_regime_by *regime_by; /* (nsb, nsw): chi_1 or the limit map's slope */
     double *cstar;         /* (nsb, nsw) */
     double *qstar;         /* (nsb, nsw) */
     size_t nline;          /* points of the critical line */
-    double *line_sw2, *line_sb2; /* chi_1 = 1 at (line_sw2[k], line_sb2[k]) */
+    double *line_sw2, *line_sb2; /* slope1 = 1 at (line_sw2[k], line_sb2[k]) */
     size_t *line_branch;   /* which crossing of its row (0: smallest sw2) */
     size_t order;          /* highest quadrature order used */
     double seconds;        /* wall time of the grid and the line */
 } ns_mf_phase;
 
 /*
- * chi_1, c* and q* on the grid, then the critical line: on every row
- * (fixed sb2) each sign change of chi_1 - 1 between neighbouring columns is
- * refined by Brent's method to |d sw2| <= 1e-12 sw2 with chi_1 at the
- * tolerance tol, so the line is traced by root finding, not by contouring
- * the grid; where chi_1 jumps over 1 instead (q* changing kind, e.g. from
- * finite to infinite) no point is recorded.  For activations without a closed form, c* on the
+ * chi_1, the slope of the c-map at c = 1, the regime, c* and q* on the
+ * grid, then the critical line, where the slope (the regime's quantity, see
+ * ns_mf_regime) reaches 1: on every row (fixed sb2) each change between
+ * ordered and chaotic of neighbouring columns is refined by Brent's method
+ * on slope - 1 to |d sw2| <= 1e-12 sw2 with the slope at the tolerance tol,
+ * so the line is traced by root finding, not by contouring the grid; where
+ * an ordered or chaotic column meets a critical region (q* 0 or infinite
+ * with slope 1: relu at sw2 >= 2, tanh at sw2 < 1 and sb2 = 0) the edge of
+ * the region is found by bisection on the kind of q* to the same accuracy;
+ * a column within the critical band that is not in such a region is a
+ * point of the line itself.  Where the slope jumps over 1 or onto it
+ * instead (q* changing kind) no point is recorded, nor inside a critical
+ * region (relu's sb2 = 0 row is critical throughout).  For activations without a closed form, c* on the
  * grid comes from the Hermite (Mehler) series of the c-map, E[phi(u1)
  * phi(u2)] = sum_k a_k^2 c^k with a_k = E[phi(sqrt(q*) z) He_k(z)] / sqrt(k!)
  * by Gauss-Hermite quadrature, truncated where the tail (by Parseval's

@@ -11,7 +11,11 @@
  *   c-map      C(c) = (sw2 M(q*, c) + sb2) / q*, M = E[phi(u1) phi(u2)] (the
  *              covariance with the weight mean); C'(c) = sw2 E[phi'(u1)
  *              phi'(u2)] by Price's theorem;
- *   chi_1      sw2 E[phi'(u)^2] at q*, the slope of C at c = 1;
+ *   chi_1      sw2 E[phi'(u)^2] at q*, the slope of C at c = 1 when q* is
+ *              finite and positive;
+ *   regime     ordered / critical / chaotic by the slope of the c-map at
+ *              c = 1: chi_1 at a finite positive q*, the limit map's slope
+ *              where q* is 0 or infinite (see ns_mf_regime in the header).
  *   depth      xi_q = -1 / ln f'(q*), xi_c = -1 / ln C'(c*): f'(q*) =
  *   scales     chi_1 + sw2 E[phi'' phi] is METHODS.md's expression, written
  *              through d V / dq = E[phi phi' u] / q so no phi'' (and no
@@ -487,11 +491,75 @@ int ns_mf_fixed_point(ns_mf_work *w, const ns_mf_net *net, double q0, ns_mf_poin
         goto done;
     p->xi_q = s.kind == NS_MF_Q_INF ? NAN : mf_depth_scale(p->qslope, w->tol);
     p->xi_c = mf_depth_scale(p->cslope, w->tol);
+    p->regime = ns_mf_regime_of(p->slope1, w->tol);
+    p->regime_by = ns_mf_regime_by_of(s.kind);
 done:
     p->order = w->order;
     if (order0 > w->order)
         w->order = order0;
     return st;
+}
+
+/* ------------------------------------------------------------ regime */
+
+/* Why the slope of the c-map at c = 1 is the quantity (Poole et al. 2016,
+ * sec. 3: chi_1 is d c^l / d c^{l-1} at c = 1, evaluated at q*).  One layer
+ * maps (q, c) to c' = (sw2 M(q, c) + sb2) / f(q) with f the q-map, and
+ * d M / d c = q E[phi'(u1) phi'(u2)] (Price's theorem; the weight mean's
+ * E[phi]^2 does not depend on c), so at c = 1
+ *   d c' / d c = sw2 E[phi'(u)^2] q / f(q) = chi_1(q) q / f(q).
+ * At a fixed point 0 < q* < inf, f(q*) = q* and the slope is chi_1(q*):
+ * the textbook case, with or without the weight mean (relu with the weight
+ * mean at sb2 > 0 has a finite q* and slope sw2 / 2 = chi_1).  Where q^l
+ * tends to 0 or infinity, q / f(q) tends to 1 / r, r the q-map's growth
+ * rate (sw2 kappa for a homogeneous phi, kappa = E[phi(z)^2] or Var[phi(z)]
+ * with the weight mean; sw2 phi'(0)^2 for a smooth phi with q -> 0), so the
+ * slope is chi_1 / r, which mf_cmap_eval computes as the slope of the
+ * normalised limit map.  Cases:
+ *   relu, sb2 = 0, no weight mean: r = sw2 / 2 = chi_1, slope 1 for every
+ *     sw2 (T = 2 phi_hat; a bias-free relu network is positively
+ *     homogeneous, so sw2 only rescales every layer): critical, c* = 1.  At
+ *     sw2 = 2 every q is a fixed point and chi_1 = 1 = the slope agree;
+ *     below, chi_1 < 1 says that gradients shrink, not that correlations
+ *     order; above, q grows without bound and the slope is again 1 (with
+ *     sb2 > 0 too: relu has no chaotic phase).
+ *   relu with the weight mean, sb2 = 0: r = sw2 (1/2 - 1/(2 pi)), slope
+ *     (1/2) / (1/2 - 1/(2 pi)) = 1/(1 - 1/pi) ~ 1.4669 for every sw2
+ *     (MimicNorm's Tbar, Fei et al. 2021, section 4 and METHODS.md): chaotic
+ *     with c* = 0, although chi_1 = 1 at sw2 = 2.
+ *   smooth phi with q* = 0 (tanh, sw2 < 1, sb2 = 0): r = sw2 phi'(0)^2 =
+ *     chi_1, slope 1 and the limit map is the identity (every c fixed):
+ *     critical, c* undefined. */
+ns_mf_regime ns_mf_regime_of(double slope1, double tol)
+{
+    if (!isfinite(slope1))
+        return NS_MF_UNDEFINED;
+    if (slope1 < 1 - 10 * tol)
+        return NS_MF_ORDERED;
+    if (slope1 > 1 + 10 * tol)
+        return NS_MF_CHAOTIC;
+    return NS_MF_CRITICAL;
+}
+
+ns_mf_regime_by ns_mf_regime_by_of(ns_mf_qkind kind)
+{
+    return kind == NS_MF_Q_FINITE || kind == NS_MF_Q_ANY ? NS_MF_BY_CHI1 : NS_MF_BY_SLOPE1;
+}
+
+const char *ns_mf_regime_name(ns_mf_regime r)
+{
+    switch (r) {
+    case NS_MF_ORDERED: return "ordered";
+    case NS_MF_CRITICAL: return "critical";
+    case NS_MF_CHAOTIC: return "chaotic";
+    case NS_MF_UNDEFINED: return "undefined";
+    }
+    return "undefined";
+}
+
+const char *ns_mf_regime_by_name(ns_mf_regime_by b)
+{
+    return b == NS_MF_BY_CHI1 ? "chi_1" : "c_map_slope";
 }
 
 /* The solved recursion behind a fixed point computed earlier. */

@@ -1,7 +1,12 @@
 /*
  * The mean-field phase diagram over (sigma_w^2, sigma_b^2) (Poole et al.
- * 2016, Fig. 2; Schoenholz et al. 2017, Fig. 1): chi_1, c* and q* on a
- * grid, and the critical line chi_1 = 1 traced by root finding.
+ * 2016, Fig. 2; Schoenholz et al. 2017, Fig. 1): chi_1, the slope of the
+ * c-map at c = 1, the regime, c* and q* on a grid, and the critical line
+ * (slope 1) traced by root finding.  The regime is classified by the slope
+ * of the c-map at c = 1, which is chi_1 where 0 < q* < inf and the slope of
+ * the limit map where q* is 0 or infinite (meanfield.c, "regime"): on the
+ * sb2 = 0 row relu is critical and relu with the weight mean chaotic for
+ * every sw2, whatever chi_1 = sw2 / 2 says.
  *
  * Rows (fixed sigma_b^2) are shared out over threads; each thread works on a
  * view of one workspace, whose rules are built under a critical section.
@@ -14,12 +19,15 @@
  * series_cstar; beyond MF_SERIES_MAX terms the tensor-product rule is used).
  * A 2-D rule per point would cost seconds per row for tanh.  Along a row,
  * tanh's and erf's q recursion starts next to the neighbours' q* (their
- * positive fixed point is unique).  Each sign change of chi_1 - 1
- * between neighbouring columns of a row is refined with GSL's Brent solver
- * to |d sw2| <= 1e-12 sw2, with chi_1 evaluated at the tolerance; where
- * chi_1 jumps over 1 instead of crossing it (q* changing kind: the
- * recursion from q0 reaching another basin, or q* becoming infinite) no
- * point is recorded.
+ * positive fixed point is unique).  The line, row by row (row_line):
+ * between an ordered and a chaotic column, the crossing of slope 1 refined
+ * with GSL's Brent solver to |d sw2| <= 1e-12 sw2, the slope evaluated at
+ * the tolerance; between an ordered or chaotic column and a critical region
+ * (q* 0 or infinite, slope 1 throughout), the region's edge by bisection on
+ * the kind of q*; a critical column with a finite q* is itself a point.
+ * Where the slope jumps over 1 or onto it instead of reaching it (q*
+ * changing kind: the recursion from q0 reaching another basin, or q*
+ * becoming infinite) no point is recorded.
  */
 #include "mf_internal.h"
 
@@ -206,22 +214,39 @@ static int series_cstar(ns_mf_work *w, const ns_mf_net *net, const mf_qsol *s, d
     return mf_cstar(mf_cmap_cb, &x, slope1, cstar, cslope);
 }
 
+/* The slope of the c-map at c = 1 of a solved recursion: chi_1 at a finite
+ * q*, the limit map's slope otherwise (closed forms). */
+static int slope_at_one(ns_mf_work *w, const ns_mf_net *net, const mf_qsol *s, double chi,
+                        double *slope1)
+{
+    double G1;
+    *slope1 = chi;
+    if (ns_mf_regime_by_of(s->kind) == NS_MF_BY_CHI1)
+        return NS_OK;
+    return mf_cmap_eval(w, net, s, 1, &G1, slope1);
+}
+
+/* One grid point: q*, chi_1, the slope at c = 1 and its kind, c*. */
+typedef struct cell {
+    double chi, slope1, cstar, qstar;
+    ns_mf_regime_by by;
+} cell;
+
 static int grid_point(ns_mf_work *w, const ns_mf_act *act, int wm, double q0, double sw2,
-                      double sb2, int *level, size_t *Kh, double *chi, double *cstar,
-                      double *qstar)
+                      double sb2, int *level, size_t *Kh, cell *out)
 {
     ns_mf_net net = {*act, sw2, sb2, wm};
     mf_qsol s;
     int st = mf_solve_q(w, &net, q0, level, &s);
     if (st)
         return st;
-    *qstar = s.q;
-    *chi = mf_chi1(&net, &s);
-    /* C'(1) = chi_1 at a finite q*; the limits otherwise (closed forms) */
-    double slope1 = *chi, G1, d;
-    if (s.kind != NS_MF_Q_FINITE && s.kind != NS_MF_Q_ANY &&
-        (st = mf_cmap_eval(w, &net, &s, 1, &G1, &slope1)))
+    out->qstar = s.q;
+    out->chi = mf_chi1(&net, &s);
+    out->by = ns_mf_regime_by_of(s.kind);
+    double slope1, d, *cstar = &out->cstar;
+    if ((st = slope_at_one(w, &net, &s, out->chi, &slope1)))
         return st;
+    out->slope1 = slope1;
     if (s.kind == NS_MF_Q_ZERO && !ns_mf_act_homogeneous(act)) {
         *cstar = NAN;
         return NS_OK;
@@ -234,7 +259,7 @@ static int grid_point(ns_mf_work *w, const ns_mf_act *act, int wm, double q0, do
             *cstar = 0;
             return NS_OK;
         }
-        return series_cstar(w, &net, &s, *chi, Kh, cstar, &d);
+        return series_cstar(w, &net, &s, slope1, Kh, cstar, &d);
     }
     mf_cmap_ctx x = {w, &net, &s};
     return mf_cstar(mf_cmap_cb, &x, slope1, cstar, &d);
@@ -242,36 +267,51 @@ static int grid_point(ns_mf_work *w, const ns_mf_act *act, int wm, double q0, do
 
 /* ------------------------------------------------------ critical line */
 
-typedef struct chi_ctx {
+typedef struct line_ctx {
     ns_mf_work *w;
     const ns_mf_act *act;
     int wm, level, st;
-    double q0, sb2;
-} chi_ctx;
+    double q0, sb2, tol;
+    double edge_rel;   /* bisection width of a critical region's edge */
+} line_ctx;
 
-static double chi_minus_one(double sw2, void *p)
+/* The slope of the c-map at c = 1 at (sw2, x->sb2) and whether q* is 0 or
+ * infinite there (by may be NULL). */
+static int slope_of(line_ctx *x, double sw2, double *slope1, ns_mf_regime_by *by)
 {
-    chi_ctx *x = p;
-    if (x->st)
-        return NAN;
     ns_mf_net net = {*x->act, sw2, x->sb2, x->wm};
     mf_qsol s;
-    x->st = mf_solve_q(x->w, &net, x->q0, &x->level, &s);
-    return x->st ? NAN : mf_chi1(&net, &s) - 1;
+    int st = mf_solve_q(x->w, &net, x->q0, &x->level, &s);
+    if (!st)
+        st = slope_at_one(x->w, &net, &s, mf_chi1(&net, &s), slope1);
+    if (by)
+        *by = ns_mf_regime_by_of(s.kind);
+    return st;
 }
 
-static int refine_root(chi_ctx *x, double lo, double hi, double *root)
+static double slope_minus_one(double sw2, void *p)
+{
+    line_ctx *x = p;
+    double v;
+    if (x->st)
+        return NAN;
+    x->st = slope_of(x, sw2, &v, NULL);
+    return x->st ? NAN : v - 1;
+}
+
+/* The crossing of slope 1 between an ordered and a chaotic column. */
+static int refine_root(line_ctx *x, double lo, double hi, double *root)
 {
     gsl_set_error_handler_off();
     gsl_root_fsolver *sv = gsl_root_fsolver_alloc(gsl_root_fsolver_brent);
     if (!sv)
         return ns_error(NS_ENOMEM, "out of memory for the root finder");
-    gsl_function F = {chi_minus_one, x};
+    gsl_function F = {slope_minus_one, x};
     int st = NS_OK;
-    /* The grid's chi_1 and this one agree to the tolerance; where a grid
+    /* The grid's slope and this one agree to the tolerance; where a grid
      * value sits within it of 1 the signs may differ, and the end nearer
-     * to chi_1 = 1 is the root. */
-    double flo = chi_minus_one(lo, x), fhi = chi_minus_one(hi, x);
+     * to slope 1 is the root. */
+    double flo = slope_minus_one(lo, x), fhi = slope_minus_one(hi, x);
     if (x->st) {
         st = x->st;
         goto done;
@@ -281,8 +321,8 @@ static int refine_root(chi_ctx *x, double lo, double hi, double *root)
         goto done;
     }
     if (gsl_root_fsolver_set(sv, &F, lo, hi) != GSL_SUCCESS) {
-        st = x->st ? x->st : ns_error(NS_ENUMERIC, "cannot bracket chi_1 = 1 in [%g, %g] at "
-                                      "sigma_b^2 = %g", lo, hi, x->sb2);
+        st = x->st ? x->st : ns_error(NS_ENUMERIC, "cannot bracket slope 1 of the c-map in "
+                                      "[%g, %g] at sigma_b^2 = %g", lo, hi, x->sb2);
         goto done;
     }
     for (int it = 0; it < 200; it++) {
@@ -292,8 +332,8 @@ static int refine_root(chi_ctx *x, double lo, double hi, double *root)
             goto done;
         }
         if (gs != GSL_SUCCESS) {
-            st = ns_error(NS_ENUMERIC, "root finding of chi_1 = 1 failed at sigma_b^2 = %g "
-                          "(%s)", x->sb2, gsl_strerror(gs));
+            st = ns_error(NS_ENUMERIC, "root finding of the critical line failed at "
+                          "sigma_b^2 = %g (%s)", x->sb2, gsl_strerror(gs));
             goto done;
         }
         double a = gsl_root_fsolver_x_lower(sv), b = gsl_root_fsolver_x_upper(sv);
@@ -302,11 +342,11 @@ static int refine_root(chi_ctx *x, double lo, double hi, double *root)
     }
     *root = gsl_root_fsolver_root(sv);
     /* Where q* changes kind (the recursion from q0 leaves for another basin,
-     * or q* becomes infinite) chi_1 may jump over 1 instead of crossing it:
-     * then the ends of the final bracket differ and there is no critical
-     * point. */
+     * or q* becomes infinite) the slope may jump over 1 instead of crossing
+     * it: then the ends of the final bracket differ and there is no
+     * critical point. */
     double a = gsl_root_fsolver_x_lower(sv), b = gsl_root_fsolver_x_upper(sv);
-    double fa = chi_minus_one(a, x), fb = chi_minus_one(b, x);
+    double fa = slope_minus_one(a, x), fb = slope_minus_one(b, x);
     if (x->st)
         st = x->st;
     else if (!(fabs(fa - fb) <= 1e-6))
@@ -316,26 +356,78 @@ done:
     return st;
 }
 
-/* Crossings of chi_1 = 1 along row j (at most nsw of them) into roots. */
-static int row_line(chi_ctx *x, const double *sw2, const double *chi, size_t nsw,
-                    double *roots, size_t *nroots)
+/* The edge of a critical region (q* 0 or infinite, slope 1) between the
+ * columns lo and hi, one in it and one not: bisection on the kind of q*
+ * where the two differ in it (the recursion decides the kind sharply where
+ * the slope is flat: tanh's chi_1 - 1 grows like (sw2 - 1)^2 above sw2 = 1
+ * at sb2 = 0), else on the regime, to |d sw2| <= x->edge_rel sw2.  The
+ * slope may approach the region's like a power of the distance (gelu's
+ * like its square root, through q* ~ 1 / (2 - sw2)), so the edge is a point
+ * of the line where the gap between the slopes at the bracket's ends closes
+ * as the bracket shrinks: at most 1e-6 at the end, or a tenth of what it
+ * was at |d sw2| = 1e-4 sw2; where it stays open the slope jumps onto 1 or
+ * off it (q* changing kind) and there is no point (NaN). */
+static int region_edge(line_ctx *x, double lo, double hi, const cell *clo, const cell *chi,
+                       double *root)
+{
+    int use_by = clo->by != chi->by;
+    ns_mf_regime r_lo = ns_mf_regime_of(clo->slope1, x->tol);
+    double slo = clo->slope1, shi = chi->slope1, gap0 = fabs(slo - shi), v;
+    ns_mf_regime_by by;
+    int st;
+    for (int it = 0; it < 200 && hi - lo > x->edge_rel * hi; it++) {
+        double mid = 0.5 * (lo + hi);
+        if ((st = slope_of(x, mid, &v, &by)))
+            return st;
+        if (use_by ? by == clo->by : ns_mf_regime_of(v, x->tol) == r_lo) {
+            lo = mid;
+            slo = v;
+        } else {
+            hi = mid;
+            shi = v;
+        }
+        if (hi - lo > 1e-4 * hi)
+            gap0 = fabs(slo - shi);
+    }
+    double gap = fabs(slo - shi);
+    *root = gap <= 1e-6 || gap <= 0.1 * gap0 ? 0.5 * (lo + hi) : NAN;
+    return NS_OK;
+}
+
+/* The line along one row (at most nsw points) into roots, ascending. */
+static int row_line(line_ctx *x, const double *sw2, const cell *row, const ns_mf_regime *cls,
+                    size_t nsw, double *roots, size_t *nroots)
 {
     size_t k = 0;
-    for (size_t i = 0; i < nsw; i++) {
-        double d0 = chi[i] - 1;
-        if (d0 == 0) {
-            roots[k++] = sw2[i];
+    for (size_t i = 0; i < nsw && k < nsw; i++) {
+        ns_mf_regime a = cls[i];
+        if (a == NS_MF_UNDEFINED)
+            continue;
+        /* a critical column with a finite q* next to an ordered or chaotic
+         * one lies on the line */
+        if (a == NS_MF_CRITICAL && row[i].by == NS_MF_BY_CHI1) {
+            int left = i > 0 && cls[i - 1] != NS_MF_CRITICAL && cls[i - 1] != NS_MF_UNDEFINED;
+            int right = i + 1 < nsw && cls[i + 1] != NS_MF_CRITICAL &&
+                        cls[i + 1] != NS_MF_UNDEFINED;
+            if (left || right)
+                roots[k++] = sw2[i];
             continue;
         }
-        if (i + 1 == nsw || !isfinite(d0) || !isfinite(chi[i + 1]))
+        if (i + 1 == nsw)
             continue;
-        double d1 = chi[i + 1] - 1;
-        if (d1 != 0 && (d0 < 0) != (d1 < 0)) {
-            int st = refine_root(x, sw2[i], sw2[i + 1], &roots[k]);
-            if (st)
-                return st;
-            k += !isnan(roots[k]);
-        }
+        ns_mf_regime b = cls[i + 1];
+        if (b == NS_MF_UNDEFINED || b == a)
+            continue;
+        if (b == NS_MF_CRITICAL && row[i + 1].by == NS_MF_BY_CHI1)
+            continue; /* the next column is a point itself */
+        int st;
+        if (a == NS_MF_CRITICAL || b == NS_MF_CRITICAL) /* a region's edge */
+            st = region_edge(x, sw2[i], sw2[i + 1], &row[i], &row[i + 1], &roots[k]);
+        else                                             /* ordered | chaotic */
+            st = refine_root(x, sw2[i], sw2[i + 1], &roots[k]);
+        if (st)
+            return st;
+        k += !isnan(roots[k]);
     }
     *nroots = k;
     return NS_OK;
@@ -350,6 +442,9 @@ void ns_mf_phase_release(ns_mf_phase *p)
     ns_free(p->sw2);
     ns_free(p->sb2);
     ns_free(p->chi1);
+    ns_free(p->slope1);
+    ns_free(p->regime);
+    ns_free(p->regime_by);
     ns_free(p->cstar);
     ns_free(p->qstar);
     ns_free(p->line_sw2);
@@ -374,6 +469,7 @@ int ns_mf_phase_compute(const ns_mf_act *act, int weight_mean, double q0, const 
     ns_mf_work *w = ns_mf_work_alloc(tol);
     double *roots = NULL;
     size_t *nroots = NULL;
+    cell *cl = NULL;
     if (!w)
         return ns_errmsg()[0] ? NS_EINVAL : NS_ENOMEM;
     out->nsw = nsw;
@@ -381,12 +477,16 @@ int ns_mf_phase_compute(const ns_mf_act *act, int weight_mean, double q0, const 
     out->sw2 = ns_malloc(nsw * sizeof *out->sw2);
     out->sb2 = ns_malloc(nsb * sizeof *out->sb2);
     out->chi1 = ns_malloc(cells * sizeof *out->chi1);
+    out->slope1 = ns_malloc(cells * sizeof *out->slope1);
+    out->regime = ns_malloc(cells * sizeof *out->regime);
+    out->regime_by = ns_malloc(cells * sizeof *out->regime_by);
     out->cstar = ns_malloc(cells * sizeof *out->cstar);
     out->qstar = ns_malloc(cells * sizeof *out->qstar);
     roots = ns_malloc(cells * sizeof *roots);
     nroots = ns_calloc(nsb, sizeof *nroots);
-    if (!out->sw2 || !out->sb2 || !out->chi1 || !out->cstar || !out->qstar || !roots ||
-        !nroots) {
+    cl = ns_malloc(cells * sizeof *cl);
+    if (!out->sw2 || !out->sb2 || !out->chi1 || !out->slope1 || !out->regime ||
+        !out->regime_by || !out->cstar || !out->qstar || !roots || !nroots || !cl) {
         st = NS_ENOMEM;
         goto done;
     }
@@ -402,6 +502,12 @@ int ns_mf_phase_compute(const ns_mf_act *act, int weight_mean, double q0, const 
         goto done;
     }
 
+    /* Edges of critical regions to 1e-12 sw2, but 1e-8 sw2 for gelu, swish
+     * and softplus: near the edge of their q* = inf region q* ~ 1 / (2 -
+     * sw2) and their q recursion crawls (f' > 1 at moderate q), at tenths
+     * of a second per point within 1e-9 of the edge. */
+    double edge_rel = a.kind == NS_MF_GELU || a.kind == NS_MF_SWISH ||
+                      a.kind == NS_MF_SOFTPLUS ? 1e-8 : 1e-12;
     char msg[512] = "";
     int shared_st = NS_OK, warm = a.kind == NS_MF_TANH || a.kind == NS_MF_ERF;
 #pragma omp parallel num_threads(ns_get_threads())
@@ -420,10 +526,18 @@ int ns_mf_phase_compute(const ns_mf_act *act, int weight_mean, double q0, const 
             if (failed)
                 continue;
             mine = NS_OK;
-            double *chi = out->chi1 + j * nsw, qs = q0, *qrow = out->qstar + j * nsw;
+            size_t r0 = j * nsw;
+            double qs = q0, *qrow = out->qstar + r0;
+            cell *row = cl + r0;
             for (size_t i = 0; i < nsw && !mine; i++) {
                 mine = grid_point(&v, &a, weight_mean, qs, out->sw2[i], out->sb2[j], &level,
-                                  &K, &chi[i], &out->cstar[j * nsw + i], &qrow[i]);
+                                  &K, &row[i]);
+                out->chi1[r0 + i] = row[i].chi;
+                out->slope1[r0 + i] = row[i].slope1;
+                out->regime[r0 + i] = ns_mf_regime_of(row[i].slope1, tol);
+                out->regime_by[r0 + i] = row[i].by;
+                out->cstar[r0 + i] = row[i].cstar;
+                qrow[i] = row[i].qstar;
                 /* tanh and erf have one positive fixed point, which the
                  * recursion reaches from anywhere: start next to the
                  * neighbours' (extrapolated linearly) */
@@ -436,8 +550,10 @@ int ns_mf_phase_compute(const ns_mf_act *act, int weight_mean, double q0, const 
                     qs = qrow[i];
             }
             if (!mine) {
-                chi_ctx x = {&v, &a, weight_mean, level, NS_OK, q0, out->sb2[j]};
-                mine = row_line(&x, out->sw2, chi, nsw, roots + j * nsw, &nroots[j]);
+                line_ctx x = {&v, &a, weight_mean, level, NS_OK, q0, out->sb2[j], tol,
+                              edge_rel};
+                mine = row_line(&x, out->sw2, row, out->regime + r0, nsw, roots + r0,
+                                &nroots[j]);
             }
             if (mine) {
 #pragma omp critical(ns_mf_phase_err)
@@ -477,6 +593,7 @@ int ns_mf_phase_compute(const ns_mf_act *act, int weight_mean, double q0, const 
 done:
     ns_free(roots);
     ns_free(nroots);
+    ns_free(cl);
     ns_mf_work_free(w);
     if (st)
         ns_mf_phase_release(out);

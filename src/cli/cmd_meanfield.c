@@ -9,14 +9,19 @@
  * Result file (every data set has a description, units where meaningful):
  *   /meanfield                 attrs: act, sw2, sb2, weight_mean, q0, c0, depth,
  *                              gram_n, tol, quadrature, provenance
-^ *   /meanfield/point/...       scalars: qstar, qslope, chi1, slope1, cstar,
- *                              cslope, xi_q, xi_c, bn_rate (attr qkind, order)
+ *   /meanfield/point/...       scalars: qstar, qslope, chi1, slope1, cstar,
+ *                              cslope, xi_q, xi_c, bn_rate (attrs qkind, order,
+ *                              regime, regime_by: "chi_1" or "c_map_slope")
  *   /meanfield/trajectory/...  per layer l = 0..depth: depth, q, c, chi,
  *                              ntk_diag, ntk_offdiag, ntk_corr, ntk_cond
  *   /meanfield/dual/...        rho and the c-maps T, dT (plain) and Tbar,
  *                              dTbar (weight mean) at the same (sw2, sb2)
- *   /meanfield/phase/...       sw2, sb2 axes, chi1, cstar, qstar (nsb x nsw),
- *                              line/{sw2, sb2, branch} (the critical line)
+ *   /meanfield/phase/...       sw2, sb2 axes, chi1, slope1, regime, regime_by,
+ *                              cstar, qstar (nsb x nsw), line/{sw2, sb2, branch}
+ *                              (the critical line); attr regime_by
+ * The regime (ordered, critical, chaotic) is classified by the slope of the
+ * c-map at c = 1: chi_1 where 0 < q* < inf, the limit map's slope where q*
+ * is 0 or infinite (normscope/meanfield.h, ns_mf_regime).
  */
 #include "cli.h"
 
@@ -67,7 +72,12 @@ static const char usage_text[] =
     "  q*       fixed point of the q-map q' = sw2 E[phi(u)^2] + sb2, the variance of deep\n"
     "           pre-activations; 0 when it decays, inf when it grows without bound\n"
     "  chi_1    sw2 E[phi'(u)^2]: how much squared gradient norms grow per layer backwards\n"
-    "           and the slope of the c-map at c = 1; < 1 ordered, = 1 critical, > 1 chaotic\n"
+    "           and, where 0 < q* < inf, the slope of the c-map at c = 1\n"
+    "  regime   by the slope of the c-map at c = 1: < 1 ordered, = 1 critical, > 1\n"
+    "           chaotic.  It is chi_1 where 0 < q* < inf; where q* is 0 or infinite it\n"
+    "           is the slope of the limit map (relu: 1 for every sw2 at sb2 = 0; with the\n"
+    "           weight mean 1/(1 - 1/pi), chaotic, MimicNorm's Tbar) and chi_1 does not\n"
+    "           decide; the summary and the result file say which one was used\n"
     "  c*       stable fixed point of the correlation map c' = (sw2 E[phi(u1) phi(u2)] +\n"
     "           sb2) / q*: where the correlation of two inputs ends up with depth\n"
     "  slope    of the c-map at c*, the rate at which correlations approach c*\n"
@@ -80,8 +90,9 @@ static const char usage_text[] =
     "  NTK      infinite-width NTK of the layer's pre-activations, NTK parametrisation;\n"
     "           ntk_cond: condition number of the Gram of --gram-n inputs with pairwise\n"
     "           correlation c0 (ordered: diverges with depth, chaotic: tends to 1)\n"
-    "  phase    chi_1, c*, q* over a (sw2, sb2) grid and the critical line chi_1 = 1 by\n"
-    "           root finding along each row\n"
+    "  phase    chi_1, the slope at c = 1, the regime, c*, q* over a (sw2, sb2) grid and\n"
+    "           the critical line (slope 1; chi_1 = 1 where q* is finite) by root\n"
+    "           finding along each row\n"
     "With the weight mean, E[phi phi] becomes the covariance.  Where q* is 0 or infinite\n"
     "the maps are their limits (homogeneous activations: the normalised dual map; gelu,\n"
     "swish, softplus: relu's where q* is infinite; otherwise c* is not defined, NaN) -\n"
@@ -226,6 +237,21 @@ static int put_mat(hid_t fid, const char *path, const double *v, size_t rows, si
     return st ? st : ns_h5_describe(fid, path, desc, NULL);
 }
 
+/* The phase grid's regime (by = 0) or regime_by (by = 1) codes as int64. */
+static int put_codes(hid_t fid, const char *path, const ns_mf_phase *p, int by,
+                     const char *desc)
+{
+    size_t n = p->nsb * p->nsw, dims[2] = {p->nsb, p->nsw};
+    int64_t *b = ns_malloc((n ? n : 1) * sizeof *b);
+    if (!b)
+        return NS_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        b[i] = by ? (int64_t)p->regime_by[i] : (int64_t)p->regime[i];
+    int st = ns_h5_write_int(fid, path, 2, dims, b);
+    ns_free(b);
+    return st ? st : ns_h5_describe(fid, path, desc, NULL);
+}
+
 static const char *qkind_name(ns_mf_qkind k)
 {
     switch (k) {
@@ -244,16 +270,22 @@ static int write_point(hid_t fid, const results *r)
     int st = ns_h5_group(fid, g);
     if (!st) st = ns_h5_attr_str(fid, g, "qkind", qkind_name(p->qkind));
     if (!st) st = ns_h5_attr_int(fid, g, "order", (int64_t)p->order);
+    if (!st) st = ns_h5_attr_str(fid, g, "regime", ns_mf_regime_name(p->regime));
+    if (!st) st = ns_h5_attr_str(fid, g, "regime_by", ns_mf_regime_by_name(p->regime_by));
     if (!st) st = put_scalar(fid, "/meanfield/point/qstar", p->qstar,
                              "q*: fixed point of the q-map, the variance of deep pre-activations "
                              "(0: decays, inf: grows without bound)", "variance");
     if (!st) st = put_scalar(fid, "/meanfield/point/qslope", p->qslope,
                              "slope of the q-map at q* (chi_1 + sigma_w^2 E[phi'' phi])", NULL);
     if (!st) st = put_scalar(fid, "/meanfield/point/chi1", p->chi1,
-                             "chi_1 = sigma_w^2 E[phi'(u)^2], u ~ N(0, q*): < 1 ordered, > 1 "
-                             "chaotic; per-layer growth of squared gradient norms", NULL);
+                             "chi_1 = sigma_w^2 E[phi'(u)^2], u ~ N(0, q*): per-layer growth of "
+                             "squared gradient norms; the slope of the c-map at c = 1 when "
+                             "0 < q* < inf (attr regime_by chi_1)", NULL);
     if (!st) st = put_scalar(fid, "/meanfield/point/slope1", p->slope1,
-                             "slope of the c-map at c = 1 (chi_1 when 0 < q* < inf)", NULL);
+                             "slope of the c-map at c = 1, which classifies the regime (attr "
+                             "regime): < 1 ordered, 1 critical, > 1 chaotic; chi_1 when 0 < q* < "
+                             "inf, the limit map's slope when q* is 0 or infinite (attr "
+                             "regime_by c_map_slope)", NULL);
     if (!st) st = put_scalar(fid, "/meanfield/point/cstar", p->cstar,
                              "c*: stable fixed point of the c-map in [0, 1] (NaN: undefined)",
                              NULL);
@@ -339,7 +371,16 @@ static int write_phase(hid_t fid, const ns_mf_phase *p, int weight_mean, double 
     if (!st) st = put_vec(fid, "/meanfield/phase/sb2", p->sb2, p->nsb,
                           "sigma_b^2 axis (rows)", NULL);
     if (!st) st = put_mat(fid, "/meanfield/phase/chi1", p->chi1, p->nsb, p->nsw,
-                          "chi_1 at (sb2[row], sw2[column])");
+                          "chi_1 = sigma_w^2 E[phi'^2] at (sb2[row], sw2[column])");
+    if (!st) st = put_mat(fid, "/meanfield/phase/slope1", p->slope1, p->nsb, p->nsw,
+                          "slope of the c-map at c = 1, which classifies the regime: chi_1 "
+                          "where 0 < q* < inf (regime_by 0), the limit map's slope where q* "
+                          "is 0 or infinite (regime_by 1)");
+    if (!st) st = put_codes(fid, "/meanfield/phase/regime", p, 0,
+                            "regime by slope1: -1 ordered, 0 critical (within 10 tol of 1), "
+                            "1 chaotic, 2 undefined");
+    if (!st) st = put_codes(fid, "/meanfield/phase/regime_by", p, 1, "0: slope1 is chi_1 (0 < q* < inf), 1: slope1 is "
+                            "the limit map's slope (q* is 0 or infinite)");
     if (!st) st = put_mat(fid, "/meanfield/phase/cstar", p->cstar, p->nsb, p->nsw,
                           "c* at (sb2[row], sw2[column]) (NaN: undefined)");
     if (!st) st = put_mat(fid, "/meanfield/phase/qstar", p->qstar, p->nsb, p->nsw,
@@ -351,7 +392,9 @@ static int write_phase(hid_t fid, const ns_mf_phase *p, int weight_mean, double 
     for (size_t i = 0; !st && i < n; i++)
         b[i] = (int64_t)p->line_branch[i];
     if (!st) st = put_vec(fid, "/meanfield/phase/line/sw2", p->line_sw2, n,
-                          "sigma_w^2 where chi_1 = 1 (Brent's method along the row)", NULL);
+                          "sigma_w^2 where the slope of the c-map at c = 1 reaches 1 "
+                          "(chi_1 = 1 by Brent's method where q* is finite; the edge of a "
+                          "critical region where q* is 0 or infinite)", NULL);
     if (!st) st = put_vec(fid, "/meanfield/phase/line/sb2", p->line_sb2, n,
                           "sigma_b^2 of the critical-line point (a grid row)", NULL);
     size_t dims[1] = {n};
@@ -363,6 +406,7 @@ static int write_phase(hid_t fid, const ns_mf_phase *p, int weight_mean, double 
     if (!st) st = ns_h5_attr_int(fid, g, "order", (int64_t)p->order);
     if (!st) st = ns_h5_attr_double(fid, g, "tol", tol);
     if (!st) st = ns_h5_attr_int(fid, g, "weight_mean", weight_mean);
+    if (!st) st = ns_h5_attr_str(fid, g, "regime_by", "c_map_slope");
     if (!st) st = ns_h5_attr_int(fid, g, "threads", ns_get_threads());
     return st;
 }
@@ -420,15 +464,24 @@ static void print_num(const char *name, double v, const char *units, const char 
     printf("  %-8s %-22s %s\n", name, val, note ? note : "");
 }
 
-static const char *regime(double chi, double tol)
+/* The verdict line: the regime and the quantity that decided it, e.g.
+ * "chaotic (c-map slope at c = 1: 1.467 > 1; q* = 0, so chi_1 does not
+ * decide)". */
+static void print_regime(const ns_mf_point *p)
 {
-    if (!isfinite(chi))
-        return "";
-    if (chi < 1 - 10 * tol)
-        return "ordered (< 1)";
-    if (chi > 1 + 10 * tol)
-        return "chaotic (> 1)";
-    return "critical (= 1)";
+    const char *name = ns_mf_regime_name(p->regime);
+    const char *rel = p->regime == NS_MF_ORDERED ? "<" : p->regime == NS_MF_CHAOTIC ? ">" : "=";
+    if (p->regime == NS_MF_UNDEFINED) {
+        printf("  %-8s %s (the c-map has no limit where q* is %s)\n", "regime", name,
+               p->qkind == NS_MF_Q_ZERO ? "0" : "infinite");
+    } else if (p->regime_by == NS_MF_BY_CHI1) {
+        printf("  %-8s %s (chi_1: %.4g %s 1, the c-map slope at c = 1 at q*)\n", "regime", name,
+               p->chi1, rel);
+    } else {
+        printf("  %-8s %s (c-map slope at c = 1: %.4g %s 1; q* = %s, so chi_1 does not "
+               "decide)\n", "regime", name, p->slope1, rel,
+               p->qkind == NS_MF_Q_ZERO ? "0" : "inf");
+    }
 }
 
 static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, double tol,
@@ -437,16 +490,29 @@ static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, d
     char act[64];
     ns_mf_act_name(&net->act, act, sizeof act);
     const ns_mf_point *p = &r->pt;
+    int by_chi = p->regime_by == NS_MF_BY_CHI1;
+    const char *lim = p->qkind == NS_MF_Q_ZERO ? "q -> 0" : "q -> inf";
+    char note[128];
     printf("mean field: %s, sigma_w^2 %g, sigma_b^2 %g, weight mean %s\n", act, net->sw2,
            net->sb2, net->weight_mean ? "on" : "off");
     if (p->qkind == NS_MF_Q_FINITE)
         print_num("q*", p->qstar, NULL, "fixed point of the q-map");
     else
         printf("  %-8s %s\n", "q*", qkind_name(p->qkind));
-    print_num("chi_1", p->chi1, NULL, regime(p->chi1, tol));
-    if (p->qkind != NS_MF_Q_FINITE && isfinite(p->slope1) && p->slope1 != p->chi1)
-        print_num("slope@1", p->slope1, NULL, "slope of the c-map at c = 1 (the q* limit)");
-    print_num("c*", p->cstar, NULL, "stable fixed point of the c-map");
+    if (by_chi)
+        snprintf(note, sizeof note, "sigma_w^2 E[phi'^2], the slope of the c-map at c = 1");
+    else
+        snprintf(note, sizeof note, "sigma_w^2 E[phi'^2] as %s: |grad|^2 growth per layer", lim);
+    print_num("chi_1", p->chi1, NULL, note);
+    if (!by_chi) {
+        snprintf(note, sizeof note, "slope of the c-map at c = 1 (its limit as %s)", lim);
+        print_num("slope@1", p->slope1, NULL, note);
+    }
+    print_regime(p);
+    print_num("c*", p->cstar, NULL,
+              isnan(p->cstar) && p->qkind == NS_MF_Q_ZERO
+                  ? "none: the limit map is the identity, every c is fixed"
+                  : "stable fixed point of the c-map");
     print_num("slope", p->cslope, NULL, "of the c-map at c*");
     print_num("xi_q", p->xi_q, isfinite(p->xi_q) ? "layers" : NULL, NULL);
     print_num("xi_c", p->xi_c, isfinite(p->xi_c) ? "layers" : NULL, NULL);
@@ -456,11 +522,20 @@ static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, d
            "%.4g -> %.4g\n", L, q0, c0, r->q[L], r->c[L], gram_n, r->tcond[0], r->tcond[L]);
     printf("dual maps: T slope at 1 %.6g, c* %.6g; Tbar slope at 1 %.6g, c* %.6g\n",
            r->pt_plain.slope1, r->pt_plain.cstar, r->pt_wm.slope1, r->pt_wm.cstar);
-    if (r->have_phase)
+    if (r->have_phase) {
+        const ns_mf_phase *ph = &r->ph;
+        size_t n = ph->nsw * ph->nsb, cnt[4] = {0, 0, 0, 0}, limit = 0;
+        for (size_t i = 0; i < n; i++) {
+            cnt[ph->regime[i] + 1]++;
+            limit += ph->regime_by[i] == NS_MF_BY_SLOPE1;
+        }
         printf("phase diagram: %zu x %zu over sigma_w^2 %g..%g, sigma_b^2 %g..%g in %.2f s; "
-               "critical line %zu points\n", r->ph.nsw, r->ph.nsb, r->ph.sw2[0],
-               r->ph.sw2[r->ph.nsw - 1], r->ph.sb2[0], r->ph.sb2[r->ph.nsb - 1], r->ph.seconds,
-               r->ph.nline);
+               "critical line %zu points\n", ph->nsw, ph->nsb, ph->sw2[0], ph->sw2[ph->nsw - 1],
+               ph->sb2[0], ph->sb2[ph->nsb - 1], ph->seconds, ph->nline);
+        printf("  regimes by the c-map slope at c = 1: ordered %zu, critical %zu, chaotic %zu, "
+               "undefined %zu points; the slope is chi_1 at %zu, the limit map's (q* 0 or inf) "
+               "at %zu\n", cnt[0], cnt[1], cnt[2], cnt[3], n - limit, limit);
+    }
     if (r->order)
         printf("quadrature: tolerance %g, highest order %zu\n", tol, r->order);
     else

@@ -1,10 +1,14 @@
 /*
  * Figures of `normscope meanfield` result files (the /meanfield group of
  * src/cli/cmd_meanfield.c):
- *   phase       plots/phase.gp: chi_1 and c* as heat maps over sigma_w^2 x
- *               sigma_b^2 with the critical line chi_1 = 1 and the chosen
- *               point.  Writes phase.dat (sw2 sb2 chi1 cstar, one block per
- *               sigma_b^2 row), line.dat (sw2 sb2, one block per crossing
+ *   phase       plots/phase.gp: the slope of the c-map at c = 1 (the
+ *               regime's quantity: chi_1 where 0 < q* < inf, the limit
+ *               map's slope where q* is 0 or infinite, those cells dotted)
+ *               and c* as heat maps over sigma_w^2 x sigma_b^2 with the
+ *               critical line (slope 1) and the chosen point.  Writes
+ *               phase.dat (sw2 sb2 chi1 cstar slope1 regime_by, one block
+ *               per sigma_b^2 row; files written before slope1 existed give
+ *               chi1 and 0), line.dat (sw2 sb2, one block per crossing
  *               index, broken where a row has none) and point.dat (sw2 sb2).
  *   trajectory  plots/trajectory.gp: q^l, c^l and the NTK condition number
  *               through depth, one colour per file.  traj<i>.dat: depth q c
@@ -69,7 +73,7 @@ int ns_plot_export_phase(ns_plot_ctx *c)
 {
     hid_t f = c->fids[0];
     double *sw2 = NULL, *sb2 = NULL, *chi = NULL, *cs = NULL, *lw = NULL, *lb = NULL,
-           *br = NULL;
+           *br = NULL, *sl = NULL, *by = NULL;
     size_t nsw, nsb, n, nl = 0, k;
     char path[1200];
     FILE *o = NULL;
@@ -84,6 +88,18 @@ int ns_plot_export_phase(ns_plot_ctx *c)
     if (!st && n != nsw * nsb)
         st = ns_error(NS_EFORMAT, "cannot read '%s': cstar has %zu values, not %zu x %zu",
                       c->paths[0], n, nsb, nsw);
+    /* the regime's quantity; chi_1 in files written before it was stored */
+    int have_slope = !st && ns_h5_exists(f, "/meanfield/phase/slope1");
+    if (!st && have_slope)
+        st = ns_h5_read_double_alloc(f, "/meanfield/phase/slope1", &sl, &n);
+    if (!st && have_slope && n != nsw * nsb)
+        st = ns_error(NS_EFORMAT, "cannot read '%s': slope1 has %zu values, not %zu x %zu",
+                      c->paths[0], n, nsb, nsw);
+    if (!st && have_slope)
+        st = ns_h5_read_double_alloc(f, "/meanfield/phase/regime_by", &by, &n);
+    if (!st && have_slope && n != nsw * nsb)
+        st = ns_error(NS_EFORMAT, "cannot read '%s': regime_by has %zu values, not %zu x %zu",
+                      c->paths[0], n, nsb, nsw);
     if (!st) st = ns_h5_read_double_alloc(f, "/meanfield/phase/line/sw2", &lw, &nl);
     if (!st) st = ns_h5_read_double_alloc(f, "/meanfield/phase/line/sb2", &lb, &k);
     if (!st && k == nl) st = ns_h5_read_double_alloc(f, "/meanfield/phase/line/branch", &br, &k);
@@ -94,20 +110,26 @@ int ns_plot_export_phase(ns_plot_ctx *c)
         goto done;
 
     double chimax = 0;
+    size_t nlimit = 0;
     if (!(o = ns_plot_data_open(c, "phase.dat", path, sizeof path))) {
         st = NS_EIO;
         goto done;
     }
-    fprintf(o, "# normscope phase diagram of '%s'\n# sw2 sb2 chi1 cstar\n", c->paths[0]);
+    fprintf(o, "# normscope phase diagram of '%s'\n# sw2 sb2 chi1 cstar slope1 regime_by\n",
+            c->paths[0]);
     for (size_t j = 0; j < nsb; j++) {
         for (size_t i = 0; i < nsw; i++) {
-            double x = chi[j * nsw + i];
+            size_t cell = j * nsw + i;
+            double x = sl ? sl[cell] : chi[cell], b = by ? by[cell] : 0;
             if (isfinite(x) && x > chimax)
                 chimax = x;
+            nlimit += b == 1;
             ns_plot_data_num(o, sw2[i]);
             ns_plot_data_num(o, sb2[j]);
+            ns_plot_data_num(o, chi[cell]);
+            ns_plot_data_num(o, cs[cell]);
             ns_plot_data_num(o, x);
-            ns_plot_data_num(o, cs[j * nsw + i]);
+            ns_plot_data_num(o, b);
             fputc('\n', o);
         }
         fputc('\n', o);
@@ -121,7 +143,8 @@ int ns_plot_export_phase(ns_plot_ctx *c)
         st = NS_EIO;
         goto done;
     }
-    fprintf(o, "# normscope critical line chi_1 = 1 of '%s'\n# sw2 sb2\n", c->paths[0]);
+    fprintf(o, "# normscope critical line (slope of the c-map at c = 1 = 1) of '%s'\n"
+            "# sw2 sb2\n", c->paths[0]);
     double maxb = 0;
     for (size_t i = 0; i < nl; i++)
         maxb = br[i] > maxb ? br[i] : maxb;
@@ -165,12 +188,13 @@ int ns_plot_export_phase(ns_plot_ctx *c)
     ns_h5_get_str(f, "/meanfield", "act", act, sizeof act);
     snprintf(label, sizeof label, "(%g, %g)", psw, psb);
     int inside = psw >= sw2[0] && psw <= sw2[nsw - 1] && psb >= sb2[0] && psb <= sb2[nsb - 1];
-    /* a colour scale with chi_1 = 1 in the middle: [0, 2], or up to the
-     * largest chi_1 (at most 4) when it exceeds 2 */
+    /* a colour scale with slope 1 in the middle: [0, 2], or up to the
+     * largest slope (at most 4) when it exceeds 2 */
     double cbmax = chimax > 2 ? fmin(chimax, 4) : 2;
     st = ns_plot_var_str(c, "act", act);
     if (!st) st = ns_plot_var_num(c, "wm", (double)wm);
     if (!st) st = ns_plot_var_num(c, "nline", (double)nl);
+    if (!st) st = ns_plot_var_num(c, "nlimit", (double)nlimit);
     if (!st) st = ns_plot_var_num(c, "cbmax", cbmax);
     if (!st) st = ns_plot_var_num(c, "sw2min", sw2[0]);
     if (!st) st = ns_plot_var_num(c, "sw2max", sw2[nsw - 1]);
@@ -192,6 +216,8 @@ done:
     ns_free(lw);
     ns_free(lb);
     ns_free(br);
+    ns_free(sl);
+    ns_free(by);
     return st;
 }
 

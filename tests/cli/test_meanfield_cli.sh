@@ -53,7 +53,7 @@ expect_line 2 "normscope meanfield: option '--sw2' needs a value (see 'normscope
     "" $NS meanfield -o "$T/out.h5" --sw2
 
 run "$NS" meanfield --help
-want 0 "meanfield --help" && for q in "q*" "chi_1" "c*" "slope" "xi_q" "xi_c" "BN rate" \
+want 0 "meanfield --help" && for q in "q*" "chi_1" "regime" "c*" "slope" "xi_q" "xi_c" "BN rate" \
                                        "T, Tbar" "NTK" "phase" "tanh" "leaky:A"; do
     has "$T/stdout" "$q" "--help explains $q"
 done
@@ -62,7 +62,7 @@ done
 # relu at (2, 0): critical, with the default 300 x 250 grid (closed forms)
 run "$NS" meanfield --act relu --sw2 2 --sb2 0 -o "$T/relu.h5" --quiet
 if want 0 "relu at (2, 0)"; then
-    has "$T/stdout" "critical (= 1)" "relu summary"
+    has "$T/stdout" "regime   critical (chi_1: 1 = 1" "relu summary"
     has "$T/stdout" "infinite (critical)" "relu depth scales"
     has "$T/stdout" "300 x 250" "relu phase diagram"
     [ -s "$T/relu.h5" ] && ok || bad "relu: no result file"
@@ -74,11 +74,51 @@ want 2 "existing output" && has "$T/stderr" "use --force" "existing output"
 cmp -s "$T/relu.h5" "$T/relu.bak" && ok || bad "existing output was modified"
 # MimicNorm's weight mean at its init: chi_1 = 1/(1 - 1/pi), c* = 0
 run "$NS" meanfield --act relu --weight-mean --sw2 2.933884 --grid none -o "$T/wm.h5" --quiet
-want 0 "relu with weight mean" && has "$T/stdout" "chaotic (> 1)" "weight mean summary"
+want 0 "relu with weight mean" && has "$T/stdout" "regime   chaotic (" "weight mean summary"
+# The weight mean at (2, 0): q* = 0 and chi_1 = 1, but the regime is the c-map's,
+# Tbar with slope 1/(1 - 1/pi) at c = 1 and c* = 0: chaotic (MimicNorm's Theorem);
+# the summary and the file say that the c-map's slope decided it, and the phase
+# grid classifies the (2, 0) cell and the whole sb2 = 0 row the same way
+run "$NS" meanfield --act relu --sw2 2 --sb2 0 --weight-mean --grid 1:3:5,0:0.2:3 -o "$T/wm2.h5" --quiet
+if want 0 "relu with weight mean at (2, 0)"; then
+    has "$T/stdout" "regime   chaotic (c-map slope at c = 1: 1.467 > 1; q* = 0, so chi_1 does not decide)" \
+        "weight mean at (2, 0): verdict by the c-map slope"
+    if grep -q "regime   critical\|critical (= 1)" "$T/stdout"; then bad "weight mean at (2, 0) called critical: $(grep critical "$T/stdout")"; else ok; fi
+    "$PY" - "$T/wm2.h5" <<'PYEOF' && ok || bad "weight mean at (2, 0): regime attributes"
+import math, sys
+import h5py
+f = h5py.File(sys.argv[1], "r")
+pt = f["meanfield/point"]
+assert pt.attrs["regime"] == "chaotic", pt.attrs["regime"]
+assert pt.attrs["regime_by"] == "c_map_slope", pt.attrs["regime_by"]
+s = 1 / (1 - 1 / math.pi)
+assert abs(pt["slope1"][()] - s) < 1e-12 and abs(pt["chi1"][()] - 1) < 1e-12
+assert abs(pt["cstar"][()]) < 1e-12
+ph = f["meanfield/phase"]
+assert ph.attrs["regime_by"] == "c_map_slope"
+i = list(ph["sw2"][:]).index(2.0)
+assert ph["sb2"][0] == 0
+assert ph["regime"][0, i] == 1 and ph["regime_by"][0, i] == 1, (ph["regime"][0], ph["regime_by"][0])
+assert abs(ph["slope1"][0, i] - s) < 1e-12 and abs(ph["chi1"][0, i] - 1) < 1e-12
+assert (ph["regime"][0] == 1).all()
+assert 0 not in list(ph["line/sb2"][:]), ph["line/sb2"][:]
+assert all(abs(x - 2) < 1e-12 for x in ph["line/sw2"][:]), ph["line/sw2"][:]
+PYEOF
+    run "$NS" info --json "$T/wm2.h5"
+    want 0 "info --json of the weight mean at (2, 0)" && \
+        has "$T/stdout" '"regime": "chaotic", "regime_by": "c_map_slope"' "info shows the verdict"
+fi
+# plain relu below sw2 = 2 without bias: q* = 0 and chi_1 = 0.75, but the c-map is
+# T = 2 phi_hat at every sw2: critical by its slope (the correlations of (2, 0))
+run "$NS" meanfield --act relu --sw2 1.5 --sb2 0 --grid none -o "$T/relu15.h5" --quiet
+want 0 "relu at (1.5, 0)" && \
+    has "$T/stdout" "regime   critical (c-map slope at c = 1: 1 = 1; q* = 0, so chi_1 does not decide)" \
+        "relu at (1.5, 0): verdict by the c-map slope"
 # tanh, chaotic point, a small grid with its critical line
 run "$NS" meanfield --act tanh --sw2 2.5 --sb2 0.1 --grid 0.5:4:40,0:0.5:30 -o "$T/tanh.h5" --quiet
-want 0 "tanh" && { has "$T/stdout" "chaotic (> 1)" "tanh summary"
+want 0 "tanh" && { has "$T/stdout" "regime   chaotic (chi_1: 1.1 > 1" "tanh summary"
                    has "$T/stdout" "critical line 30 points" "tanh critical line"
+                   has "$T/stdout" "regimes by the c-map slope at c = 1" "tanh phase regimes"
                    has "$T/stdout" "highest order" "tanh quadrature"; }
 # every activation runs
 for a in leaky:0.1 linear erf gelu swish softplus sigmoid; do
@@ -114,6 +154,19 @@ for k in phase dualmap; do
 done
 run "$NS" plot "$T/relu.h5" "$T/wm.h5" "$T/tanh.h5" --what trajectory -o "$T/fig"
 want 0 "plot trajectory" && { is_png "$T/fig/trajectory.png" && ok || bad "plot trajectory: no PNG"; }
+# the figure draws the regime's quantity: slope1 (column 5) and regime_by (6)
+run "$NS" plot "$T/wm2.h5" --what phase -o "$T/fig3"
+if want 0 "plot phase of the weight mean at (2, 0)"; then
+    is_png "$T/fig3/phase.png" && ok || bad "plot phase (weight mean): no PNG"
+    "$PY" - "$T/fig3/phase-data/phase.dat" <<'PYEOF' && ok || bad "phase.dat: slope1 and regime_by columns"
+import math, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")]
+cell = [r for r in rows if float(r[0]) == 2 and float(r[1]) == 0][0]
+assert abs(float(cell[2]) - 1) < 1e-8, cell                       # chi_1
+assert abs(float(cell[4]) - 1 / (1 - 1 / math.pi)) < 1e-8, cell   # slope1
+assert cell[5] == "1", cell                                       # regime_by
+PYEOF
+fi
 run "$NS" plot "$T/wm.h5" --what phase -o "$T/fig2"
 want 2 "plot phase without a grid" && has "$T/stderr" "no mean-field phase diagram" "phase without grid"
 [ ! -e "$T/fig2/phase.png" ] && ok || bad "phase without grid: wrote a figure"
