@@ -372,6 +372,18 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
     }
     if ((st = ns_train_config_check(&T.cfg)))
         goto cleanup;
+    {
+        /* Inputs that the output would replace: the run being resumed
+         * (unless it is continued in place, out spelled as resume) and a
+         * data set file. */
+        const char *in[2] = {resume && strcmp(resume, out) ? resume : NULL, T.cfg.data};
+        if ((st = ns_out_names_input(out, in, 1))) {
+            st = ns_error(st, "%s, or none to continue '%s' in place", ns_errmsg(), resume);
+            goto cleanup;
+        }
+        if ((st = ns_out_names_input(out, in + 1, 1)))
+            goto cleanup;
+    }
     ns_set_threads(T.cfg.threads);
     T.cfg.net.max_batch = T.cfg.batch;
     T.cfg.net.mabn_buffer = ns_mabn_buffer_size(&T.cfg.net);
@@ -468,7 +480,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
                 goto cleanup;
             }
         }
-        if ((st = ns_h5out_from_copy(&T.out, resume, out)))
+        if ((st = ns_h5out_from_copy(&T.out, resume, out, force)))
             goto cleanup;
         if (ns_h5_exists(T.out.fid, "/history"))
             H5Ldelete(T.out.fid, "/history", H5P_DEFAULT);
@@ -674,8 +686,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         st = ns_error(NS_ENUMERIC, "training diverged at step %zu (loss non-finite or above 1e6); "
                       "'%s' holds the run up to there", res->diverged_step, out);
 cleanup:
-    if (st && st != NS_ENUMERIC)
-        ns_h5out_abort(&T.out);
+    ns_h5out_abort(&T.out);   /* nothing left to do after a commit */
     ns_h5_close(rfid);
     trainer_release(&T);
     return st;
