@@ -1,6 +1,7 @@
 /* Tests of output files (include/normscope/io.h): writes that fail on a
  * full disk, the final move that never replaces a file which appeared
- * meanwhile, outputs that name an input, stale temporaries.  A full disk is a file-size limit
+ * meanwhile, outputs that name an input, stale temporaries, and ns_train's
+ * stop flag before anything is written.  A full disk is a file-size limit
  * (RLIMIT_FSIZE with SIGXFSZ ignored), so writes fail with EFBIG. */
 #include <errno.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "normscope/io.h"
+#include "normscope/train.h"
 #include "testutil.h"
 
 static struct rlimit saved_limit;
@@ -257,6 +259,33 @@ START_TEST(test_stale_temporaries)
 }
 END_TEST
 
+/* A stop asked for before training starts writes nothing. */
+START_TEST(test_train_stopped_before_start)
+{
+    ns_progress_set_quiet(1);
+    ns_train_config c;
+    ns_train_config_default(&c);
+    snprintf(c.arch, sizeof c.arch, "mlp:16x1");
+    snprintf(c.data, sizeof c.data, "gauss:3:5:96");
+    c.epochs = 1;
+    c.batch = 32;
+    c.threads = 2;
+    const char *p = ns_test_path("stopped.h5");
+    volatile sig_atomic_t stop = 1;
+    ns_train_result r;
+    ck_assert_int_eq(ns_train(&c, NULL, p, 0, "test", &stop, &r), NS_EFAIL);
+    ck_assert_str_eq(ns_errmsg(), "interrupted before training started; nothing written");
+    ck_assert(!exists(p));
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", p, (long)getpid());
+    ck_assert(!exists(tmp));
+    stop = 0;
+    ck_assert_int_eq(ns_train(&c, NULL, p, 0, "test", &stop, &r), NS_OK);
+    ck_assert_int_eq(r.interrupted, 0);
+    ck_assert(exists(p));
+}
+END_TEST
+
 int main(void)
 {
     ns_set_threads(2);
@@ -270,6 +299,7 @@ int main(void)
     tcase_add_test(tc, test_commit_keeps_newcomer);
     tcase_add_test(tc, test_names_input);
     tcase_add_test(tc, test_stale_temporaries);
+    tcase_add_test(tc, test_train_stopped_before_start);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

@@ -303,7 +303,7 @@ static double clipped_step(double clip, double *gnorm)
     c.threads = 2;
     const char *path = ns_test_path("clip.h5");
     ns_train_result r;
-    ck_assert_int_eq(ns_train(&c, NULL, path, 1, "test", &r), NS_OK);
+    ck_assert_int_eq(ns_train(&c, NULL, path, 1, "test", NULL, &r), NS_OK);
     ns_net *a, *b;
     ns_train_config cfg;
     uint64_t got;

@@ -6,9 +6,11 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "normscope/norm.h"
 #include "normscope/train.h"
@@ -139,6 +141,33 @@ static const struct option options[] = {
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+/* SIGINT and SIGTERM, for the whole command: the first asks ns_train to
+ * stop after its step and save a resumable run; the run file is never cut
+ * short, so later ones only say that the save is under way. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    if (stop_signal) {
+        static const char msg[] = "normscope: saving; please wait\n";
+        ssize_t k = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)k;
+    }
+    stop_signal = 1;
+}
+
+static void catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 static void list_norms(void)
 {
@@ -309,8 +338,9 @@ int cmd_train(int argc, char **argv)
             return ns_cli_usage_error("train", "%s", ns_errmsg());
     }
     ns_train_result r;
+    catch_stop();
     int st = ns_train(&c, resume, out, force || (resume && !strcmp(resume, out)),
-                      ns_cli_cmdline(), &r);
+                      ns_cli_cmdline(), &stop_signal, &r);
     if (st && st != NS_ENUMERIC)
         return ns_cli_fail(st, NULL);
     printf("run file: %s\n", out);

@@ -2,11 +2,15 @@
 # CLI tests of what the writers keep and leave: a full disk gives one line
 # naming the file, exit 1 and nothing written (train, ntk in memory and
 # tiled, meanfield, plot), where a crash (exit 139) or partial figures once
-# were; an output that names an input is refused (exit 2) even with
-# --force; temporaries left by a killed run are noted.  A full disk is a
-# file-size limit (ulimit -f with SIGXFSZ ignored: writes fail with EFBIG),
-# and a full 2 MB tmpfs when run as root where mounting is allowed.  Needs
-# NS_BIN; PYTHON with h5py for one check.
+# were; a save that has started ends with a complete run file whatever
+# signals come (an interrupted run's save, the final save); an output that
+# names an input is refused (exit 2) even with --force; a file that appeared
+# at the target while a run wrote it stays (exit 2); temporaries left by a
+# killed run are noted.  A full disk is a file-size limit (ulimit -f with
+# SIGXFSZ ignored: writes fail with EFBIG), and a full 2 MB tmpfs when run
+# as root where mounting is allowed.  The signal tests use the test-only
+# hook NS_TEST_SAVE_PAUSE (src/train/train.c).  Needs NS_BIN; PYTHON with
+# h5py for one check.
 . "$(dirname "$0")/../cli_lib.sh"
 
 SMALL="--train-n 600 --test-n 100 --threads 2"
@@ -82,6 +86,64 @@ else
     echo "test_writes_cli: not root or tmpfs not mountable here: full tmpfs checks skipped"
 fi
 
+# ------------------------------------------------------ signals in a save
+# wait_for FILE PATTERN PID: waits (30 s at most) until FILE holds PATTERN;
+# fails when process PID ends first.
+wait_for() {
+    i=0
+    while ! grep -q -- "$2" "$1" 2>/dev/null; do
+        kill -0 "$3" 2>/dev/null || return 1
+        i=$((i + 1)); [ $i -le 300 ] || return 1
+        sleep 0.1
+    done
+}
+# status FILE: the run file's status as info gives it
+status() { $NS info "$1" 2>/dev/null | sed -n 's/^  status *//p'; }
+
+# Ctrl-C in training saves a resumable run; a second Ctrl-C and a SIGTERM
+# during that save (paused by the hook) do not stop it.
+NS_TEST_SAVE_PAUSE=2 $NS train --arch mlp:64x1 --epochs 100000 $SMALL -o "$T/int.h5" \
+    >"$T/int.out" 2>"$T/int.err" &
+pid=$!
+if wait_for "$T/int.err" "epoch 2/" "$pid"; then
+    kill -INT "$pid"
+    if wait_for "$T/int.err" "save paused" "$pid"; then
+        kill -INT "$pid"; sleep 0.2; kill -TERM "$pid"; ok
+    else
+        bad "interrupted run: no pause in its save: $(tail -c 300 "$T/int.err")"
+    fi
+else
+    bad "interrupted run: training did not start: $(tail -c 300 "$T/int.err")"
+fi
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do i=$((i + 1)); sleep 0.1; done
+kill -KILL "$pid" 2>/dev/null
+wait "$pid"; rc=$?
+[ "$rc" = 1 ] && ok || bad "interrupted run: exit $rc, wanted 1: $(tail -c 300 "$T/int.err")"
+has "$T/int.out" "interrupted: resume with --resume" "interrupted run's summary"
+has "$T/int.err" "normscope: saving; please wait" "second Ctrl-C during the save"
+[ "$(status "$T/int.h5")" = interrupted ] && ok || bad "interrupted run: status '$(status "$T/int.h5")'"
+run $NS eval "$T/int.h5"
+want 0 "eval of the interrupted run"
+ls "$T"/int.h5.tmp-* >/dev/null 2>&1 && bad "interrupted run left its temporary" || ok
+
+# Ctrl-C (twice) and SIGTERM while the finished run is saved: the run is
+# complete and says so, exit 0.
+NS_TEST_SAVE_PAUSE=2 $NS train --arch mlp:64x1 --epochs 1 $SMALL -o "$T/fin.h5" \
+    >"$T/fin.out" 2>"$T/fin.err" &
+pid=$!
+if wait_for "$T/fin.err" "save paused" "$pid"; then
+    kill -INT "$pid"; sleep 0.2; kill -INT "$pid"; kill -TERM "$pid"; ok
+else
+    bad "final save: no pause: $(tail -c 300 "$T/fin.err")"
+fi
+wait "$pid"; rc=$?
+[ "$rc" = 0 ] && ok || bad "final save: exit $rc, wanted 0: $(tail -c 300 "$T/fin.err")"
+[ "$(status "$T/fin.h5")" = complete ] && ok || bad "final save: status '$(status "$T/fin.h5")'"
+has "$T/fin.out" "run file: $T/fin.h5" "final save's summary"
+run $NS eval "$T/fin.h5"
+want 0 "eval of the run saved under signals"
+
 # ------------------------------------------------ outputs naming inputs
 ln -s run.h5 "$T/sym.h5"
 ln "$T/run.h5" "$T/hard.h5"
@@ -112,6 +174,27 @@ PYEOF
     cmp -s "$T/data.h5" "$T/data.copy" && ok || bad "train replaced its data set file"
 fi
 ls "$T"/*.tmp-* "$T"/figs/.*tmp* >/dev/null 2>&1 && bad "refused writes left temporaries" || ok
+
+# ------------------------------------ a target that appears during a run
+# The first run pauses in its save; a second writes the same name meanwhile
+# and finishes first.  The first must not replace it: exit 2, its
+# temporary removed.
+NS_TEST_SAVE_PAUSE=2 $NS train --arch mlp:64x1 --epochs 1 $SMALL -o "$T/same.h5" \
+    >"$T/a.out" 2>"$T/a.err" &
+pid=$!
+if wait_for "$T/a.err" "save paused" "$pid"; then
+    run $NS train --arch mlp:64x1 --epochs 1 --seed 2 $SMALL --quiet -o "$T/same.h5"
+    want 0 "the second run, finished first"
+    cp "$T/same.h5" "$T/same.copy"
+else
+    bad "first run: no pause: $(tail -c 300 "$T/a.err")"
+fi
+wait "$pid"; rc=$?
+[ "$rc" = 2 ] && ok || bad "first run, finished second: exit $rc, wanted 2"
+has "$T/a.err" "normscope: '$T/same.h5' was created by another process while this one wrote it; it is left as it is (use --force to overwrite)" \
+    "first run, finished second"
+cmp -s "$T/same.h5" "$T/same.copy" && ok || bad "the first run replaced the second's file"
+ls "$T"/same.h5.tmp-* >/dev/null 2>&1 && bad "the refused run left its temporary" || ok
 
 # --------------------------------------------------- stale temporaries
 # A run killed with SIGKILL leaves RUN.h5.tmp-PID; info and train name it.
