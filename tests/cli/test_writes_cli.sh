@@ -102,7 +102,7 @@ status() { $NS info "$1" 2>/dev/null | sed -n 's/^  status *//p'; }
 
 # Ctrl-C in training saves a resumable run; a second Ctrl-C and a SIGTERM
 # during that save (paused by the hook) do not stop it.
-NS_TEST_SAVE_PAUSE=2 $NS train --arch mlp:64x1 --epochs 100000 $SMALL -o "$T/int.h5" \
+NS_TEST_SAVE_PAUSE=3 $NS train --arch mlp:64x1 --epochs 100000 $SMALL -o "$T/int.h5" \
     >"$T/int.out" 2>"$T/int.err" &
 pid=$!
 if wait_for "$T/int.err" "epoch 2/" "$pid"; then
@@ -129,7 +129,7 @@ ls "$T"/int.h5.tmp-* >/dev/null 2>&1 && bad "interrupted run left its temporary"
 
 # Ctrl-C (twice) and SIGTERM while the finished run is saved: the run is
 # complete and says so, exit 0.
-NS_TEST_SAVE_PAUSE=2 $NS train --arch mlp:64x1 --epochs 1 $SMALL -o "$T/fin.h5" \
+NS_TEST_SAVE_PAUSE=3 $NS train --arch mlp:64x1 --epochs 1 $SMALL -o "$T/fin.h5" \
     >"$T/fin.out" 2>"$T/fin.err" &
 pid=$!
 if wait_for "$T/fin.err" "save paused" "$pid"; then
@@ -179,7 +179,7 @@ ls "$T"/*.tmp-* "$T"/figs/.*tmp* >/dev/null 2>&1 && bad "refused writes left tem
 # The first run pauses in its save; a second writes the same name meanwhile
 # and finishes first.  The first must not replace it: exit 2, its
 # temporary removed.
-NS_TEST_SAVE_PAUSE=2 $NS train --arch mlp:64x1 --epochs 1 $SMALL -o "$T/same.h5" \
+NS_TEST_SAVE_PAUSE=3 $NS train --arch mlp:64x1 --epochs 1 $SMALL -o "$T/same.h5" \
     >"$T/a.out" 2>"$T/a.err" &
 pid=$!
 if wait_for "$T/a.err" "save paused" "$pid"; then
