@@ -324,7 +324,7 @@ static double clipped_step(double clip, double *gnorm)
     c.threads = 2;
     const char *path = ns_test_path("clip.h5");
     ns_train_result r;
-    ck_assert_int_eq(ns_train(&c, NULL, path, 1, "test", &r), NS_OK);
+    ck_assert_int_eq(ns_train(&c, NULL, path, 1, "test", NULL, &r), NS_OK);
     ns_net *a, *b;
     ns_train_config cfg;
     uint64_t got;
@@ -605,7 +605,7 @@ static void small_run(const char *path, const char *norm, uint64_t seed, size_t 
     if (m->flags & NS_NORM_MIMIC_INIT)
         c.init.kind = NS_INIT_MIMIC;
     ns_train_result r;
-    ck_assert_msg(ns_train(&c, NULL, path, 1, "test", &r) == NS_OK, "%s: %s", norm, ns_errmsg());
+    ck_assert_msg(ns_train(&c, NULL, path, 1, "test", NULL, &r) == NS_OK, "%s: %s", norm, ns_errmsg());
 }
 
 static void copy_file(const char *src, const char *dst)
@@ -749,7 +749,7 @@ START_TEST(test_resume_planned_length)
     ns_train_config_default(&c);   /* mlp, seed 1: none of it applies */
     c.epochs = c.steps = 0;
     ns_train_result r;
-    ck_assert_int_eq(ns_train(&c, part, done, 0, "test", &r), NS_OK);
+    ck_assert_int_eq(ns_train(&c, part, done, 0, "test", NULL, &r), NS_OK);
     ck_assert_uint_eq(r.steps, 6);
     ck_assert_str_eq(r.config.arch, "fc:12,norm,relu,fc:out");
     ck_assert_uint_eq(r.config.seed, 3);
@@ -766,7 +766,7 @@ START_TEST(test_resume_planned_length)
     ns_net_free(a);
     ns_net_free(b);
     /* complete: nothing to continue without a new length */
-    ck_assert_int_eq(ns_train(&c, whole, ns_test_path("more.h5"), 0, "test", &r), NS_EINVAL);
+    ck_assert_int_eq(ns_train(&c, whole, ns_test_path("more.h5"), 0, "test", NULL, &r), NS_EINVAL);
     ck_assert_ptr_nonnull(strstr(ns_errmsg(), "already has 6 steps"));
 }
 END_TEST

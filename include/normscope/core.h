@@ -31,7 +31,9 @@ enum ns_status {
     NS_EFORMAT,  /* file exists but has the wrong format or is truncated */
     NS_ENOMEM,   /* allocation failed or a memory limit is too small */
     NS_ENUMERIC, /* NaN or inf where a finite number is required */
-    NS_EFAIL     /* the work failed (third-party error, internal error) */
+    NS_EFAIL,    /* the work failed (third-party error, internal error) */
+    NS_EWRITE    /* an output could not be written (disk full, file too large,
+                  * I/O error): the work failed, not the input */
 };
 
 /* Handler called with every error raised through ns_error(). */

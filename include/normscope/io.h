@@ -17,23 +17,63 @@
 #define NS_RESULT_FORMAT_VERSION 1
 #define NS_RUN_FORMAT_VERSION 1
 
-/* An HDF5 file being written under a temporary name. */
+/* An HDF5 file being written under a temporary name, PATH.tmp-PID. */
 typedef struct ns_h5out {
     hid_t fid;
     char path[1024];  /* final name */
     char tmp[1100];   /* name while being written */
+    int force;        /* commit may replace a file at path */
 } ns_h5out;
 
 /* Creates `path` for writing through a temporary file in the same
  * directory.  Refuses an existing path unless force (NS_EINVAL: "'x' exists;
- * use --force to overwrite"); NS_EIO when the directory is not writable. */
+ * use --force to overwrite"); NS_EIO when the directory is not writable,
+ * NS_EWRITE when the disk is full.  Notes stale temporaries of path
+ * (ns_out_note_stale). */
 int ns_h5out_create(ns_h5out *o, const char *path, int force);
-/* Starts from a copy of an existing file (for resume/append). */
-int ns_h5out_from_copy(ns_h5out *o, const char *src, const char *path);
-/* Closes and renames into place. */
+/* Starts from a copy of an existing file src (for resume/append); force as
+ * for ns_h5out_create, checked at commit. */
+int ns_h5out_from_copy(ns_h5out *o, const char *src, const char *path, int force);
+/* Flushes, closes and moves the file into place (ns_out_publish).  A write
+ * that fails here (HDF5 writes its metadata at flush and close) gives
+ * NS_EWRITE naming path and the system's reason; a file that appeared at
+ * path meanwhile, without force, NS_EINVAL.  On failure the temporary is
+ * removed. */
 int ns_h5out_commit(ns_h5out *o);
 /* Closes and removes the temporary file; safe to call after commit. */
 void ns_h5out_abort(ns_h5out *o);
+
+/* Records NS_EWRITE "cannot write 'FILE': REASON (WHAT)" for an HDF5 write
+ * on loc that has just failed: FILE is the final name of a file being
+ * written, REASON the system's (e.g. "No space left on device") when HDF5
+ * recorded one; what (may be NULL) names the object, e.g. "data set '/x'".
+ * Call it before any other HDF5 call, which clears HDF5's error stack. */
+int ns_h5_write_failed(hid_t loc, const char *what);
+
+/* ------------------------------------------------------- output files */
+
+/* Moves the complete temporary tmp to path.  Without force, a file at path
+ * is never replaced, even one that appeared since the command started:
+ * NS_EINVAL "'x' was created by another process while this one wrote it; ...".
+ * NS_EWRITE when the move fails.  tmp is left in place on failure. */
+int ns_out_publish(const char *tmp, const char *path, int force);
+
+/* NS_EINVAL "output 'OUT' is the input 'IN'; choose another -o" when out
+ * exists and is the same file as one of inputs[0..n) (the same device and
+ * inode: through a symbolic or hard link as well); NS_OK otherwise.  NULL
+ * inputs are skipped. */
+int ns_out_names_input(const char *out, const char *const *inputs, size_t n);
+
+/* Notes on stderr (ns_note) every PATH.tmp-PID beside path whose process
+ * no longer runs: a temporary left by a killed command.  Returns how many. */
+size_t ns_out_note_stale(const char *path);
+
+/* Temporaries removed when SIGINT, SIGTERM or SIGHUP ends the process
+ * (where their action was the default when the first was registered):
+ * files, then directories, which must be empty by then.  path is the final
+ * name that messages use for tmp (NULL: tmp itself).  At most 64 at once. */
+void ns_tmp_register(const char *tmp, const char *path);
+void ns_tmp_forget(const char *tmp);
 
 /* Opens an existing file read-only.  NS_EIO when missing or unreadable,
  * NS_EFORMAT when it is not HDF5. */

@@ -6,6 +6,8 @@
 #ifndef NORMSCOPE_TRAIN_H
 #define NORMSCOPE_TRAIN_H
 
+#include <signal.h>
+
 #include "normscope/data.h"
 #include "normscope/io.h"
 #include "normscope/nn.h"
@@ -162,18 +164,27 @@ typedef struct ns_train_result {
 
 /*
  * Trains per the configuration and writes the run file `out` (refusing an
- * existing file unless force).  With resume set, `resume` is a complete or
+ * existing file unless force, at the start and again when the finished file
+ * is moved into place).  With resume set, `resume` is a complete or
  * interrupted run file, checked whole (ns_run_check), whose configuration
  * is used and training continues from its last checkpoint exactly as an
  * uninterrupted run would: up to the new length when c sets epochs or
  * steps, otherwise up to the length the run was started with (an
  * interrupted run finishes; a complete one is refused with NS_EINVAL, "it
- * already has N steps").  cmdline is stored in the file.
+ * already has N steps").  out equal to resume continues it in place, out
+ * naming it otherwise (a link) is refused, as is out naming the data set
+ * file.  cmdline is stored in the file.
+ * stop (may be NULL) is polled after every step: once it is non-zero
+ * training ends there and saves a resumable run with status "interrupted"
+ * (res->interrupted); set before the output is created, nothing is written
+ * (NS_EFAIL).  The caller's signal handler sets it: ns_train installs none,
+ * and nothing it does cuts a save short.
  * Returns NS_OK, NS_ENUMERIC when training diverged (the run file is still
  * written, with status "diverged"), or an error.
  */
 int ns_train(const ns_train_config *c, const char *resume, const char *out,
-             int force, const char *cmdline, ns_train_result *res);
+             int force, const char *cmdline, volatile sig_atomic_t *stop,
+             ns_train_result *res);
 
 /* Evaluates net (eval mode) on a data set already standardised; loss mean
  * and accuracy in [0, 1]. */

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "normscope/io.h"
 #include "normscope/norm.h"
 
 typedef struct plan {
@@ -710,11 +711,18 @@ int ns_ntk_h5sink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, con
     herr_t e = fs < 0 || ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
     if (e >= 0)
         e = H5Dwrite(s->dset, s->type, ms, fs, H5P_DEFAULT, src);
+    int st = NS_OK;
+    if (e < 0) {
+        /* Before the next HDF5 call, which clears the reason. */
+        char what[96];
+        snprintf(what, sizeof what, "NTK tile at (%zu, %zu)", r0, c0);
+        st = ns_h5_write_failed(s->dset, what);
+    }
     if (ms >= 0)
         H5Sclose(ms);
     if (fs >= 0)
         H5Sclose(fs);
-    return e < 0 ? ns_error(NS_EIO, "cannot write an NTK tile at (%zu, %zu)", r0, c0) : NS_OK;
+    return st;
 }
 
 void ns_ntk_h5sink_free(ns_ntk_h5sink *s)

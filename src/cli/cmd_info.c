@@ -873,6 +873,8 @@ int cmd_info(int argc, char **argv)
         return ns_cli_usage_error("info", "one file at a time, got %d", argc - optind);
     const char *path = argv[optind];
 
+    /* Temporaries of this file left by a killed command. */
+    ns_out_note_stale(path);
     hid_t fid;
     int st = ns_h5_open(path, &fid);
     if (st)

@@ -618,6 +618,11 @@ int cmd_ntk(int argc, char **argv)
     }
 
     ns_h5out ho = {.fid = -1};
+    if (!st) {
+        /* The run file, and the data set file when the samples come from one. */
+        const char *inputs[2] = {path, cfg.data};
+        st = ns_out_names_input(out, inputs, 2);
+    }
     if (!st)
         st = ns_h5out_create(&ho, out, force);
     if (!st) st = ns_result_file_attrs(ho.fid, ns_cli_cmdline());
@@ -699,17 +704,26 @@ int cmd_ntk(int argc, char **argv)
             hs.type = sizeof(ns_real) == 4 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
             if (sp >= 0 && pl >= 0 && H5Pset_chunk(pl, 2, ch) >= 0)
                 dset = H5Dcreate2(ho.fid, k->path, hs.type, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+            char what[160];
+            snprintf(what, sizeof what, "data set '%s'", k->path);
+            if (dset < 0)
+                st = ns_h5_write_failed(ho.fid, what);
             if (sp >= 0) H5Sclose(sp);
             if (pl >= 0) H5Pclose(pl);
-            if (dset < 0) {
-                st = ns_error(NS_EIO, "cannot create %s in '%s'", k->path, out);
+            if (st)
                 break;
-            }
             hs.dset = dset;
             sink = (ns_ntk_sink){ns_ntk_h5sink_put, &hs};
         }
         st = ns_ntk_compute(net, x, y, n, &o, &sink, &s);
         ns_ntk_h5sink_free(&hs);
+        /* Tiles still in HDF5's chunk cache are written now, so a full disk
+         * shows as a failed write rather than as a failed read-back. */
+        if (!st && dset >= 0 && H5Dflush(dset) < 0) {
+            char what[160];
+            snprintf(what, sizeof what, "data set '%s'", k->path);
+            st = ns_h5_write_failed(dset, what);
+        }
         if (dset >= 0)
             H5Dclose(dset);
         if (st)
@@ -821,7 +835,7 @@ int cmd_ntk(int argc, char **argv)
     }
     if (!st)
         st = ns_h5out_commit(&ho);
-    else if (ho.fid >= 0)
+    else
         ns_h5out_abort(&ho);
     if (!st)
         printf("wrote %s\n", out);

@@ -5,9 +5,12 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "normscope/norm.h"
 #include "normscope/train.h"
@@ -129,6 +132,33 @@ static void build_options(void)
 static int given(const unsigned char *set, const char *name)
 {
     return set[ns_train_opt_find(name) - ns_train_opt_at(0)];
+}
+
+/* SIGINT and SIGTERM, for the whole command: the first asks ns_train to
+ * stop after its step and save a resumable run; the run file is never cut
+ * short, so later ones only say that the save is under way. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    if (stop_signal) {
+        static const char msg[] = "normscope: saving; please wait\n";
+        ssize_t k = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)k;
+    }
+    stop_signal = 1;
+}
+
+static void catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 static void list_norms(void)
@@ -267,8 +297,9 @@ int cmd_train(int argc, char **argv)
     if (!resume && ns_train_config_check(&c))
         return ns_cli_usage_error("train", "%s", ns_errmsg());
     ns_train_result r;
+    catch_stop();
     int st = ns_train(&c, resume, out, force || (resume && !strcmp(resume, out)),
-                      ns_cli_cmdline(), &r);
+                      ns_cli_cmdline(), &stop_signal, &r);
     if (st && st != NS_ENUMERIC)
         return ns_cli_fail(st, NULL);
     /* What was trained: a resumed run's own configuration. */

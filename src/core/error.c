@@ -54,6 +54,7 @@ const char *ns_strstatus(int status)
     case NS_ENOMEM: return "out of memory";
     case NS_ENUMERIC: return "numerical failure";
     case NS_EFAIL: return "failure";
+    case NS_EWRITE: return "write failure";
     default: return "unknown status";
     }
 }

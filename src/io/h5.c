@@ -5,6 +5,7 @@
  */
 #include "normscope/io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -16,6 +17,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* An H5Fclose that fails (its flush meets a full disk) leaves, in HDF5 1.10
+ * (fixed in 1.14.1, HDFFV-11052), a freed file object in the library's
+ * table of open identifiers, which the library's own clean-up at exit
+ * closes a second time: a segmentation fault after the error message.
+ * Every file normscope opens is closed explicitly, so that clean-up has
+ * nothing to do; it is turned off before the library is first used. */
+__attribute__((constructor)) static void h5_no_atexit(void)
+{
+    H5dont_atexit();
+}
+
 static void quiet_hdf5(void)
 {
     static int done;
@@ -25,11 +37,29 @@ static void quiet_hdf5(void)
     }
 }
 
+/* Temporary files being written, removed if a signal ends the process
+ * (SIGINT, SIGTERM, SIGHUP where their action is the default one; `train`
+ * installs its own handler, which saves a resumable run instead).  Each
+ * entry also keeps the final name, so messages name the file the user asked
+ * for rather than its temporary. */
+enum { MAX_TMP = 64 };
+static struct {
+    char tmp[1100];
+    char path[1024];
+    volatile sig_atomic_t used;
+} tmps[MAX_TMP];
+
 const char *ns_h5_name(hid_t loc)
 {
-    static _Thread_local char buf[1024];
+    static _Thread_local char buf[1100];
     if (H5Fget_name(loc, buf, sizeof buf) < 0)
         snprintf(buf, sizeof buf, "?");
+    /* A file being written is named by its final name. */
+    for (int i = 0; i < MAX_TMP; i++)
+        if (tmps[i].used && !strcmp(tmps[i].tmp, buf)) {
+            snprintf(buf, sizeof buf, "%s", tmps[i].path);
+            break;
+        }
     return buf;
 }
 
@@ -43,23 +73,18 @@ void ns_iso_time(char *buf, size_t len)
 
 /* ------------------------------------------------------- atomic output */
 
-/* Temporary files being written, removed if a signal ends the process
- * (SIGINT, SIGTERM, SIGHUP where their action is the default one; training
- * installs its own handler, which saves a resumable run instead). */
-enum { MAX_TMP = 8 };
-static char tmp_path[MAX_TMP][1100];
-static volatile sig_atomic_t tmp_used[MAX_TMP];
-
 static void on_fatal_signal(int sig)
 {
-    for (int i = 0; i < MAX_TMP; i++)
-        if (tmp_used[i])
-            unlink(tmp_path[i]);
+    /* Files first, then the directories that held them. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = MAX_TMP - 1; i >= 0; i--)
+            if (tmps[i].used)
+                (void)(pass == 0 ? unlink(tmps[i].tmp) : rmdir(tmps[i].tmp));
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void tmp_register(const char *path)
+void ns_tmp_register(const char *tmp, const char *path)
 {
     static int installed;
     if (!installed) {
@@ -76,25 +101,151 @@ static void tmp_register(const char *path)
         }
     }
     for (int i = 0; i < MAX_TMP; i++)
-        if (!tmp_used[i]) {
-            snprintf(tmp_path[i], sizeof tmp_path[i], "%s", path);
-            tmp_used[i] = 1;
+        if (!tmps[i].used) {
+            snprintf(tmps[i].tmp, sizeof tmps[i].tmp, "%s", tmp);
+            snprintf(tmps[i].path, sizeof tmps[i].path, "%s", path ? path : tmp);
+            tmps[i].used = 1;
             return;
         }
 }
 
-static void tmp_forget(const char *path)
+void ns_tmp_forget(const char *tmp)
 {
     for (int i = 0; i < MAX_TMP; i++)
-        if (tmp_used[i] && !strcmp(tmp_path[i], path))
-            tmp_used[i] = 0;
+        if (tmps[i].used && !strcmp(tmps[i].tmp, tmp))
+            tmps[i].used = 0;
+}
+
+/* The errno of the system call under a failed HDF5 call, which the sec2
+ * driver records in its message ("..., errno = 28, error message = ...");
+ * 0 when the stack holds none.  Read it before the next HDF5 call, which
+ * clears the stack. */
+static herr_t find_errno(unsigned n, const H5E_error2_t *e, void *data)
+{
+    (void)n;
+    int *err = data;
+    const char *p = e->desc ? strstr(e->desc, "errno = ") : NULL;
+    if (p && !*err)
+        *err = atoi(p + 8);
+    return 0;
+}
+
+static int h5_errno(void)
+{
+    int err = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_errno, &err);
+    return err;
+}
+
+/* Errors that say the output, not the input, is at fault: the work failed
+ * (exit 1) rather than its request (exit 2). */
+static int write_errno(int err)
+{
+    return err == ENOSPC || err == EFBIG || err == EDQUOT || err == EIO;
+}
+
+static int write_fail(const char *path, int err, const char *what)
+{
+    if (err && what && *what)
+        return ns_error(NS_EWRITE, "cannot write '%s': %s (%s)", path, strerror(err), what);
+    if (err)
+        return ns_error(NS_EWRITE, "cannot write '%s': %s", path, strerror(err));
+    if (what && *what)
+        return ns_error(NS_EWRITE, "cannot write '%s': %s", path, what);
+    return ns_error(NS_EWRITE, "cannot write '%s'", path);
+}
+
+int ns_h5_write_failed(hid_t loc, const char *what)
+{
+    int err = h5_errno();
+    return write_fail(ns_h5_name(loc), err, what);
+}
+
+int ns_out_publish(const char *tmp, const char *path, int force)
+{
+    if (force) {
+        if (rename(tmp, path) != 0)
+            return write_fail(path, errno, NULL);
+        return NS_OK;
+    }
+    /* link() fails where rename() would replace: a file that appeared since
+     * the start (another process writing the same name) is kept. */
+    if (link(tmp, path) == 0) {
+        unlink(tmp);
+        return NS_OK;
+    }
+    int err = errno;
+    struct stat sb;
+    if (err != EEXIST && (err == EPERM || err == EOPNOTSUPP || err == ENOSYS ||
+                          err == EMLINK || err == EXDEV)) {
+        /* A file system without hard links: the check and the rename are
+         * two steps, the best it allows. */
+        if (lstat(path, &sb) != 0) {
+            if (rename(tmp, path) != 0)
+                return write_fail(path, errno, NULL);
+            return NS_OK;
+        }
+        err = EEXIST;
+    }
+    if (err == EEXIST)
+        return ns_error(NS_EINVAL, "'%s' was created by another process while this one wrote "
+                        "it; it is left as it is (use --force to overwrite)", path);
+    return write_fail(path, err, NULL);
+}
+
+int ns_out_names_input(const char *out, const char *const *inputs, size_t n)
+{
+    struct stat so, si;
+    if (!out || stat(out, &so) != 0)
+        return NS_OK;
+    for (size_t i = 0; i < n; i++)
+        if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev &&
+            si.st_ino == so.st_ino)
+            return ns_error(NS_EINVAL, "output '%s' is the input '%s'; choose another -o", out,
+                            inputs[i]);
+    return NS_OK;
+}
+
+size_t ns_out_note_stale(const char *path)
+{
+    char d[1100], b[1100];
+    if (!path || snprintf(d, sizeof d, "%s", path) >= (int)sizeof d)
+        return 0;
+    snprintf(b, sizeof b, "%s", path);
+    const char *dir = dirname(d), *base = basename(b);
+    size_t blen = strlen(base), found = 0;
+    const char *slash = strrchr(path, '/');
+    int dlen = slash ? (int)(slash - path + 1) : 0;
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return 0;
+    for (struct dirent *e; (e = readdir(dp)) != NULL; ) {
+        const char *name = e->d_name, *pid_s = name + blen + 5;
+        if (strncmp(name, base, blen) || strncmp(name + blen, ".tmp-", 5) || !*pid_s ||
+            strspn(pid_s, "0123456789") != strlen(pid_s) || strlen(pid_s) > 9)
+            continue;
+        long pid = atol(pid_s);
+        /* EPERM: the process runs under another user. */
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        ns_note("normscope: note: '%.*s%s' is a temporary left by a process that no longer "
+                "runs (pid %ld); remove it", dlen, path, name, pid);
+        found++;
+    }
+    closedir(dp);
+    return found;
+}
+
+static void h5out_reset(ns_h5out *o)
+{
+    memset(o, 0, sizeof *o);
+    o->fid = H5I_INVALID_HID;
 }
 
 int ns_h5out_create(ns_h5out *o, const char *path, int force)
 {
     quiet_hdf5();
-    memset(o, 0, sizeof *o);
-    o->fid = H5I_INVALID_HID;
+    h5out_reset(o);
     if (!path || !*path)
         return ns_error(NS_EINVAL, "no output file given (use -o PATH)");
     if (strlen(path) >= sizeof o->path)
@@ -104,58 +255,83 @@ int ns_h5out_create(ns_h5out *o, const char *path, int force)
         return ns_error(NS_EINVAL, "'%s' exists; use --force to overwrite", path);
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
         return ns_error(NS_EINVAL, "'%s' is a directory", path);
+    ns_out_note_stale(path);
     snprintf(o->path, sizeof o->path, "%s", path);
     snprintf(o->tmp, sizeof o->tmp, "%s.tmp-%ld", path, (long)getpid());
+    o->force = force;
     /* Probe the directory with a plain open so the message is the OS's. */
     int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    if (fd < 0)
-        return ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
+    if (fd < 0) {
+        int err = errno;
+        o->tmp[0] = '\0';
+        return ns_error(write_errno(err) ? NS_EWRITE : NS_EIO, "cannot write '%s': %s", path,
+                        strerror(err));
+    }
     close(fd);
     unlink(o->tmp);
-    tmp_register(o->tmp);
+    ns_tmp_register(o->tmp, o->path);
     o->fid = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (o->fid < 0) {
-        tmp_forget(o->tmp);
+        int err = h5_errno();
+        ns_tmp_forget(o->tmp);
         unlink(o->tmp);
+        o->tmp[0] = '\0';
+        if (write_errno(err))
+            return write_fail(path, err, NULL);
         return ns_error(NS_EIO, "cannot create '%s'", path);
     }
     return NS_OK;
 }
 
-int ns_h5out_from_copy(ns_h5out *o, const char *src, const char *path)
+int ns_h5out_from_copy(ns_h5out *o, const char *src, const char *path, int force)
 {
     quiet_hdf5();
-    memset(o, 0, sizeof *o);
-    o->fid = H5I_INVALID_HID;
+    h5out_reset(o);
+    if (!path || strlen(path) >= sizeof o->path)
+        return ns_error(NS_EINVAL, "output path too long");
+    ns_out_note_stale(path);
     snprintf(o->path, sizeof o->path, "%s", path);
     snprintf(o->tmp, sizeof o->tmp, "%s.tmp-%ld", path, (long)getpid());
+    o->force = force;
     FILE *in = fopen(src, "rb");
-    if (!in)
+    if (!in) {
+        o->tmp[0] = '\0';
         return ns_error(NS_EIO, "cannot open '%s': %s", src, strerror(errno));
-    tmp_register(o->tmp);
+    }
+    ns_tmp_register(o->tmp, o->path);
     FILE *out = fopen(o->tmp, "wb");
     if (!out) {
-        tmp_forget(o->tmp);
+        int err = errno;
+        ns_tmp_forget(o->tmp);
         fclose(in);
-        return ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
+        o->tmp[0] = '\0';
+        return ns_error(write_errno(err) ? NS_EWRITE : NS_EIO, "cannot write '%s': %s", path,
+                        strerror(err));
     }
     char buf[1 << 16];
     size_t k;
-    int bad = 0;
-    while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+    int err = 0, rerr = 0;
+    while (!err && (k = fread(buf, 1, sizeof buf, in)) > 0)
         if (fwrite(buf, 1, k, out) != k)
-            bad = 1;
-    bad |= ferror(in);
+            err = errno ? errno : EIO;
+    if (ferror(in))
+        rerr = errno ? errno : EIO;
     fclose(in);
-    if (fclose(out) != 0 || bad) {
-        tmp_forget(o->tmp);
+    if (fclose(out) != 0 && !err)
+        err = errno ? errno : EIO;
+    if (err || rerr) {
+        ns_tmp_forget(o->tmp);
         unlink(o->tmp);
-        return ns_error(NS_EIO, "cannot copy '%s' to '%s'", src, o->tmp);
+        o->tmp[0] = '\0';
+        if (rerr && !err)
+            return ns_error(NS_EIO, "cannot read '%s': %s", src, strerror(rerr));
+        return write_fail(path, err, NULL);
     }
     o->fid = H5Fopen(o->tmp, H5F_ACC_RDWR, H5P_DEFAULT);
     if (o->fid < 0) {
-        tmp_forget(o->tmp);
+        ns_tmp_forget(o->tmp);
         unlink(o->tmp);
+        o->tmp[0] = '\0';
         return ns_error(NS_EFORMAT, "cannot read '%s': not an HDF5 file", src);
     }
     return NS_OK;
@@ -165,20 +341,29 @@ int ns_h5out_commit(ns_h5out *o)
 {
     if (o->fid < 0)
         return ns_error(NS_EFAIL, "'%s': file not open", o->path);
+    /* A full disk often shows only here, when HDF5 writes its metadata:
+     * flush while the file is still open, so the failure is seen, then
+     * close and check that too. */
+    if (H5Fflush(o->fid, H5F_SCOPE_GLOBAL) < 0) {
+        int st = ns_h5_write_failed(o->fid, NULL);
+        ns_h5out_abort(o);
+        return st;
+    }
     herr_t e = H5Fclose(o->fid);
+    /* Never touched again, whatever the result: a failed close has already
+     * released the file in HDF5 1.10. */
     o->fid = H5I_INVALID_HID;
     if (e < 0) {
-        tmp_forget(o->tmp);
-        unlink(o->tmp);
-        return ns_error(NS_EIO, "cannot write '%s'", o->path);
+        int st = write_fail(o->path, h5_errno(), NULL);
+        ns_h5out_abort(o);
+        return st;
     }
-    if (rename(o->tmp, o->path) != 0) {
-        int err = errno;
-        tmp_forget(o->tmp);
-        unlink(o->tmp);
-        return ns_error(NS_EIO, "cannot write '%s': %s", o->path, strerror(err));
+    int st = ns_out_publish(o->tmp, o->path, o->force);
+    if (st) {
+        ns_h5out_abort(o);
+        return st;
     }
-    tmp_forget(o->tmp);
+    ns_tmp_forget(o->tmp);
     o->tmp[0] = '\0';
     return NS_OK;
 }
@@ -186,11 +371,11 @@ int ns_h5out_commit(ns_h5out *o)
 void ns_h5out_abort(ns_h5out *o)
 {
     if (o->fid >= 0)
-        H5Fclose(o->fid);
+        H5Fclose(o->fid);   /* fails on a full disk; the file goes anyway */
     o->fid = H5I_INVALID_HID;
     if (o->tmp[0]) {
-        tmp_forget(o->tmp);
         unlink(o->tmp);
+        ns_tmp_forget(o->tmp);
     }
     o->tmp[0] = '\0';
 }
@@ -286,12 +471,16 @@ int ns_h5_group(hid_t loc, const char *path)
         return NS_OK;
     hid_t lcpl = lcpl_intermediate();
     hid_t g = H5Gcreate2(loc, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int st = NS_OK;
+    if (g < 0) {
+        char what[1100];
+        snprintf(what, sizeof what, "group '%s'", path);
+        st = ns_h5_write_failed(loc, what);
+    } else {
+        H5Gclose(g);
+    }
     H5Pclose(lcpl);
-    if (g < 0)
-        return ns_error(NS_EIO, "cannot write '%s': cannot create group '%s'",
-                        ns_h5_name(loc), path);
-    H5Gclose(g);
-    return NS_OK;
+    return st;
 }
 
 /* ---------------------------------------------------------- attributes */
@@ -304,9 +493,11 @@ static int attr_write(hid_t loc, const char *obj, const char *name, hid_t type,
     hid_t a = H5Acreate_by_name(loc, obj, name, type, space, H5P_DEFAULT,
                                 H5P_DEFAULT, H5P_DEFAULT);
     int st = NS_OK;
-    if (a < 0 || H5Awrite(a, type, val) < 0)
-        st = ns_error(NS_EIO, "cannot write attribute '%s' of '%s' in '%s'", name,
-                      obj, ns_h5_name(loc));
+    if (a < 0 || H5Awrite(a, type, val) < 0) {
+        char what[1200];
+        snprintf(what, sizeof what, "attribute '%s' of '%s'", name, obj);
+        st = ns_h5_write_failed(loc, what);
+    }
     if (a >= 0)
         H5Aclose(a);
     return st;
@@ -521,8 +712,11 @@ static int write_ds(hid_t loc, const char *path, hid_t ft, hid_t mt, int ndim,
     hid_t lcpl = lcpl_intermediate();
     hid_t d = H5Dcreate2(loc, path, ft, sp, lcpl, dcpl, H5P_DEFAULT);
     int st = NS_OK;
-    if (d < 0 || H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        st = ns_error(NS_EIO, "cannot write '%s': data set '%s'", ns_h5_name(loc), path);
+    if (d < 0 || H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        char what[1100];
+        snprintf(what, sizeof what, "data set '%s'", path);
+        st = ns_h5_write_failed(loc, what);
+    }
     if (d >= 0)
         H5Dclose(d);
     H5Pclose(lcpl);

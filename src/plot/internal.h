@@ -29,7 +29,11 @@ struct ns_plot_ctx {
     const char *const *paths; /* input files as given on the command line */
     const hid_t *fids;        /* the same, open read-only, format checked */
     size_t n;
-    char datadir[1100];       /* DIR/<kind>-data, exists and is writable */
+    char datadir[1100];       /* where data files go while the figure is made:
+                               * DIR/.<kind>-data.tmp-PID, moved to finaldir
+                               * once the figure is complete */
+    char finaldir[1100];      /* DIR/<kind>-data */
+    int write_failed;         /* a data file could not be written */
     char *vars;               /* gnuplot assignments "name=value; ..." */
     size_t vars_len, vars_cap;
 };
@@ -39,10 +43,11 @@ int ns_plot_var_str(ns_plot_ctx *c, const char *name, const char *value);
 /* Appends name=value for a number (integers print without a fraction). */
 int ns_plot_var_num(ns_plot_ctx *c, const char *name, double value);
 
-/* Opens ctx->datadir/<file> for writing; path (len bytes) receives the full
- * name.  NULL with NS_EIO recorded on failure. */
+/* Opens ctx->datadir/<file> for writing; path (len bytes) receives the name
+ * it will have, DIR/<kind>-data/<file>, for messages.  NULL with NS_EWRITE
+ * recorded on failure. */
 FILE *ns_plot_data_open(ns_plot_ctx *c, const char *file, char *path, size_t len);
-/* Closes f and reports a write error on path (NS_EIO). */
+/* Closes f and reports a write error on path (NS_EWRITE). */
 int ns_plot_data_close(FILE *f, const char *path);
 /* Writes v as a data-file number ("NaN" for non-finite values, which
  * gnuplot treats as missing). */

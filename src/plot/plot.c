@@ -5,16 +5,18 @@
  * the gnuplot script in plots/ and an export function that writes the data
  * the script reads.  ns_plot_render() does the rest for every kind: it opens
  * and checks the inputs before touching the output directory, refuses to
- * overwrite a figure without force, writes DIR/<kind>-data/, runs
+ * overwrite a figure without force, writes the data into a temporary
+ * directory DIR/.<kind>-data.tmp-PID, runs
  *   gnuplot -e "datadir='..'; out='..'; fmt='png'; scriptdir='..'; <kind's
  *              variables>" plots/<kind>.gp
- * with gnuplot drawing into a temporary name in DIR, and renames the figure
- * into place only when gnuplot succeeded and wrote something.
+ * with gnuplot drawing into a temporary name in DIR, and moves the figure,
+ * then the data (to DIR/<kind>-data/), into place only when gnuplot
+ * succeeded and the figure is complete; otherwise nothing of it is left.
  */
 #include "internal.h"
-
 #include "normscope/train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -146,21 +148,29 @@ int ns_plot_var_num(ns_plot_ctx *c, const char *name, double value)
 
 FILE *ns_plot_data_open(ns_plot_ctx *c, const char *file, char *path, size_t len)
 {
-    if ((size_t)snprintf(path, len, "%s/%s", c->datadir, file) >= len) {
-        ns_error(NS_EINVAL, "output path too long: '%s/%s'", c->datadir, file);
+    char tmp[1400];
+    if ((size_t)snprintf(path, len, "%s/%s", c->finaldir, file) >= len ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/%s", c->datadir, file) >= sizeof tmp) {
+        ns_error(NS_EINVAL, "output path too long: '%s/%s'", c->finaldir, file);
         return NULL;
     }
-    FILE *f = fopen(path, "w");
-    if (!f)
-        ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        c->write_failed = 1;
+        ns_error(NS_EWRITE, "cannot write '%s': %s", path, strerror(errno));
+    } else {
+        ns_tmp_register(tmp, path);
+    }
     return f;
 }
 
 int ns_plot_data_close(FILE *f, const char *path)
 {
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad)
-        return ns_error(NS_EIO, "cannot write '%s': %s", path, strerror(errno));
+    int bad = ferror(f), err = bad ? errno : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno;
+    if (bad || err)
+        return ns_error(NS_EWRITE, "cannot write '%s': %s", path, strerror(err ? err : EIO));
     return NS_OK;
 }
 
@@ -439,6 +449,93 @@ static int run_gnuplot(const char *vars, const char *script)
     return st;
 }
 
+/* --------------------------------------------------------- the output */
+
+/* 1 when the figure ends as a complete file of its format does.  gnuplot
+ * does not check its writes: on a full disk it leaves a truncated figure
+ * and exits with status 0. */
+static int figure_complete(const char *path, const char *fmt)
+{
+    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D',
+                                           0xae, 0x42, 0x60, 0x82};
+    unsigned char tail[64];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    if (fseek(f, -(long)sizeof tail, SEEK_END) != 0)
+        rewind(f);
+    size_t n = fread(tail, 1, sizeof tail, f);
+    fclose(f);
+    if (!strcmp(fmt, "png"))
+        return n >= sizeof iend && !memcmp(tail + n - sizeof iend, iend, sizeof iend);
+    const char *mark = !strcmp(fmt, "svg") ? "</svg>" : "%%EOF";
+    size_t k = strlen(mark);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(tail + i, mark, k))
+            return 1;
+    return 0;
+}
+
+/* Removes the temporary data directory and what is in it. */
+static void remove_data(const char *dir)
+{
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL; ) {
+        char p[1400];
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+        ns_tmp_forget(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+    ns_tmp_forget(dir);
+}
+
+/* Moves the data files of a complete figure to c->finaldir: the whole
+ * directory when there is none yet, else file by file. */
+static int publish_data(ns_plot_ctx *c)
+{
+    struct stat sb;
+    if (stat(c->finaldir, &sb) != 0) {
+        if (rename(c->datadir, c->finaldir) != 0)
+            return ns_error(NS_EWRITE, "cannot write '%s': %s", c->finaldir, strerror(errno));
+        DIR *d = opendir(c->finaldir);
+        for (struct dirent *e; d && (e = readdir(d)) != NULL; ) {
+            char p[1400];
+            snprintf(p, sizeof p, "%s/%s", c->datadir, e->d_name);
+            ns_tmp_forget(p);
+        }
+        if (d)
+            closedir(d);
+        ns_tmp_forget(c->datadir);
+        return NS_OK;
+    }
+    DIR *d = opendir(c->datadir);
+    if (!d)
+        return ns_error(NS_EWRITE, "cannot read '%s': %s", c->datadir, strerror(errno));
+    int st = NS_OK;
+    for (struct dirent *e; !st && (e = readdir(d)) != NULL; ) {
+        char from[1400], to[1400];
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(from, sizeof from, "%s/%s", c->datadir, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", c->finaldir, e->d_name);
+        if (rename(from, to) != 0)
+            st = ns_error(NS_EWRITE, "cannot write '%s': %s", to, strerror(errno));
+        else
+            ns_tmp_forget(from);
+    }
+    closedir(d);
+    if (!st) {
+        rmdir(c->datadir);
+        ns_tmp_forget(c->datadir);
+    }
+    return st;
+}
+
 /* ------------------------------------------------------------- render */
 
 int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
@@ -487,10 +584,18 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
             st = ns_error(NS_EINVAL, "'%s' is a directory", figure);
             goto cleanup;
         }
+        if ((st = ns_out_names_input(figure, paths, n)))
+            goto cleanup;
         if (!opts->force) {
             st = ns_error(NS_EINVAL, "'%s' exists; use --force to overwrite", figure);
             goto cleanup;
         }
+    }
+    if ((st = join(c.finaldir, sizeof c.finaldir, opts->outdir, kind->name, "-data")))
+        goto cleanup;
+    if (stat(c.finaldir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        st = ns_error(NS_EINVAL, "'%s' is not a directory", c.finaldir);
+        goto cleanup;
     }
     if ((st = ns_plot_scripts_dir(kind->script, sdir, sizeof sdir)))
         goto cleanup;
@@ -505,17 +610,23 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
     made_out = stat(opts->outdir, &sb) != 0;
     if ((st = make_dirs(opts->outdir)))
         goto cleanup;
-    if ((st = join(c.datadir, sizeof c.datadir, opts->outdir, kind->name, "-data")))
-        goto cleanup;
-    made_data = stat(c.datadir, &sb) != 0;
-    if ((st = make_dirs(c.datadir)))
-        goto cleanup;
-    char suffix[64];
-    snprintf(suffix, sizeof suffix, ".%s.tmp-%ld", fmt, (long)getpid());
-    char hidden[128];
+    char suffix[64], hidden[128];
+    snprintf(suffix, sizeof suffix, "-data.tmp-%ld", (long)getpid());
     snprintf(hidden, sizeof hidden, ".%s", kind->name);
+    if ((st = join(c.datadir, sizeof c.datadir, opts->outdir, hidden, suffix)))
+        goto cleanup;
+    if (mkdir(c.datadir, 0777) != 0) {
+        int err = errno;
+        st = ns_error(err == ENOSPC || err == EDQUOT ? NS_EWRITE : NS_EIO,
+                      "cannot write '%s': %s", c.finaldir, strerror(err));
+        goto cleanup;
+    }
+    made_data = 1;
+    ns_tmp_register(c.datadir, c.finaldir);
+    snprintf(suffix, sizeof suffix, ".%s.tmp-%ld", fmt, (long)getpid());
     if ((st = join(tmp, sizeof tmp, opts->outdir, hidden, suffix)))
         goto cleanup;
+    ns_tmp_register(tmp, figure);
 
     c.kind = kind;
     c.paths = paths;
@@ -526,6 +637,9 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
     if (!st) st = ns_plot_var_str(&c, "fmt", fmt);
     if (!st) st = ns_plot_var_str(&c, "scriptdir", sdir);
     if (!st) st = kind->export_data(&c);
+    /* Export functions report a data file they could not open as NS_EIO. */
+    if (st && c.write_failed)
+        st = NS_EWRITE;
     if (st)
         goto cleanup;
 
@@ -536,17 +650,26 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
         st = ns_error(NS_EFAIL, "gnuplot wrote no figure with '%s'", script);
         goto cleanup;
     }
-    if (rename(tmp, figure) != 0) {
-        st = ns_error(NS_EIO, "cannot write '%s': %s", figure, strerror(errno));
+    if (!figure_complete(tmp, fmt)) {
+        st = ns_error(NS_EWRITE, "cannot write '%s': gnuplot left it incomplete (is the disk "
+                      "full?)", figure);
         goto cleanup;
     }
+    if ((st = ns_out_publish(tmp, figure, opts->force)))
+        goto cleanup;
+    ns_tmp_forget(tmp);
     tmp[0] = '\0';
+    if ((st = publish_data(&c)))
+        goto cleanup;
+    made_data = 0;
 
 cleanup:
-    if (tmp[0])
+    if (tmp[0]) {
         unlink(tmp);
-    if (st && made_data)
-        rmdir(c.datadir);
+        ns_tmp_forget(tmp);
+    }
+    if (made_data)
+        remove_data(c.datadir);
     if (st && made_out)
         rmdir(opts->outdir);
     for (size_t i = 0; fids && i < n; i++)

@@ -10,21 +10,14 @@
  */
 #include "normscope/train.h"
 
+#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "normscope/norm.h"
 #include "table.h"
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 int ns_train_load_data(const ns_train_config *c, int split, ns_dataset **out,
                        double *mean, double *std)
@@ -299,6 +292,22 @@ static int is_ckpt_step(const ns_train_config *c, size_t step)
     return 0;
 }
 
+/* Test hook, used only by the CLI tests of interrupted saves: with
+ * NS_TEST_SAVE_PAUSE=SECONDS in the environment, the save of the run file
+ * pauses that long once part of it is written, after a note on stderr, so
+ * that a test can send signals in the middle of a save. */
+static void test_save_pause(void)
+{
+    const char *s = getenv("NS_TEST_SAVE_PAUSE");
+    double sec = s ? atof(s) : 0;
+    if (!(sec > 0 && sec < 600))
+        return;
+    ns_note("normscope: test: save paused for %g s", sec);
+    struct timespec ts = {(time_t)sec, (long)((sec - floor(sec)) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 /* --------------------------------------------------------------- train */
 
 typedef struct trainer {
@@ -338,7 +347,8 @@ static void trainer_release(trainer *t)
 }
 
 int ns_train(const ns_train_config *c, const char *resume, const char *out,
-             int force, const char *cmdline, ns_train_result *res)
+             int force, const char *cmdline, volatile sig_atomic_t *stop,
+             ns_train_result *res)
 {
     trainer T;
     memset(&T, 0, sizeof T);
@@ -379,6 +389,18 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
     if ((st = ns_train_config_check(&T.cfg)))
         goto cleanup;
     res->config = T.cfg;
+    {
+        /* Inputs that the output would replace: the run being resumed
+         * (unless it is continued in place, out spelled as resume) and a
+         * data set file. */
+        const char *in[2] = {resume && strcmp(resume, out) ? resume : NULL, T.cfg.data};
+        if ((st = ns_out_names_input(out, in, 1))) {
+            st = ns_error(st, "%s, or none to continue '%s' in place", ns_errmsg(), resume);
+            goto cleanup;
+        }
+        if ((st = ns_out_names_input(out, in + 1, 1)))
+            goto cleanup;
+    }
     ns_set_threads(T.cfg.threads);
     T.cfg.net.max_batch = T.cfg.batch;
     T.cfg.net.mabn_buffer = ns_mabn_buffer_size(&T.cfg.net);
@@ -440,6 +462,10 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
     T.tm.is_int[0] = 1;
     T.tm.width = T.nm;
 
+    if (stop && *stop) {
+        st = ns_error(NS_EFAIL, "interrupted before training started; nothing written");
+        goto cleanup;
+    }
     if (resume) {
         uint64_t *steps = NULL;
         size_t nck;
@@ -475,7 +501,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
                 goto cleanup;
             }
         }
-        if ((st = ns_h5out_from_copy(&T.out, resume, out)))
+        if ((st = ns_h5out_from_copy(&T.out, resume, out, force)))
             goto cleanup;
         if (ns_h5_exists(T.out.fid, "/history"))
             H5Ldelete(T.out.fid, "/history", H5P_DEFAULT);
@@ -500,13 +526,6 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
 
     size_t act_bytes = ns_net_activation_bytes(T.net, B);
     int agc = (ns_norm_find(T.cfg.net.norm)->flags & NS_NORM_AGC) != 0;
-    stop_requested = 0;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
     ns_progress prog;
     char label[64], extra[128];
     double t_epoch = ns_time(), t_all = 0;
@@ -612,7 +631,9 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
                                  NAN, NAN)))
                 break;
         }
-        if (stop_requested) {
+        /* A stop asked for after the last step changes nothing: the run is
+         * complete and is saved as such. */
+        if (stop && *stop && step < total) {
             res->interrupted = 1;
             ns_progress_end(&prog, "");
             ns_note("interrupted at step %zu: saving a resumable run file", step);
@@ -624,15 +645,15 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
             break;
         }
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     if (st)
         goto cleanup;
 
-    /* Close the file: optimiser state, history, memory, status. */
+    /* Close the file: optimiser state, history, memory, status.  The
+     * caller's signal handler only sets *stop, so nothing cuts this short. */
     hid_t f = T.out.fid;
     if ((st = save_optimizer(f, &T.opt, step, acc3)))
         goto cleanup;
+    test_save_pause();
     if ((st = ns_table_write(&T.ts, f, "/history/step", "weight_norm", wnames)))
         goto cleanup;
     if (T.nw && (st = ns_h5_describe(f, "/history/step/weight_norm",
@@ -681,8 +702,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         st = ns_error(NS_ENUMERIC, "training diverged at step %zu (loss non-finite or above 1e6); "
                       "'%s' holds the run up to there", res->diverged_step, out);
 cleanup:
-    if (st && st != NS_ENUMERIC)
-        ns_h5out_abort(&T.out);
+    ns_h5out_abort(&T.out);   /* nothing left to do after a commit */
     ns_h5_close(rfid);
     trainer_release(&T);
     return st;
