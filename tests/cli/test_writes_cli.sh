@@ -20,13 +20,16 @@ $NS train --arch mlp:64x1 --epochs 1 --batch 16 $SMALL --quiet -o "$T/run.h5" >/
 cp "$T/run.h5" "$T/run.copy"
 
 # ------------------------------------------------------------ full disk
+# tree_sum DIR: the names under DIR and the contents of its files (not
+# directory times, which a temporary created and removed inside changes)
+tree_sum() { (cd "$1" && find . | sort && find . -type f -exec cksum {} + | sort) | md5sum; }
 # full LIMIT REASON DIR WHAT command...: the command, with files limited to
 # LIMIT KB ('-': no limit), exits 1 with one line on stderr naming a file
 # in DIR and REASON, and leaves DIR as it was.
 full() {
     limit=$1; reason=$2; dir=$3; what=$4; shift 4
     mkdir -p "$dir"
-    before=$(ls -lAR "$dir" | md5sum)
+    before=$(tree_sum "$dir")
     if [ "$limit" = - ]; then
         "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?
     else
@@ -36,7 +39,7 @@ full() {
     one_line && ok || bad "$what: not one line: $(cat "$T/stderr")"
     has "$T/stderr" "normscope: cannot write '$dir/" "$what"
     has "$T/stderr" "$reason" "$what"
-    [ "$(ls -lAR "$dir" | md5sum)" = "$before" ] && ok || bad "$what: left $(ls -AR "$dir")"
+    [ "$(tree_sum "$dir")" = "$before" ] && ok || bad "$what: left $(ls -AR "$dir")"
 }
 
 EFBIG="File too large"
