@@ -5,6 +5,7 @@
 #   make check SAN=1     the same under AddressSanitizer and UBSan
 #   make bench           normscope against the PyTorch peer
 #   make demo            train, plot and report on Fashion-MNIST
+#   make fuzz            libFuzzer harnesses, FUZZ_TIME seconds each (not in check)
 #   make install         PREFIX=/usr/local: binary, headers, library, .pc
 PRECISION ?= float
 SAN ?=
@@ -51,7 +52,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 LIBA := $(B)/libnormscope.a
 BIN := $(B)/normscope
 
-.PHONY: all build lib tests check check-one bench bench-one demo demo-one deps have-deps install clean
+.PHONY: all build lib tests check check-one bench bench-one demo demo-one fuzz fuzz-one fuzz-h5image deps have-deps install clean
 .SECONDARY:
 all: have-deps $(BIN)
 ifeq ($(PRECISION)$(SAN)$(BUILD),floatbuild)
@@ -119,6 +120,44 @@ build: deps
 deps:
 	@$(DEPS_CMD)
 
+# ------------------------------------------------------------------ fuzz
+# The library and the harnesses of tests/fuzz built with clang, libFuzzer,
+# ASan and UBSan in build/fuzz; each harness runs FUZZ_TIME seconds, FUZZ_PAR
+# at a time, from seed corpora that tests/fuzz/run.sh makes.
+FUZZ_TIME ?= 60
+FUZZ_PAR ?= 1
+FUZZERS ?= idx arch runfile options
+FZ := $(BUILD)/fuzz
+FUZZ_CC ?= clang
+FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fopenmp \
+  -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+  -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(PKG_CFLAGS)
+FUZZ_OBJ := $(LIB_SRC:%.c=$(FZ)/obj/%.o)
+
+$(FZ)/obj/%.o: %.c | have-deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FZ)/libnormscope.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FZ)/libnormscope.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FZ)/libnormscope.a $(LIBS)
+
+fuzz:
+	@$(DEPS_CMD) clang libclang-rt-14-dev libomp-14-dev
+	$(MAKE) fuzz-one
+
+# libhdf5's own parser on raw file images: its findings are upstream ones
+# (see README), so it is not part of make fuzz.
+fuzz-h5image:
+	@$(DEPS_CMD) clang libclang-rt-14-dev libomp-14-dev
+	$(MAKE) fuzz-one FUZZERS=h5image
+
+fuzz-one: all $(FUZZERS:%=$(FZ)/fuzz_%)
+	FUZZ_TIME=$(FUZZ_TIME) FUZZ_PAR=$(FUZZ_PAR) PYTHON=$(PYTHON) \
+	  sh tests/fuzz/run.sh $(FZ) $(abspath $(BIN)) $(FUZZERS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/include/normscope $(DESTDIR)$(PREFIX)/share/normscope/plots
@@ -132,4 +171,4 @@ install: all
 clean:
 	rm -rf build normscope
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(B)/obj/tests/*.d $(B)/obj/bench/*.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(B)/obj/tests/*.d $(B)/obj/bench/*.d $(FZ)/obj/src/*/*.d)
