@@ -31,18 +31,18 @@
  *
  * The kernel is computed in tiles of sample blocks: only tiles on or above
  * the diagonal, each handed to a sink with its mirror, so kernels larger
- * than memory go to a chunked HDF5 data set tile by tile.  Factors (A, D,
+ * than memory go to a chunked data set tile by tile (ns_ntk_h5sink, io.h).  Factors (A, D,
  * J rows) are computed once per block and kept when all of them fit in the
  * memory budget, recomputed per tile otherwise.
  */
 #ifndef NORMSCOPE_NTK_H
 #define NORMSCOPE_NTK_H
 
-#include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "normscope/core.h"
+#include "normscope/eig.h"
 #include "normscope/nn.h"
 
 typedef enum ns_ntk_method {
@@ -106,52 +106,5 @@ typedef struct ns_ntk_memsink {
     size_t dim;
 } ns_ntk_memsink;
 int ns_ntk_memsink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, const double *tile);
-
-/* A sink that writes into a 2-D data set of an open HDF5 file (created by
- * the caller, double or float, chunked). */
-typedef struct ns_ntk_h5sink {
-    hid_t dset;
-    hid_t type;             /* H5T_NATIVE_DOUBLE or H5T_NATIVE_FLOAT */
-    float *buf;             /* scratch for the float conversion */
-    size_t buf_len;
-} ns_ntk_h5sink;
-int ns_ntk_h5sink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, const double *tile);
-void ns_ntk_h5sink_free(ns_ntk_h5sink *s);
-
-/* ------------------------------------------------------------ spectra */
-
-/* All eigenvalues of the symmetric dim x dim matrix a (overwritten), in
- * descending order, by LAPACKE_dsyevd.  NS_ENUMERIC when LAPACK fails. */
-int ns_eig_sym(double *a, size_t dim, double *eval);
-
-/* y = A x for a symmetric operator of size dim. */
-typedef int (*ns_matvec_fn)(void *ctx, const double *x, double *y);
-
-/*
- * The k largest (largest = 1) or smallest eigenvalues of a symmetric
- * operator by ARPACK's implicitly restarted Lanczos (dsaupd/dseupd through
- * the reverse-communication interface), sorted descending.  *nmatvec gets
- * the number of products.  NS_ENUMERIC when ARPACK reports an error or
- * does not converge.
- */
-int ns_eig_arpack(ns_matvec_fn mv, void *ctx, size_t dim, size_t k, int largest,
-                  double tol, double *eval, size_t *nmatvec);
-
-/* Matrix-vector products with a matrix held in memory, and with a 2-D
- * data set read in row blocks of about mem bytes. */
-int ns_matvec_mem(void *ctx, const double *x, double *y);   /* ctx: ns_ntk_memsink */
-typedef struct ns_h5_matvec {
-    hid_t dset;
-    size_t dim, rows;       /* rows per read */
-    int single;             /* the data set holds floats (read as such) */
-    int upper;              /* symmetric: read only the blocks on and above the
-                             * diagonal, half the data (set after init) */
-    size_t cc;              /* chunk columns (1 when not chunked) */
-    hid_t own;              /* the data set reopened with a chunk cache */
-    void *buf;
-} ns_h5_matvec;
-int ns_h5_matvec_init(ns_h5_matvec *m, hid_t dset, size_t dim, size_t mem);
-int ns_matvec_h5(void *ctx, const double *x, double *y);
-void ns_h5_matvec_free(ns_h5_matvec *m);
 
 #endif

@@ -757,7 +757,7 @@ int cmd_ntk(int argc, char **argv)
             if (!ev) {
                 st = NS_ENOMEM;
             } else if (in_mem) {
-                ns_ntk_memsink mm = {k->k, dim};
+                ns_sym_matrix mm = {k->k, dim};
                 st = ns_eig_arpack(ns_matvec_mem, &mm, dim, nev, 1, 1e-10, ev, &nmv);
             } else {
                 hid_t dd = H5Dopen2(ho.fid, k->path, H5P_DEFAULT);
