@@ -160,4 +160,37 @@ int ns_result_group_attrs(hid_t fid, const char *group, const char *cmdline,
 /* ISO 8601 UTC time of now into buf. */
 void ns_iso_time(char *buf, size_t len);
 
+/* ------------------------------------------- kernels in result files */
+
+/* An NTK sink (ns_ntk_sink of ntk.h: pass ns_ntk_h5sink_put with a pointer
+ * to this) that writes tiles into a 2-D data set of an open HDF5 file
+ * (created by the caller, double or float, chunked).  A failed write gives
+ * NS_EWRITE naming the file (ns_h5_write_failed). */
+typedef struct ns_ntk_h5sink {
+    hid_t dset;
+    hid_t type;             /* H5T_NATIVE_DOUBLE or H5T_NATIVE_FLOAT */
+    float *buf;             /* scratch for the float conversion */
+    size_t buf_len;
+} ns_ntk_h5sink;
+int ns_ntk_h5sink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, const double *tile);
+void ns_ntk_h5sink_free(ns_ntk_h5sink *s);
+
+/* Matrix-vector products (ns_matvec_fn of eig.h: ns_matvec_h5 with a
+ * pointer to this) with a symmetric dim x dim data set read in row blocks
+ * of about mem bytes.  init does not take ownership of dset; free releases
+ * the buffer and the data set reopened with a chunk cache. */
+typedef struct ns_h5_matvec {
+    hid_t dset;
+    size_t dim, rows;       /* rows per read */
+    int single;             /* the data set holds floats (read as such) */
+    int upper;              /* symmetric: read only the blocks on and above the
+                             * diagonal, half the data (set after init) */
+    size_t cc;              /* chunk columns (1 when not chunked) */
+    hid_t own;              /* the data set reopened with a chunk cache */
+    void *buf;
+} ns_h5_matvec;
+int ns_h5_matvec_init(ns_h5_matvec *m, hid_t dset, size_t dim, size_t mem);
+int ns_matvec_h5(void *ctx, const double *x, double *y);
+void ns_h5_matvec_free(ns_h5_matvec *m);
+
 #endif

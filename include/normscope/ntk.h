@@ -31,18 +31,18 @@
  *
  * The kernel is computed in tiles of sample blocks: only tiles on or above
  * the diagonal, each handed to a sink with its mirror, so kernels larger
- * than memory go to a chunked HDF5 data set tile by tile.  Factors (A, D,
+ * than memory go to a chunked data set tile by tile (ns_ntk_h5sink, io.h).  Factors (A, D,
  * J rows) are computed once per block and kept when all of them fit in the
  * memory budget, recomputed per tile otherwise.
  */
 #ifndef NORMSCOPE_NTK_H
 #define NORMSCOPE_NTK_H
 
-#include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "normscope/core.h"
+#include "normscope/eig.h"
 #include "normscope/nn.h"
 
 typedef enum ns_ntk_method {
@@ -107,51 +107,103 @@ typedef struct ns_ntk_memsink {
 } ns_ntk_memsink;
 int ns_ntk_memsink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, const double *tile);
 
-/* A sink that writes into a 2-D data set of an open HDF5 file (created by
- * the caller, double or float, chunked). */
-typedef struct ns_ntk_h5sink {
-    hid_t dset;
-    hid_t type;             /* H5T_NATIVE_DOUBLE or H5T_NATIVE_FLOAT */
-    float *buf;             /* scratch for the float conversion */
-    size_t buf_len;
-} ns_ntk_h5sink;
-int ns_ntk_h5sink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, const double *tile);
-void ns_ntk_h5sink_free(ns_ntk_h5sink *s);
+/* ------------------------------------------------------- the analysis */
 
-/* ------------------------------------------------------------ spectra */
+/* Names in the result file (DESIGN.md section 3), shared by the analysis
+ * (ns_ntk_run) and its figures (src/plot/ntkfig.c):
+ *   /ntk                          provenance, kernel, method, n, outputs, data,
+ *                                 norm, arch
+ *   /ntk/indices                  data-set indices of the samples
+ *   /ntk/<step>/kernel            (N*K, N*K) sample-major, or (N, N) trace
+ *   /ntk/<step>/eigenvalues       descending
+ *   /ntk/<step>/layer_trace       per parameterised layer, attrs layers, methods
+ *   /ntk/drift/{steps,to_init,to_previous}
+ *   /ntk/analytic/{kernel,eigenvalues}, /ntk/analytic/depth/{depth,
+ *                                 condition_number,condition_number_wm} */
+#define NS_NTK_GROUP "/ntk"
+#define NS_NTK_INDICES "indices"
+#define NS_NTK_KERNEL "kernel"
+#define NS_NTK_EIGENVALUES "eigenvalues"
+#define NS_NTK_LAYER_TRACE "layer_trace"
+#define NS_NTK_DRIFT "drift"
+#define NS_NTK_DRIFT_STEPS "steps"
+#define NS_NTK_DRIFT_TO_INIT "to_init"
+#define NS_NTK_DRIFT_TO_PREVIOUS "to_previous"
+#define NS_NTK_ANALYTIC "analytic"
+#define NS_NTK_ANALYTIC_DEPTH "depth"
 
-/* All eigenvalues of the symmetric dim x dim matrix a (overwritten), in
- * descending order, by LAPACKE_dsyevd.  NS_ENUMERIC when LAPACK fails. */
-int ns_eig_sym(double *a, size_t dim, double *eval);
+struct ns_run_inputs;
+struct ns_result;
 
-/* y = A x for a symmetric operator of size dim. */
-typedef int (*ns_matvec_fn)(void *ctx, const double *x, double *y);
+/* What one checkpoint gave (the attributes of /ntk/<step>). */
+typedef struct ns_ntk_step_summary {
+    uint64_t step;
+    double trace, cond, eff_rank, align, lambda_max, seconds, gflop;
+    double to_init, to_previous;    /* drift (0 for the first) */
+} ns_ntk_step_summary;
+
+/* What ns_ntk_run did, for the command's summary. */
+typedef struct ns_ntk_summary {
+    size_t n, outputs, dim;         /* samples, K, kernel size */
+    int trace;                      /* the N x N trace kernel */
+    int in_mem;                     /* kernels held in memory */
+    size_t nsteps;                  /* checkpoints done so far */
+    ns_ntk_step_summary *steps;     /* nsteps (owned: ns_ntk_summary_free) */
+    /* --analytic */
+    int analytic;
+    char act[32];
+    double sw2, sb2;
+    int weight_mean;
+    size_t depth, maxdepth;
+    double an_cond, an_cond_plain, an_cond_wm;   /* own; at maxdepth plain, wm */
+} ns_ntk_summary;
+
+void ns_ntk_summary_free(ns_ntk_summary *s);
+
+/* Events ns_ntk_run reports as it goes (for a summary printed as the work
+ * proceeds): the result is set up, the analytic kernel is written, one
+ * checkpoint is done (the last of s->steps), the drift is written. */
+enum { NS_NTK_EV_BEGIN, NS_NTK_EV_ANALYTIC, NS_NTK_EV_STEP, NS_NTK_EV_DRIFT };
+
+typedef struct ns_ntk_run_opts {
+    ns_ntk_opts ntk;        /* trace, method, mem (default 2 GiB), block; mode
+                             * and label are set from the inputs */
+    size_t top;             /* eigenvalues by ARPACK when not all (default 50) */
+    int analytic;           /* the infinite-width comparison (default 0) */
+    size_t analytic_depth;  /* depths 1..this (default 50) */
+    const char *cmdline;    /* for the provenance */
+    void (*report)(void *ctx, const ns_ntk_summary *s, int event);   /* may be NULL */
+    void *report_ctx;
+} ns_ntk_run_opts;
+
+void ns_ntk_run_defaults(ns_ntk_run_opts *o);
+
+/* The max_batch the inputs' networks need for n samples in a mode
+ * (batch: n, all in one pass). */
+size_t ns_ntk_max_batch(int batch_mode, size_t n);
 
 /*
- * The k largest (largest = 1) or smallest eigenvalues of a symmetric
- * operator by ARPACK's implicitly restarted Lanczos (dsaupd/dseupd through
- * the reverse-communication interface), sorted descending.  *nmatvec gets
- * the number of products.  NS_ENUMERIC when ARPACK reports an error or
- * does not converge.
+ * Checks that need no kernel (before a result file is made): batch mode
+ * needs a batch-statistics layer, --analytic a dense network without norm
+ * layers trained from a Gaussian initialisation (NS_EINVAL naming the
+ * problem).  *need receives the bytes one block of the NTK takes, for the
+ * caller to hold against its memory option.
  */
-int ns_eig_arpack(ns_matvec_fn mv, void *ctx, size_t dim, size_t k, int largest,
-                  double tol, double *eval, size_t *nmatvec);
+int ns_ntk_check(const ns_ntk_run_opts *o, const struct ns_run_inputs *in, size_t *need);
 
-/* Matrix-vector products with a matrix held in memory, and with a 2-D
- * data set read in row blocks of about mem bytes. */
-int ns_matvec_mem(void *ctx, const double *x, double *y);   /* ctx: ns_ntk_memsink */
-typedef struct ns_h5_matvec {
-    hid_t dset;
-    size_t dim, rows;       /* rows per read */
-    int single;             /* the data set holds floats (read as such) */
-    int upper;              /* symmetric: read only the blocks on and above the
-                             * diagonal, half the data (set after init) */
-    size_t cc;              /* chunk columns (1 when not chunked) */
-    hid_t own;              /* the data set reopened with a chunk cache */
-    void *buf;
-} ns_h5_matvec;
-int ns_h5_matvec_init(ns_h5_matvec *m, hid_t dset, size_t dim, size_t mem);
-int ns_matvec_h5(void *ctx, const double *x, double *y);
-void ns_h5_matvec_free(ns_h5_matvec *m);
+/*
+ * The NTK analysis of DESIGN.md section 6: for every chosen checkpoint of
+ * in (rebuilt in its mode), the kernel (in memory, or tile by tile into a
+ * chunked data set when four copies exceed half of o->ntk.mem), its
+ * spectrum (LAPACK when in memory with at most 12000 rows, else the top
+ * o->top by ARPACK), trace, norm, condition number, effective rank,
+ * alignment and per-layer traces; across checkpoints, the drift; with
+ * o->analytic, the infinite-width kernel and its comparison.  Writes the
+ * group NS_NTK_GROUP of res (names above), fills *sum (zeroed first; free
+ * with ns_ntk_summary_free) and reports progress on stderr.  Errors: those
+ * of ns_ntk_check, ns_ntk_compute, the eigen solvers and the writer.
+ */
+int ns_ntk_run(const ns_ntk_run_opts *o, struct ns_run_inputs *in, struct ns_result *res,
+               ns_ntk_summary *sum);
 
 #endif

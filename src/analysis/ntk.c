@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "normscope/io.h"
 #include "normscope/norm.h"
 
 typedef struct plan {
@@ -687,47 +686,4 @@ int ns_ntk_memsink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, co
     for (size_t r = 0; r < nr; r++)
         memcpy(m->k + (r0 + r) * m->dim + c0, tile + r * nc, nc * sizeof *tile);
     return NS_OK;
-}
-
-int ns_ntk_h5sink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, const double *tile)
-{
-    ns_ntk_h5sink *s = ctx;
-    const void *src = tile;
-    if (s->type == H5T_NATIVE_FLOAT) {
-        if (s->buf_len < nr * nc) {
-            float *b = realloc(s->buf, nr * nc * sizeof *b);
-            if (!b)
-                return ns_error(NS_ENOMEM, "out of memory writing an NTK tile");
-            s->buf = b;
-            s->buf_len = nr * nc;
-        }
-        for (size_t q = 0; q < nr * nc; q++)
-            s->buf[q] = (float)tile[q];
-        src = s->buf;
-    }
-    hsize_t off[2] = {r0, c0}, cnt[2] = {nr, nc};
-    hid_t fs = H5Dget_space(s->dset);
-    hid_t ms = H5Screate_simple(2, cnt, NULL);
-    herr_t e = fs < 0 || ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
-    if (e >= 0)
-        e = H5Dwrite(s->dset, s->type, ms, fs, H5P_DEFAULT, src);
-    int st = NS_OK;
-    if (e < 0) {
-        /* Before the next HDF5 call, which clears the reason. */
-        char what[96];
-        snprintf(what, sizeof what, "NTK tile at (%zu, %zu)", r0, c0);
-        st = ns_h5_write_failed(s->dset, what);
-    }
-    if (ms >= 0)
-        H5Sclose(ms);
-    if (fs >= 0)
-        H5Sclose(fs);
-    return st;
-}
-
-void ns_ntk_h5sink_free(ns_ntk_h5sink *s)
-{
-    free(s->buf);
-    s->buf = NULL;
-    s->buf_len = 0;
 }
