@@ -37,7 +37,11 @@ typedef struct ns_inputs_opts {
                              * drawn without replacement by this seed */
     const char *ckpt;       /* init|last|all|STEP,... (default "all") */
     ns_bn_mode mode;        /* default NS_BN_EVAL */
-    size_t recal_n;         /* recal: training samples (default 10000) */
+    size_t recal_n;         /* recal: training samples (default 10000; 0: all) */
+    int recal_n_strict;     /* 1: a recal_n larger than the training set is an
+                             * error; 0 (default): it is clamped to the set */
+    int set_only;           /* 1: the chosen samples are in d alone (n, idx, x
+                             * and y are not filled); needs sample_seed 0 */
     size_t max_batch;       /* the networks' max_batch (0: the training batch) */
 } ns_inputs_opts;
 
@@ -54,7 +58,7 @@ typedef struct ns_run_inputs {
     size_t nsteps;
     ns_dataset *d;          /* the samples' data set, standardised as at training */
     ns_dataset *cal;        /* recal: the calibration samples, standardised */
-    size_t n;               /* samples */
+    size_t n;               /* samples (0 with set_only) */
     ns_real *x;             /* n x ns_data_dim(d), in order */
     int32_t *y;             /* n labels */
     size_t *idx;            /* n data-set indices */
@@ -84,7 +88,9 @@ int ns_ckpt_resolve(const char *spec, const uint64_t *have, size_t nhave, const 
  * Errors: those of ns_run_check and ns_ckpt_resolve; NS_EINVAL when the data
  * set's samples do not fit the network, or --n exceeds the split ("--n 900
  * is larger than the data set (600 training samples in 'mnist')"); NS_EFORMAT
- * when /data's statistics do not match the data set's channels; NS_ENOMEM.
+ * when /data's statistics do not match the data set's channels; with
+ * recal_n_strict, NS_EINVAL "--recal-n 9000 is larger than the training set
+ * (600 samples in 'mnist')"; NS_ENOMEM.
  */
 int ns_run_inputs_open(ns_run_inputs *in, const char *path, const ns_inputs_opts *o,
                        int *usage);

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "normscope/train.h"
+#include "normscope/inputs.h"
 
 static const char usage_text[] =
     "usage: normscope eval RUN.h5 [--ckpt STEP|last] [--data D] [--split test|train]\n"
@@ -21,6 +21,39 @@ static const char usage_text[] =
     "running statistics of the BN layers as the average over the first --recal-n\n"
     "(10000) training samples, then evaluates with them.\n";
 
+/* Loss and accuracy with each batch normalised by its own statistics:
+ * forward in NS_MODE_BATCH over d in order, net->max_batch at a time. */
+static int evaluate_batch_mode(ns_net *net, const ns_dataset *d, double *loss, double *acc)
+{
+    int st = NS_OK;
+    size_t B = net->max_batch, dim = ns_data_dim(d), hits = 0;
+    ns_real *x = ns_malloc(B * dim * sizeof *x);
+    int32_t *y = ns_malloc(B * sizeof *y);
+    size_t idx[4096];
+    double total = 0;
+    ns_ctx ctx = {.mode = NS_MODE_BATCH};
+    if (!x || !y || B > 4096)
+        st = ns_error(NS_EINVAL, "--batch at most 4096 in batch mode");
+    for (size_t i = 0; !st && i < d->n; i += B) {
+        size_t m = d->n - i < B ? d->n - i : B;
+        for (size_t j = 0; j < m; j++)
+            idx[j] = i + j;
+        ns_data_gather(d, idx, m, x, y);
+        if (!(st = ns_net_forward(net, x, m, &ctx))) {
+            double l;
+            size_t h;
+            ns_softmax_ce(ns_net_logits(net), y, m, net->nout, NULL, &l, &h);
+            total += l * (double)m;
+            hits += h;
+        }
+    }
+    *loss = total / (double)d->n;
+    *acc = (double)hits / (double)d->n;
+    ns_free(x);
+    ns_free(y);
+    return st;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -32,14 +65,14 @@ int cmd_eval(int argc, char **argv)
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     uint64_t step = UINT64_MAX;
-    const char *data = NULL;
-    int split = NS_SPLIT_TEST;
-    size_t n = 0, batch = 500;
+    char ckpt[24] = "last";
+    ns_inputs_opts io;
+    ns_run_inputs_defaults(&io);
+    io.split = NS_SPLIT_TEST;
+    io.n = 0;
+    io.max_batch = 500;
+    io.set_only = 1;     /* evaluated in place, the whole split or its first --n */
     int threads = 0;
-    ns_mode mode = NS_MODE_EVAL;
-    int recal = 0;
-    size_t recal_n = 10000;
-    int recal_set = 0;   /* the default is clamped to the training set; a given value is not */
     int opt;
     optind = 1;
     opterr = 0;
@@ -49,28 +82,29 @@ int cmd_eval(int argc, char **argv)
             if (strcmp(optarg, "last") && ns_cli_u64("eval", "--ckpt", optarg, &step))
                 return NS_EXIT_USAGE;
             break;
-        case 'd': data = optarg; break;
+        case 'd': io.data = optarg; break;
         case 's':
-            if (!strcmp(optarg, "test")) split = NS_SPLIT_TEST;
-            else if (!strcmp(optarg, "train")) split = NS_SPLIT_TRAIN;
+            if (!strcmp(optarg, "test")) io.split = NS_SPLIT_TEST;
+            else if (!strcmp(optarg, "train")) io.split = NS_SPLIT_TRAIN;
             else return ns_cli_usage_error("eval", "--split is test or train, got '%s'", optarg);
             break;
-        case 'n': if (ns_cli_size("eval", "--n", optarg, &n)) return NS_EXIT_USAGE; break;
+        case 'n': if (ns_cli_size("eval", "--n", optarg, &io.n)) return NS_EXIT_USAGE; break;
         case 'b':
-            if (ns_cli_size("eval", "--batch", optarg, &batch)) return NS_EXIT_USAGE;
-            if (!batch) return ns_cli_usage_error("eval", "--batch must be positive");
+            if (ns_cli_size("eval", "--batch", optarg, &io.max_batch)) return NS_EXIT_USAGE;
+            if (!io.max_batch) return ns_cli_usage_error("eval", "--batch must be positive");
             break;
         case 't': if (ns_cli_threads("eval", optarg, &threads)) return NS_EXIT_USAGE; break;
         case 'm':
-            if (!strcmp(optarg, "eval")) mode = NS_MODE_EVAL;
-            else if (!strcmp(optarg, "batch")) mode = NS_MODE_BATCH;
-            else if (!strcmp(optarg, "recal")) recal = 1;
+            if (!strcmp(optarg, "eval")) io.mode = NS_BN_EVAL;
+            else if (!strcmp(optarg, "batch")) io.mode = NS_BN_BATCH;
+            else if (!strcmp(optarg, "recal")) io.mode = NS_BN_RECAL;
             else return ns_cli_usage_error("eval", "--mode is eval, batch or recal, got '%s'", optarg);
             break;
         case 'q': ns_progress_set_quiet(1); break;
         case 'r':
-            if (ns_cli_size("eval", "--recal-n", optarg, &recal_n)) return NS_EXIT_USAGE;
-            recal_set = 1;
+            if (ns_cli_size("eval", "--recal-n", optarg, &io.recal_n)) return NS_EXIT_USAGE;
+            /* the default is clamped to the training set; a given value is not */
+            io.recal_n_strict = 1;
             break;
         case 'h': fputs(usage_text, stdout); return NS_EXIT_OK;
         default: return ns_cli_bad_option("eval", options, opt, argv);
@@ -80,91 +114,25 @@ int cmd_eval(int argc, char **argv)
         return ns_cli_usage_error("eval", "expected one run file");
     const char *path = argv[optind];
     ns_set_threads(threads);
-    ns_net *net = NULL;
-    ns_dataset *d = NULL;
-    ns_train_config cfg;
-    uint64_t got;
-    /* The whole file is checked, whichever checkpoint is evaluated. */
-    int st = ns_run_check(path);
-    if (!st)
-        st = ns_run_load(path, step, batch, &net, &cfg, &got);
+    if (step != UINT64_MAX)
+        snprintf(ckpt, sizeof ckpt, "%llu", (unsigned long long)step);
+    io.ckpt = ckpt;
+    ns_run_inputs in;
+    int st = ns_run_inputs_open(&in, path, &io, NULL);
     if (st)
         return ns_cli_fail(st, NULL);
-    ns_run_data rd;
-    hid_t fid;
-    if (!(st = ns_run_open(path, &fid, NULL, &rd)))
-        ns_h5_close(fid);
-    const double *mean = rd.mean, *std = rd.std;
-    size_t nch = rd.c;
-    if (!st) {
-        if (data)
-            snprintf(cfg.data, sizeof cfg.data, "%s", data);
-        cfg.test_n = split == NS_SPLIT_TEST ? n : 0;
-        cfg.train_n = split == NS_SPLIT_TRAIN ? n : 0;
-        st = ns_train_load_data(&cfg, split, &d, NULL, NULL);
-    }
-    if (!st && n > d->n)
-        st = ns_error(NS_EINVAL, "--n %zu is larger than the data set (%zu %s samples in '%s')",
-                      n, d->n, split == NS_SPLIT_TRAIN ? "training" : "test", cfg.data);
-    if (!st && (d->c != net->in_c || d->h != net->in_h || d->w != net->in_w))
-        st = ns_error(NS_EINVAL, "data set '%s' has samples of %zux%zux%zu; the network takes "
-                      "%zux%zux%zu", cfg.data, d->c, d->h, d->w, net->in_c, net->in_h, net->in_w);
-    if (!st && d->c != nch)
-        st = ns_error(NS_EFORMAT, "cannot read '%s': /data statistics have %zu channels", path, nch);
+    ns_net *net = in.net;
+    const ns_dataset *d = in.d;
     double loss = 0, acc = 0;
-    if (!st && recal) {
-        ns_dataset *tr = NULL;
-        ns_train_config tc = cfg;
-        tc.train_n = recal_n;
-        st = ns_train_load_data(&tc, NS_SPLIT_TRAIN, &tr, NULL, NULL);
-        if (!st && recal_set && recal_n > tr->n)
-            st = ns_error(NS_EINVAL, "--recal-n %zu is larger than the training set (%zu "
-                          "samples in '%s')", recal_n, tr->n, cfg.data);
-        if (!st && cfg.standardize)
-            ns_data_standardize(tr, mean, std);
-        if (!st)
-            st = ns_recalibrate(net, tr, recal_n < tr->n ? recal_n : tr->n);
-        ns_data_free(tr);
-    }
-    if (!st) {
-        if (cfg.standardize)
-            ns_data_standardize(d, mean, std);
-        if (mode == NS_MODE_EVAL) {
-            st = ns_evaluate(net, d, &loss, &acc);
-        } else {
-            /* Batch statistics: forward in NS_MODE_BATCH batch by batch. */
-            size_t B = net->max_batch, dim = ns_data_dim(d), hits = 0;
-            ns_real *x = ns_malloc(B * dim * sizeof *x);
-            int32_t *y = ns_malloc(B * sizeof *y);
-            size_t idx[4096];
-            double total = 0;
-            ns_ctx ctx = {.mode = NS_MODE_BATCH};
-            if (!x || !y || B > 4096)
-                st = ns_error(NS_EINVAL, "--batch at most 4096 in batch mode");
-            for (size_t i = 0; !st && i < d->n; i += B) {
-                size_t m = d->n - i < B ? d->n - i : B;
-                for (size_t j = 0; j < m; j++)
-                    idx[j] = i + j;
-                ns_data_gather(d, idx, m, x, y);
-                if (!(st = ns_net_forward(net, x, m, &ctx))) {
-                    double l;
-                    size_t h;
-                    ns_softmax_ce(ns_net_logits(net), y, m, net->nout, NULL, &l, &h);
-                    total += l * (double)m;
-                    hits += h;
-                }
-            }
-            loss = total / (double)d->n;
-            acc = (double)hits / (double)d->n;
-            ns_free(x);
-            ns_free(y);
-        }
-    }
+    if (io.mode == NS_BN_BATCH)
+        st = evaluate_batch_mode(net, d, &loss, &acc);
+    else
+        st = ns_evaluate(net, d, &loss, &acc);
     if (!st)
         printf("%s step %llu on %s/%s (%zu samples, %s mode): accuracy %.2f%%, loss %.4f\n",
-               path, (unsigned long long)got, cfg.data, split == NS_SPLIT_TEST ? "test" : "train",
-               d->n, recal ? "recal" : mode == NS_MODE_EVAL ? "eval" : "batch", 100 * acc, loss);
-    ns_data_free(d);
-    ns_net_free(net);
+               path, (unsigned long long)in.step, in.cfg.data,
+               io.split == NS_SPLIT_TEST ? "test" : "train", d->n, ns_bn_mode_name(io.mode),
+               100 * acc, loss);
+    ns_run_inputs_free(&in);
     return st ? ns_cli_fail(st, NULL) : NS_EXIT_OK;
 }

@@ -153,6 +153,8 @@ int ns_run_inputs_open(ns_run_inputs *in, const char *path, const ns_inputs_opts
     if (usage)
         *usage = 0;
     snprintf(in->path, sizeof in->path, "%s", path);
+    if (o->set_only && o->sample_seed)
+        return ns_error(NS_EINVAL, "drawn samples are gathered, not read in place");
     in->opts = *o;
     in->opts.ckpt = NULL;
     in->opts.data = NULL;
@@ -212,21 +214,29 @@ int ns_run_inputs_open(ns_run_inputs *in, const char *path, const ns_inputs_opts
         tc.train_n = o->recal_n;
         if ((st = ns_train_load_data(&tc, NS_SPLIT_TRAIN, &in->cal, NULL, NULL)))
             goto cleanup;
+        if (o->recal_n_strict && o->recal_n > in->cal->n) {
+            st = ns_error(NS_EINVAL, "--recal-n %zu is larger than the training set (%zu "
+                          "samples in '%s')", o->recal_n, in->cal->n, cfg->data);
+            goto cleanup;
+        }
         if (cfg->standardize)
             ns_data_standardize(in->cal, in->rd.mean, in->rd.std);
     }
-    size_t dim = ns_data_dim(d);
-    in->n = n;
-    in->x = ns_malloc(n * dim * sizeof *in->x);
-    in->y = ns_malloc(n * sizeof *in->y);
-    in->idx = ns_malloc(n * sizeof *in->idx);
-    if (!in->x || !in->y || !in->idx) {
-        st = ns_error(NS_ENOMEM, "out of memory for %zu samples", n);
-        goto cleanup;
+    if (!o->set_only) {
+        /* the samples, gathered in order; eval reads d whole instead */
+        size_t dim = ns_data_dim(d);
+        in->n = n;
+        in->x = ns_malloc(n * dim * sizeof *in->x);
+        in->y = ns_malloc(n * sizeof *in->y);
+        in->idx = ns_malloc(n * sizeof *in->idx);
+        if (!in->x || !in->y || !in->idx) {
+            st = ns_error(NS_ENOMEM, "out of memory for %zu samples", n);
+            goto cleanup;
+        }
+        if ((st = choose(d, n, o->sample_seed, in->idx)))
+            goto cleanup;
+        ns_data_gather(d, in->idx, n, in->x, in->y);
     }
-    if ((st = choose(d, n, o->sample_seed, in->idx)))
-        goto cleanup;
-    ns_data_gather(d, in->idx, n, in->x, in->y);
     if (o->mode == NS_BN_RECAL)
         st = ns_recalibrate(in->net, in->cal, o->recal_n);
 cleanup:
