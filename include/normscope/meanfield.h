@@ -363,4 +363,119 @@ int ns_mf_kernel_layers(ns_mf_work *w, const ns_mf_net *net, size_t depth,
 int ns_mf_ntk_cond(ns_mf_work *w, const ns_mf_net *net, size_t depth, const double *gram_in,
                    size_t n, const size_t *widths, double *cond);
 
+/* ------------------------------------------------------ the analysis */
+
+/*
+ * The meanfield analysis (DESIGN.md section 6): everything above at one
+ * (act, sw2, sb2), written to a result file.  Its group and data-set names,
+ * shared by ns_mf_run and the figures (src/plot/meanfield.c); every data
+ * set has a description, units where meaningful:
+ *   NS_MF_GROUP        attrs: act, sw2, sb2, weight_mean, q0, c0, depth,
+ *                      gram_n, tol, order, quadrature, provenance
+ *   NS_MF_POINT        scalars (attrs qkind, order, regime, regime_by)
+ *   NS_MF_TRAJECTORY   per layer l = 0..depth (attr gram_n)
+ *   NS_MF_DUAL         rho and the c-maps T, dT (plain) and Tbar, dTbar
+ *                      (weight mean) at the same (sw2, sb2); attrs cstar_T,
+ *                      cstar_Tbar, slope1_T, slope1_Tbar, qstar_T, qstar_Tbar
+ *   NS_MF_PHASE        axes, (nsb x nsw) grids, line/{sw2, sb2, branch};
+ *                      attrs seconds, order, tol, weight_mean, regime_by,
+ *                      threads
+ * A data set's path is its group's macro, "/" and its name's, e.g.
+ * NS_MF_POINT "/" NS_MF_QSTAR.
+ */
+#define NS_MF_GROUP "/meanfield"
+#define NS_MF_POINT NS_MF_GROUP "/point"
+#define NS_MF_QSTAR "qstar"
+#define NS_MF_QSLOPE "qslope"
+#define NS_MF_CHI1 "chi1"
+#define NS_MF_SLOPE1 "slope1"
+#define NS_MF_CSTAR "cstar"
+#define NS_MF_CSLOPE "cslope"
+#define NS_MF_XI_Q "xi_q"
+#define NS_MF_XI_C "xi_c"
+#define NS_MF_BN_RATE "bn_rate"
+#define NS_MF_TRAJECTORY NS_MF_GROUP "/trajectory"
+#define NS_MF_DEPTH "depth"
+#define NS_MF_Q "q"
+#define NS_MF_C "c"
+#define NS_MF_CHI "chi"
+#define NS_MF_NTK_DIAG "ntk_diag"
+#define NS_MF_NTK_OFFDIAG "ntk_offdiag"
+#define NS_MF_NTK_CORR "ntk_corr"
+#define NS_MF_NTK_COND "ntk_cond"
+#define NS_MF_DUAL NS_MF_GROUP "/dual"
+#define NS_MF_RHO "rho"
+#define NS_MF_T "T"
+#define NS_MF_DT "dT"
+#define NS_MF_TBAR "Tbar"
+#define NS_MF_DTBAR "dTbar"
+#define NS_MF_PHASE NS_MF_GROUP "/phase"
+#define NS_MF_SW2 "sw2"
+#define NS_MF_SB2 "sb2"
+/* NS_MF_PHASE also holds NS_MF_CHI1, NS_MF_SLOPE1, NS_MF_CSTAR, NS_MF_QSTAR */
+#define NS_MF_REGIME "regime"
+#define NS_MF_REGIME_BY "regime_by"
+#define NS_MF_LINE NS_MF_PHASE "/line"
+#define NS_MF_BRANCH "branch"
+/* NS_MF_LINE also holds NS_MF_SW2 and NS_MF_SB2 */
+
+/* Points of the dual maps on rho in [-1, 1]. */
+#define NS_MF_NRHO 101
+/* The phase grid unless another is chosen. */
+#define NS_MF_DEFAULT_GRID "0.25:4:300,0:0.5:250"
+
+/* What to compute; ns_mf_run_defaults gives the defaults named below. */
+typedef struct ns_mf_run_opts {
+    ns_mf_net net;          /* relu (closed forms), sw2 2, sb2 0, no weight mean */
+    double q0;              /* first layer's pre-activation variance (1) */
+    double c0;              /* the two inputs' first correlation (0.5) */
+    size_t depth;           /* layers of the trajectory (50) */
+    size_t gram_n;          /* inputs of the NTK condition number (10) */
+    double tol;             /* quadrature tolerance (1e-10) */
+    int have_grid;          /* 1 (default): the phase diagram on grid */
+    ns_mf_grid grid;        /* NS_MF_DEFAULT_GRID */
+} ns_mf_run_opts;
+
+void ns_mf_run_defaults(ns_mf_run_opts *o);
+
+/* What ns_mf_run computed, for the command's summary.  Owned; release with
+ * ns_mf_run_release. */
+typedef struct ns_mf_results {
+    ns_mf_point pt;         /* at (sw2, sb2) */
+    double bn_rate;
+    size_t depth;
+    double *q, *c, *chi;    /* depth + 1 each: the trajectory */
+    double *td, *to, *tcorr, *tcond;   /* the NTK along it (diag, offdiag,
+                                        * correlation, condition number) */
+    double rho[NS_MF_NRHO], T[NS_MF_NRHO], dT[NS_MF_NRHO], Tb[NS_MF_NRHO],
+        dTb[NS_MF_NRHO];
+    ns_mf_point pt_plain, pt_wm;   /* the fixed points of T and Tbar */
+    int have_phase;
+    ns_mf_phase ph;
+    size_t order;           /* highest quadrature order (0: closed forms only) */
+} ns_mf_results;
+
+/* Releases what r holds; safe on a zeroed r. */
+void ns_mf_run_release(ns_mf_results *r);
+
+/* "finite", "zero (q decays geometrically)", ... for q*'s kind. */
+const char *ns_mf_qkind_name(ns_mf_qkind k);
+
+/* How the expectations of act are computed: "closed form", "Gauss-Hermite
+ * (GSL)" or "Gauss-Legendre on each side of 0 (GSL)". */
+const char *ns_mf_quadrature_name(const ns_mf_act *act);
+
+struct ns_result;
+
+/*
+ * Computes the analysis of o (checked by the caller with ns_mf_net_check
+ * and the ranges of the command) and writes it to res under NS_MF_GROUP,
+ * with provenance command line cmdline (NULL: "").  *r is zeroed first and
+ * filled even on failure (release it either way).  Notes the phase diagram
+ * on stderr.  Errors: those of the computations above and of the result
+ * writer; NS_ENOMEM.
+ */
+int ns_mf_run(const ns_mf_run_opts *o, struct ns_result *res, const char *cmdline,
+              ns_mf_results *r);
+
 #endif

@@ -6,19 +6,11 @@
  * Tbar, the BN gradient-explosion rate, and the phase diagram with its
  * critical line.  Needs no data set or run file; writes a result file.
  *
- * Result file (every data set has a description, units where meaningful):
- *   /meanfield                 attrs: act, sw2, sb2, weight_mean, q0, c0, depth,
- *                              gram_n, tol, quadrature, provenance
- *   /meanfield/point/...       scalars: qstar, qslope, chi1, slope1, cstar,
- *                              cslope, xi_q, xi_c, bn_rate (attrs qkind, order,
- *                              regime, regime_by: "chi_1" or "c_map_slope")
- *   /meanfield/trajectory/...  per layer l = 0..depth: depth, q, c, chi,
- *                              ntk_diag, ntk_offdiag, ntk_corr, ntk_cond
- *   /meanfield/dual/...        rho and the c-maps T, dT (plain) and Tbar,
- *                              dTbar (weight mean) at the same (sw2, sb2)
- *   /meanfield/phase/...       sw2, sb2 axes, chi1, slope1, regime, regime_by,
- *                              cstar, qstar (nsb x nsw), line/{sw2, sb2, branch}
- *                              (the critical line); attr regime_by
+ * The computation and the result file are ns_mf_run's
+ * (src/analysis/meanfield_run.c; the layout and its names in
+ * normscope/meanfield.h); this command parses the options, checks them and
+ * prints the summary.
+ *
  * The regime (ordered, critical, chaotic) is classified by the slope of the
  * c-map at c = 1: chi_1 where 0 < q* < inf, the limit map's slope where q*
  * is 0 or infinite (normscope/meanfield.h, ns_mf_regime).
@@ -31,11 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "normscope/io.h"
 #include "normscope/meanfield.h"
+#include "normscope/result.h"
 
-#define DEFAULT_GRID "0.25:4:300,0:0.5:250"
-#define NRHO 101
 
 static const char usage_text[] =
     "usage: normscope meanfield [--act A] [--sw2 S] [--sb2 B] [--weight-mean] [--depth L]\n"
@@ -58,7 +48,7 @@ static const char usage_text[] =
     "  --c0 C           correlation of the two inputs' first pre-activations (default 0.5)\n"
     "  --gram-n N       inputs of the NTK condition number along the trajectory (default 10)\n"
     "  --grid SPEC      phase diagram SW2MIN:SW2MAX:NSW,SB2MIN:SB2MAX:NSB (default\n"
-    "                   " DEFAULT_GRID "), N = 1 takes MIN only; 'none' skips it\n"
+    "                   " NS_MF_DEFAULT_GRID "), N = 1 takes MIN only; 'none' skips it\n"
     "  --tol T          quadrature tolerance (default 1e-10): the order is doubled until\n"
     "                   two successive estimates agree to T times the quantity's scale\n"
     "  --quadrature     quadrature even where a closed form exists (a cross-check; the\n"
@@ -129,327 +119,6 @@ static const struct option options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* ------------------------------------------------------------- results */
-
-typedef struct results {
-    ns_mf_point pt;
-    double bn_rate;
-    size_t depth;
-    double *q, *c, *chi, *td, *to, *tcorr, *tcond;
-    double rho[NRHO], T[NRHO], dT[NRHO], Tb[NRHO], dTb[NRHO];
-    ns_mf_point pt_plain, pt_wm;
-    int have_phase;
-    ns_mf_phase ph;
-    size_t order;
-} results;
-
-static void results_release(results *r)
-{
-    ns_free(r->q);
-    ns_free(r->c);
-    ns_free(r->chi);
-    ns_free(r->td);
-    ns_free(r->to);
-    ns_free(r->tcorr);
-    ns_free(r->tcond);
-    if (r->have_phase)
-        ns_mf_phase_release(&r->ph);
-}
-
-static int compute(const ns_mf_net *net, double q0, double c0, size_t depth, size_t gram_n,
-                   const ns_mf_grid *grid, double tol, results *r)
-{
-    ns_mf_work *w = ns_mf_work_alloc(tol);
-    if (!w)
-        return NS_ENOMEM;
-    int st = ns_mf_fixed_point(w, net, q0, &r->pt);
-    if (!st)
-        st = ns_mf_bn_rate(w, &net->act, &r->bn_rate);
-
-    /* trajectory and the NTK along it */
-    size_t n = depth + 1;
-    r->depth = depth;
-    r->q = ns_malloc(n * sizeof *r->q);
-    r->c = ns_malloc(n * sizeof *r->c);
-    r->chi = ns_malloc(n * sizeof *r->chi);
-    r->td = ns_malloc(n * sizeof *r->td);
-    r->to = ns_malloc(n * sizeof *r->to);
-    r->tcorr = ns_malloc(n * sizeof *r->tcorr);
-    r->tcond = ns_malloc(n * sizeof *r->tcond);
-    if (!st && (!r->q || !r->c || !r->chi || !r->td || !r->to || !r->tcorr || !r->tcond))
-        st = NS_ENOMEM;
-    if (!st)
-        st = ns_mf_trajectory(w, net, q0, c0, depth, r->q, r->c, r->chi, r->td, r->to);
-    for (size_t l = 0; !st && l < n; l++) {
-        r->tcorr[l] = r->td[l] > 0 ? r->to[l] / r->td[l] : NAN;
-        r->tcond[l] = ns_mf_equicorr_cond(r->td[l], r->to[l], gram_n);
-    }
-
-    /* the dual maps without and with the weight mean */
-    ns_mf_net plain = *net, wm = *net;
-    plain.weight_mean = 0;
-    wm.weight_mean = 1;
-    for (size_t i = 0; i < NRHO; i++)
-        r->rho[i] = ns_mf_grid_at(-1, 1, NRHO, i);
-    if (!st)
-        st = ns_mf_fixed_point(w, &plain, q0, &r->pt_plain);
-    if (!st)
-        st = ns_mf_cmap(w, &plain, &r->pt_plain, r->rho, NRHO, r->T, r->dT);
-    if (!st)
-        st = ns_mf_fixed_point(w, &wm, q0, &r->pt_wm);
-    if (!st)
-        st = ns_mf_cmap(w, &wm, &r->pt_wm, r->rho, NRHO, r->Tb, r->dTb);
-    r->order = ns_mf_work_order(w);
-    ns_mf_work_free(w);
-
-    if (!st && grid) {
-        ns_note("normscope meanfield: phase diagram on %zu x %zu points", grid->nsw, grid->nsb);
-        st = ns_mf_phase_compute(&net->act, net->weight_mean, q0, grid, tol, &r->ph);
-        r->have_phase = st == NS_OK;
-        if (!st && r->ph.order > r->order)
-            r->order = r->ph.order;
-    }
-    return st;
-}
-
-/* --------------------------------------------------------------- writing */
-
-static int put_scalar(hid_t fid, const char *path, double v, const char *desc,
-                      const char *units)
-{
-    int st = ns_h5_write_double(fid, path, 0, NULL, &v);
-    return st ? st : ns_h5_describe(fid, path, desc, units);
-}
-
-static int put_vec(hid_t fid, const char *path, const double *v, size_t n, const char *desc,
-                   const char *units)
-{
-    size_t dims[1] = {n};
-    int st = ns_h5_write_double(fid, path, 1, dims, v);
-    return st ? st : ns_h5_describe(fid, path, desc, units);
-}
-
-static int put_mat(hid_t fid, const char *path, const double *v, size_t rows, size_t cols,
-                   const char *desc)
-{
-    size_t dims[2] = {rows, cols};
-    int st = ns_h5_write_double(fid, path, 2, dims, v);
-    return st ? st : ns_h5_describe(fid, path, desc, NULL);
-}
-
-/* The phase grid's regime (by = 0) or regime_by (by = 1) codes as int64. */
-static int put_codes(hid_t fid, const char *path, const ns_mf_phase *p, int by,
-                     const char *desc)
-{
-    size_t n = p->nsb * p->nsw, dims[2] = {p->nsb, p->nsw};
-    int64_t *b = ns_malloc((n ? n : 1) * sizeof *b);
-    if (!b)
-        return NS_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        b[i] = by ? (int64_t)p->regime_by[i] : (int64_t)p->regime[i];
-    int st = ns_h5_write_int(fid, path, 2, dims, b);
-    ns_free(b);
-    return st ? st : ns_h5_describe(fid, path, desc, NULL);
-}
-
-static const char *qkind_name(ns_mf_qkind k)
-{
-    switch (k) {
-    case NS_MF_Q_FINITE: return "finite";
-    case NS_MF_Q_ANY: return "any (every q is a fixed point)";
-    case NS_MF_Q_ZERO: return "zero (q decays geometrically)";
-    case NS_MF_Q_INF: return "infinite (q grows without bound)";
-    }
-    return "?";
-}
-
-static int write_point(hid_t fid, const results *r)
-{
-    const ns_mf_point *p = &r->pt;
-    const char *g = "/meanfield/point";
-    int st = ns_h5_group(fid, g);
-    if (!st) st = ns_h5_attr_str(fid, g, "qkind", qkind_name(p->qkind));
-    if (!st) st = ns_h5_attr_int(fid, g, "order", (int64_t)p->order);
-    if (!st) st = ns_h5_attr_str(fid, g, "regime", ns_mf_regime_name(p->regime));
-    if (!st) st = ns_h5_attr_str(fid, g, "regime_by", ns_mf_regime_by_name(p->regime_by));
-    if (!st) st = put_scalar(fid, "/meanfield/point/qstar", p->qstar,
-                             "q*: fixed point of the q-map, the variance of deep pre-activations "
-                             "(0: decays, inf: grows without bound)", "variance");
-    if (!st) st = put_scalar(fid, "/meanfield/point/qslope", p->qslope,
-                             "slope of the q-map at q* (chi_1 + sigma_w^2 E[phi'' phi])", NULL);
-    if (!st) st = put_scalar(fid, "/meanfield/point/chi1", p->chi1,
-                             "chi_1 = sigma_w^2 E[phi'(u)^2], u ~ N(0, q*): per-layer growth of "
-                             "squared gradient norms; the slope of the c-map at c = 1 when "
-                             "0 < q* < inf (attr regime_by chi_1)", NULL);
-    if (!st) st = put_scalar(fid, "/meanfield/point/slope1", p->slope1,
-                             "slope of the c-map at c = 1, which classifies the regime (attr "
-                             "regime): < 1 ordered, 1 critical, > 1 chaotic; chi_1 when 0 < q* < "
-                             "inf, the limit map's slope when q* is 0 or infinite (attr "
-                             "regime_by c_map_slope)", NULL);
-    if (!st) st = put_scalar(fid, "/meanfield/point/cstar", p->cstar,
-                             "c*: stable fixed point of the c-map in [0, 1] (NaN: undefined)",
-                             NULL);
-    if (!st) st = put_scalar(fid, "/meanfield/point/cslope", p->cslope,
-                             "slope of the c-map at c*", NULL);
-    if (!st) st = put_scalar(fid, "/meanfield/point/xi_q", p->xi_q,
-                             "depth scale of q, -1/ln(slope of the q-map at q*) (inf: "
-                             "critical)", "layers");
-    if (!st) st = put_scalar(fid, "/meanfield/point/xi_c", p->xi_c,
-                             "depth scale of c, -1/ln(slope of the c-map at c*) (inf: "
-                             "critical)", "layers");
-    if (!st) st = put_scalar(fid, "/meanfield/point/bn_rate", r->bn_rate,
-                             "growth of squared gradient norms per layer through a BN-phi stack "
-                             "at init, E[phi'(z)^2]/Var[phi(z)] (Yang et al. 2019, batch -> inf)",
-                             NULL);
-    return st;
-}
-
-static int write_trajectory(hid_t fid, const results *r, size_t gram_n)
-{
-    size_t n = r->depth + 1;
-    int64_t *d = ns_malloc(n * sizeof *d);
-    if (!d)
-        return NS_ENOMEM;
-    for (size_t l = 0; l < n; l++)
-        d[l] = (int64_t)l;
-    const char *g = "/meanfield/trajectory";
-    size_t dims[1] = {n};
-    int st = ns_h5_write_int(fid, "/meanfield/trajectory/depth", 1, dims, d);
-    ns_free(d);
-    if (!st) st = ns_h5_describe(fid, "/meanfield/trajectory/depth",
-                                 "layer l: 0 is the first layer's pre-activations, l after l "
-                                 "more activation + dense steps", "layers");
-    if (!st) st = ns_h5_attr_int(fid, g, "gram_n", (int64_t)gram_n);
-    if (!st) st = put_vec(fid, "/meanfield/trajectory/q", r->q, n,
-                          "variance of the pre-activations at layer l (q-map from q0)",
-                          "variance");
-    if (!st) st = put_vec(fid, "/meanfield/trajectory/c", r->c, n,
-                          "correlation of two inputs' pre-activations at layer l (from c0)",
-                          NULL);
-    if (!st) st = put_vec(fid, "/meanfield/trajectory/chi", r->chi, n,
-                          "sigma_w^2 E[phi'(u)^2] at q[l]: growth of squared gradient norms "
-                          "from layer l+1 back to l", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/trajectory/ntk_diag", r->td, n,
-                          "NTK Theta(x, x) of the layer-l pre-activations (NTK "
-                          "parametrisation, infinite width)", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/trajectory/ntk_offdiag", r->to, n,
-                          "NTK Theta(x, x') of the layer-l pre-activations", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/trajectory/ntk_corr", r->tcorr, n,
-                          "NTK correlation Theta(x, x') / Theta(x, x)", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/trajectory/ntk_cond", r->tcond, n,
-                          "condition number of the NTK Gram of gram_n inputs with pairwise "
-                          "correlation c0 at layer l", NULL);
-    return st;
-}
-
-static int write_dual(hid_t fid, const results *r)
-{
-    const char *g = "/meanfield/dual";
-    int st = put_vec(fid, "/meanfield/dual/rho", r->rho, NRHO,
-                     "correlation rho of the layer's input pre-activations", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/dual/T", r->T, NRHO,
-                          "c-map T(rho) without the weight mean at (sw2, sb2), at q*", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/dual/dT", r->dT, NRHO, "T'(rho)", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/dual/Tbar", r->Tb, NRHO,
-                          "c-map Tbar(rho) with MimicNorm's weight mean at (sw2, sb2), at its "
-                          "q*", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/dual/dTbar", r->dTb, NRHO, "Tbar'(rho)", NULL);
-    if (!st) st = ns_h5_attr_double(fid, g, "cstar_T", r->pt_plain.cstar);
-    if (!st) st = ns_h5_attr_double(fid, g, "cstar_Tbar", r->pt_wm.cstar);
-    if (!st) st = ns_h5_attr_double(fid, g, "slope1_T", r->pt_plain.slope1);
-    if (!st) st = ns_h5_attr_double(fid, g, "slope1_Tbar", r->pt_wm.slope1);
-    if (!st) st = ns_h5_attr_double(fid, g, "qstar_T", r->pt_plain.qstar);
-    if (!st) st = ns_h5_attr_double(fid, g, "qstar_Tbar", r->pt_wm.qstar);
-    return st;
-}
-
-static int write_phase(hid_t fid, const ns_mf_phase *p, int weight_mean, double tol)
-{
-    const char *g = "/meanfield/phase";
-    int st = put_vec(fid, "/meanfield/phase/sw2", p->sw2, p->nsw, "sigma_w^2 axis (columns)",
-                     NULL);
-    if (!st) st = put_vec(fid, "/meanfield/phase/sb2", p->sb2, p->nsb,
-                          "sigma_b^2 axis (rows)", NULL);
-    if (!st) st = put_mat(fid, "/meanfield/phase/chi1", p->chi1, p->nsb, p->nsw,
-                          "chi_1 = sigma_w^2 E[phi'^2] at (sb2[row], sw2[column])");
-    if (!st) st = put_mat(fid, "/meanfield/phase/slope1", p->slope1, p->nsb, p->nsw,
-                          "slope of the c-map at c = 1, which classifies the regime: chi_1 "
-                          "where 0 < q* < inf (regime_by 0), the limit map's slope where q* "
-                          "is 0 or infinite (regime_by 1)");
-    if (!st) st = put_codes(fid, "/meanfield/phase/regime", p, 0,
-                            "regime by slope1: -1 ordered, 0 critical (within 10 tol of 1), "
-                            "1 chaotic, 2 undefined");
-    if (!st) st = put_codes(fid, "/meanfield/phase/regime_by", p, 1, "0: slope1 is chi_1 (0 < q* < inf), 1: slope1 is "
-                            "the limit map's slope (q* is 0 or infinite)");
-    if (!st) st = put_mat(fid, "/meanfield/phase/cstar", p->cstar, p->nsb, p->nsw,
-                          "c* at (sb2[row], sw2[column]) (NaN: undefined)");
-    if (!st) st = put_mat(fid, "/meanfield/phase/qstar", p->qstar, p->nsb, p->nsw,
-                          "q* at (sb2[row], sw2[column])");
-    size_t n = p->nline;
-    int64_t *b = ns_malloc((n ? n : 1) * sizeof *b);
-    if (!st && !b)
-        st = NS_ENOMEM;
-    for (size_t i = 0; !st && i < n; i++)
-        b[i] = (int64_t)p->line_branch[i];
-    if (!st) st = put_vec(fid, "/meanfield/phase/line/sw2", p->line_sw2, n,
-                          "sigma_w^2 where the slope of the c-map at c = 1 reaches 1 "
-                          "(chi_1 = 1 by Brent's method where q* is finite; the edge of a "
-                          "critical region where q* is 0 or infinite)", NULL);
-    if (!st) st = put_vec(fid, "/meanfield/phase/line/sb2", p->line_sb2, n,
-                          "sigma_b^2 of the critical-line point (a grid row)", NULL);
-    size_t dims[1] = {n};
-    if (!st) st = ns_h5_write_int(fid, "/meanfield/phase/line/branch", 1, dims, b);
-    if (!st) st = ns_h5_describe(fid, "/meanfield/phase/line/branch",
-                                 "which crossing of its row (0: the smallest sigma_w^2)", NULL);
-    ns_free(b);
-    if (!st) st = ns_h5_attr_double(fid, g, "seconds", p->seconds);
-    if (!st) st = ns_h5_attr_int(fid, g, "order", (int64_t)p->order);
-    if (!st) st = ns_h5_attr_double(fid, g, "tol", tol);
-    if (!st) st = ns_h5_attr_int(fid, g, "weight_mean", weight_mean);
-    if (!st) st = ns_h5_attr_str(fid, g, "regime_by", "c_map_slope");
-    if (!st) st = ns_h5_attr_int(fid, g, "threads", ns_get_threads());
-    return st;
-}
-
-static int write_all(hid_t fid, const ns_mf_net *net, double q0, double c0, size_t gram_n,
-                     double tol, const results *r)
-{
-    char act[64], now[32];
-    ns_mf_act_name(&net->act, act, sizeof act);
-    ns_iso_time(now, sizeof now);
-    const char *g = "/meanfield";
-    int st = ns_h5_attr_str(fid, ".", "format", NS_RESULT_FORMAT);
-    if (!st) st = ns_h5_attr_int(fid, ".", "format_version", NS_RUN_FORMAT_VERSION);
-    if (!st) st = ns_h5_attr_str(fid, ".", "normscope_version", NS_VERSION);
-    if (!st) st = ns_h5_attr_str(fid, ".", "created", now);
-    if (!st) st = ns_h5_attr_str(fid, ".", "command_line", ns_cli_cmdline());
-    if (!st) st = ns_result_group_attrs(fid, g, ns_cli_cmdline(), "(theory, no run file)",
-                                        "theory", 0);
-    if (!st) st = ns_h5_attr_str(fid, g, "act", act);
-    if (!st) st = ns_h5_attr_double(fid, g, "sw2", net->sw2);
-    if (!st) st = ns_h5_attr_double(fid, g, "sb2", net->sb2);
-    if (!st) st = ns_h5_attr_int(fid, g, "weight_mean", net->weight_mean);
-    if (!st) st = ns_h5_attr_double(fid, g, "q0", q0);
-    if (!st) st = ns_h5_attr_double(fid, g, "c0", c0);
-    if (!st) st = ns_h5_attr_int(fid, g, "depth", (int64_t)r->depth);
-    if (!st) st = ns_h5_attr_int(fid, g, "gram_n", (int64_t)gram_n);
-    if (!st) st = ns_h5_attr_double(fid, g, "tol", tol);
-    if (!st) st = ns_h5_attr_int(fid, g, "order", (int64_t)r->order);
-    ns_mf_act_kind k = net->act.kind;
-    int split = k == NS_MF_RELU || k == NS_MF_LEAKY || k == NS_MF_GELU || k == NS_MF_SWISH ||
-                k == NS_MF_SOFTPLUS;
-    if (!st) st = ns_h5_attr_str(fid, g, "quadrature",
-                                 ns_mf_act_closed(&net->act) ? "closed form"
-                                 : split ? "Gauss-Legendre on each side of 0 (GSL)"
-                                         : "Gauss-Hermite (GSL)");
-    if (!st) st = write_point(fid, r);
-    if (!st) st = write_trajectory(fid, r, gram_n);
-    if (!st) st = write_dual(fid, r);
-    if (!st && r->have_phase)
-        st = write_phase(fid, &r->ph, net->weight_mean, tol);
-    return st;
-}
-
 /* --------------------------------------------------------------- summary */
 
 static void print_num(const char *name, double v, const char *units, const char *note)
@@ -484,9 +153,9 @@ static void print_regime(const ns_mf_point *p)
     }
 }
 
-static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, double tol,
-                    const results *r, const char *out)
+static void summary(const ns_mf_run_opts *o, const ns_mf_results *r, const char *out)
 {
+    const ns_mf_net *net = &o->net;
     char act[64];
     ns_mf_act_name(&net->act, act, sizeof act);
     const ns_mf_point *p = &r->pt;
@@ -498,7 +167,7 @@ static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, d
     if (p->qkind == NS_MF_Q_FINITE)
         print_num("q*", p->qstar, NULL, "fixed point of the q-map");
     else
-        printf("  %-8s %s\n", "q*", qkind_name(p->qkind));
+        printf("  %-8s %s\n", "q*", ns_mf_qkind_name(p->qkind));
     if (by_chi)
         snprintf(note, sizeof note, "sigma_w^2 E[phi'^2], the slope of the c-map at c = 1");
     else
@@ -519,7 +188,8 @@ static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, d
     print_num("BN rate", r->bn_rate, NULL, "|grad|^2 growth per layer, BN stack, batch -> inf");
     size_t L = r->depth;
     printf("trajectory: %zu layers from q0 %g, c0 %g: q %.6g, c %.6g; NTK cond (%zu inputs) "
-           "%.4g -> %.4g\n", L, q0, c0, r->q[L], r->c[L], gram_n, r->tcond[0], r->tcond[L]);
+           "%.4g -> %.4g\n", L, o->q0, o->c0, r->q[L], r->c[L], o->gram_n, r->tcond[0],
+           r->tcond[L]);
     printf("dual maps: T slope at 1 %.6g, c* %.6g; Tbar slope at 1 %.6g, c* %.6g\n",
            r->pt_plain.slope1, r->pt_plain.cstar, r->pt_wm.slope1, r->pt_wm.cstar);
     if (r->have_phase) {
@@ -537,7 +207,7 @@ static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, d
                "at %zu\n", cnt[0], cnt[1], cnt[2], cnt[3], n - limit, limit);
     }
     if (r->order)
-        printf("quadrature: tolerance %g, highest order %zu\n", tol, r->order);
+        printf("quadrature: tolerance %g, highest order %zu\n", o->tol, r->order);
     else
         printf("quadrature: closed forms only\n");
     printf("result file: %s\n", out);
@@ -547,11 +217,11 @@ static void summary(const ns_mf_net *net, double q0, double c0, size_t gram_n, d
 
 int cmd_meanfield(int argc, char **argv)
 {
-    ns_mf_net net = {{NS_MF_RELU, 0, 0}, 2, 0, 0};
-    double q0 = 1, c0 = 0.5, tol = 1e-10;
-    size_t depth = 50, gram_n = 10;
+    ns_mf_run_opts mo;
+    ns_mf_run_defaults(&mo);
+    ns_mf_net *net = &mo.net;
     int threads = 0;
-    const char *out = NULL, *grid_spec = DEFAULT_GRID;
+    const char *out = NULL, *grid_spec = NS_MF_DEFAULT_GRID;
     int force = 0, quad = 0, opt;
     optind = 1;
     opterr = 0;
@@ -559,18 +229,18 @@ int cmd_meanfield(int argc, char **argv)
         int bad = 0;
         switch (opt) {
         case O_ACT:
-            if (ns_mf_act_parse(optarg, &net.act))
+            if (ns_mf_act_parse(optarg, &net->act))
                 return ns_cli_usage_error("meanfield", "%s", ns_errmsg());
             break;
-        case O_SW2: bad = ns_cli_double("meanfield", "--sw2", optarg, &net.sw2); break;
-        case O_SB2: bad = ns_cli_double("meanfield", "--sb2", optarg, &net.sb2); break;
-        case O_WM: net.weight_mean = 1; break;
-        case O_DEPTH: bad = ns_cli_size("meanfield", "--depth", optarg, &depth); break;
-        case O_Q0: bad = ns_cli_double("meanfield", "--q0", optarg, &q0); break;
-        case O_C0: bad = ns_cli_double("meanfield", "--c0", optarg, &c0); break;
-        case O_GRAMN: bad = ns_cli_size("meanfield", "--gram-n", optarg, &gram_n); break;
+        case O_SW2: bad = ns_cli_double("meanfield", "--sw2", optarg, &net->sw2); break;
+        case O_SB2: bad = ns_cli_double("meanfield", "--sb2", optarg, &net->sb2); break;
+        case O_WM: net->weight_mean = 1; break;
+        case O_DEPTH: bad = ns_cli_size("meanfield", "--depth", optarg, &mo.depth); break;
+        case O_Q0: bad = ns_cli_double("meanfield", "--q0", optarg, &mo.q0); break;
+        case O_C0: bad = ns_cli_double("meanfield", "--c0", optarg, &mo.c0); break;
+        case O_GRAMN: bad = ns_cli_size("meanfield", "--gram-n", optarg, &mo.gram_n); break;
         case O_GRID: grid_spec = optarg; break;
-        case O_TOL: bad = ns_cli_double("meanfield", "--tol", optarg, &tol); break;
+        case O_TOL: bad = ns_cli_double("meanfield", "--tol", optarg, &mo.tol); break;
         case O_QUAD: quad = 1; break;
         case O_THREADS: bad = ns_cli_threads("meanfield", optarg, &threads); break;
         case 'o': out = optarg; break;
@@ -584,22 +254,23 @@ int cmd_meanfield(int argc, char **argv)
     }
     if (optind < argc)
         return ns_cli_usage_error("meanfield", "unexpected argument '%s'", argv[optind]);
-    net.act.quadrature = quad;
-    if (ns_mf_net_check(&net))
+    net->act.quadrature = quad;
+    if (ns_mf_net_check(net))
         return ns_cli_usage_error("meanfield", "%s", ns_errmsg());
-    if (!(q0 > 0) || !isfinite(q0))
-        return ns_cli_usage_error("meanfield", "--q0 must be a positive number, got %g", q0);
-    if (!(fabs(c0) <= 1))
-        return ns_cli_usage_error("meanfield", "--c0 must lie in [-1, 1], got %g", c0);
-    if (depth < 1 || depth > 100000)
-        return ns_cli_usage_error("meanfield", "--depth must be in 1..100000, got %zu", depth);
-    if (gram_n < 1)
+    if (!(mo.q0 > 0) || !isfinite(mo.q0))
+        return ns_cli_usage_error("meanfield", "--q0 must be a positive number, got %g", mo.q0);
+    if (!(fabs(mo.c0) <= 1))
+        return ns_cli_usage_error("meanfield", "--c0 must lie in [-1, 1], got %g", mo.c0);
+    if (mo.depth < 1 || mo.depth > 100000)
+        return ns_cli_usage_error("meanfield", "--depth must be in 1..100000, got %zu",
+                                  mo.depth);
+    if (mo.gram_n < 1)
         return ns_cli_usage_error("meanfield", "--gram-n must be at least 1");
-    if (!(tol >= 1e-14 && tol <= 1e-2))
-        return ns_cli_usage_error("meanfield", "--tol must lie in [1e-14, 1e-2], got %g", tol);
-    ns_mf_grid grid;
-    int have_grid = strcmp(grid_spec, "none") != 0;
-    if (have_grid && ns_mf_grid_parse(grid_spec, &grid))
+    if (!(mo.tol >= 1e-14 && mo.tol <= 1e-2))
+        return ns_cli_usage_error("meanfield", "--tol must lie in [1e-14, 1e-2], got %g",
+                                  mo.tol);
+    mo.have_grid = strcmp(grid_spec, "none") != 0;
+    if (mo.have_grid && ns_mf_grid_parse(grid_spec, &mo.grid))
         return ns_cli_usage_error("meanfield", "--grid: %s", ns_errmsg());
     if (!out)
         return ns_cli_usage_error("meanfield", "no output file given (use -o OUT.h5)");
@@ -607,23 +278,21 @@ int cmd_meanfield(int argc, char **argv)
         ns_set_threads(threads);
 
     /* The output is created first, so a bad path fails before the work. */
-    ns_h5out o;
-    int st = ns_h5out_create(&o, out, force);
+    ns_result *res;
+    int st = ns_result_create(&res, out, force, ns_cli_cmdline(), NULL, 0);
     if (st)
         return ns_cli_fail(st, NULL);
-    results r;
-    memset(&r, 0, sizeof r);
-    st = compute(&net, q0, c0, depth, gram_n, have_grid ? &grid : NULL, tol, &r);
-    if (!st)
-        st = write_all(o.fid, &net, q0, c0, gram_n, tol, &r);
-    if (!st)
-        st = ns_h5out_commit(&o);
+    ns_mf_results r;
+    st = ns_mf_run(&mo, res, ns_cli_cmdline(), &r);
+    if (st)
+        ns_result_free(res);
+    else
+        st = ns_result_commit(res);
     if (st) {
-        ns_h5out_abort(&o);
-        results_release(&r);
+        ns_mf_run_release(&r);
         return ns_cli_fail(st, NULL);
     }
-    summary(&net, q0, c0, gram_n, tol, &r, out);
-    results_release(&r);
+    summary(&mo, &r, out);
+    ns_mf_run_release(&r);
     return NS_EXIT_OK;
 }

@@ -1,6 +1,6 @@
 /*
- * Figures of `normscope meanfield` result files (the /meanfield group of
- * src/cli/cmd_meanfield.c):
+ * Figures of `normscope meanfield` result files (the NS_MF_GROUP group of
+ * src/analysis/meanfield_run.c, names in include/normscope/meanfield.h):
  *   phase       plots/phase.gp: the slope of the c-map at c = 1 (the
  *               regime's quantity: chi_1 where 0 < q* < inf, the limit
  *               map's slope where q* is 0 or infinite, those cells dotted)
@@ -22,6 +22,8 @@
  */
 #include "internal.h"
 
+#include "normscope/meanfield.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +43,10 @@ static void label_of(const ns_plot_ctx *c, size_t i, char *buf, size_t len)
     double sw2 = NAN, sb2 = NAN;
     int64_t wm = 0;
     hid_t f = c->fids[i];
-    ns_h5_get_str(f, "/meanfield", "act", act, sizeof act);
-    ns_h5_get_double(f, "/meanfield", "sw2", &sw2);
-    ns_h5_get_double(f, "/meanfield", "sb2", &sb2);
-    ns_h5_get_int(f, "/meanfield", "weight_mean", &wm);
+    ns_h5_get_str(f, NS_MF_GROUP, "act", act, sizeof act);
+    ns_h5_get_double(f, NS_MF_GROUP, "sw2", &sw2);
+    ns_h5_get_double(f, NS_MF_GROUP, "sb2", &sb2);
+    ns_h5_get_int(f, NS_MF_GROUP, "weight_mean", &wm);
     snprintf(buf, len, "%s (%g, %g)%s", act, sw2, sb2, wm ? " + weight mean" : "");
     for (char *p = buf; *p; p++)
         if (*p == '|')
@@ -77,32 +79,32 @@ int ns_plot_export_phase(ns_plot_ctx *c)
     size_t nsw, nsb, n, nl = 0, k;
     char path[1200];
     FILE *o = NULL;
-    int st = need(c, 0, "/meanfield/phase/chi1", "mean-field phase diagram");
-    if (!st) st = ns_h5_read_double_alloc(f, "/meanfield/phase/sw2", &sw2, &nsw);
-    if (!st) st = ns_h5_read_double_alloc(f, "/meanfield/phase/sb2", &sb2, &nsb);
-    if (!st) st = ns_h5_read_double_alloc(f, "/meanfield/phase/chi1", &chi, &n);
+    int st = need(c, 0, NS_MF_PHASE "/" NS_MF_CHI1, "mean-field phase diagram");
+    if (!st) st = ns_h5_read_double_alloc(f, NS_MF_PHASE "/" NS_MF_SW2, &sw2, &nsw);
+    if (!st) st = ns_h5_read_double_alloc(f, NS_MF_PHASE "/" NS_MF_SB2, &sb2, &nsb);
+    if (!st) st = ns_h5_read_double_alloc(f, NS_MF_PHASE "/" NS_MF_CHI1, &chi, &n);
     if (!st && n != nsw * nsb)
         st = ns_error(NS_EFORMAT, "cannot read '%s': chi1 has %zu values, not %zu x %zu",
                       c->paths[0], n, nsb, nsw);
-    if (!st) st = ns_h5_read_double_alloc(f, "/meanfield/phase/cstar", &cs, &n);
+    if (!st) st = ns_h5_read_double_alloc(f, NS_MF_PHASE "/" NS_MF_CSTAR, &cs, &n);
     if (!st && n != nsw * nsb)
         st = ns_error(NS_EFORMAT, "cannot read '%s': cstar has %zu values, not %zu x %zu",
                       c->paths[0], n, nsb, nsw);
     /* the regime's quantity; chi_1 in files written before it was stored */
-    int have_slope = !st && ns_h5_exists(f, "/meanfield/phase/slope1");
+    int have_slope = !st && ns_h5_exists(f, NS_MF_PHASE "/" NS_MF_SLOPE1);
     if (!st && have_slope)
-        st = ns_h5_read_double_alloc(f, "/meanfield/phase/slope1", &sl, &n);
+        st = ns_h5_read_double_alloc(f, NS_MF_PHASE "/" NS_MF_SLOPE1, &sl, &n);
     if (!st && have_slope && n != nsw * nsb)
         st = ns_error(NS_EFORMAT, "cannot read '%s': slope1 has %zu values, not %zu x %zu",
                       c->paths[0], n, nsb, nsw);
     if (!st && have_slope)
-        st = ns_h5_read_double_alloc(f, "/meanfield/phase/regime_by", &by, &n);
+        st = ns_h5_read_double_alloc(f, NS_MF_PHASE "/" NS_MF_REGIME_BY, &by, &n);
     if (!st && have_slope && n != nsw * nsb)
         st = ns_error(NS_EFORMAT, "cannot read '%s': regime_by has %zu values, not %zu x %zu",
                       c->paths[0], n, nsb, nsw);
-    if (!st) st = ns_h5_read_double_alloc(f, "/meanfield/phase/line/sw2", &lw, &nl);
-    if (!st) st = ns_h5_read_double_alloc(f, "/meanfield/phase/line/sb2", &lb, &k);
-    if (!st && k == nl) st = ns_h5_read_double_alloc(f, "/meanfield/phase/line/branch", &br, &k);
+    if (!st) st = ns_h5_read_double_alloc(f, NS_MF_LINE "/" NS_MF_SW2, &lw, &nl);
+    if (!st) st = ns_h5_read_double_alloc(f, NS_MF_LINE "/" NS_MF_SB2, &lb, &k);
+    if (!st && k == nl) st = ns_h5_read_double_alloc(f, NS_MF_LINE "/" NS_MF_BRANCH, &br, &k);
     if (!st && k != nl)
         st = ns_error(NS_EFORMAT, "cannot read '%s': the critical line's columns differ in "
                       "length", c->paths[0]);
@@ -170,9 +172,9 @@ int ns_plot_export_phase(ns_plot_ctx *c)
 
     double psw = NAN, psb = NAN;
     int64_t wm = 0;
-    ns_h5_get_double(f, "/meanfield", "sw2", &psw);
-    ns_h5_get_double(f, "/meanfield", "sb2", &psb);
-    ns_h5_get_int(f, "/meanfield", "weight_mean", &wm);
+    ns_h5_get_double(f, NS_MF_GROUP, "sw2", &psw);
+    ns_h5_get_double(f, NS_MF_GROUP, "sb2", &psb);
+    ns_h5_get_int(f, NS_MF_GROUP, "weight_mean", &wm);
     if (!(o = ns_plot_data_open(c, "point.dat", path, sizeof path))) {
         st = NS_EIO;
         goto done;
@@ -185,7 +187,7 @@ int ns_plot_export_phase(ns_plot_ctx *c)
         goto done;
 
     char act[64] = "?", label[NS_PLOT_LABEL_MAX];
-    ns_h5_get_str(f, "/meanfield", "act", act, sizeof act);
+    ns_h5_get_str(f, NS_MF_GROUP, "act", act, sizeof act);
     snprintf(label, sizeof label, "(%g, %g)", psw, psb);
     int inside = psw >= sw2[0] && psw <= sw2[nsw - 1] && psb >= sb2[0] && psb <= sb2[nsb - 1];
     /* a colour scale with slope 1 in the middle: [0, 2], or up to the
@@ -226,14 +228,15 @@ done:
 static int trajectory_one(ns_plot_ctx *c, size_t i, double *qlo, double *qhi, double *klo,
                           double *khi, size_t *maxdepth)
 {
-    static const char *const cols[] = {"depth", "q", "c", "chi", "ntk_corr", "ntk_cond"};
+    static const char *const cols[] = {NS_MF_DEPTH, NS_MF_Q, NS_MF_C, NS_MF_CHI,
+                                       NS_MF_NTK_CORR, NS_MF_NTK_COND};
     enum { NC = sizeof cols / sizeof *cols };
     double *v[NC] = {NULL};
     size_t n = 0, k;
     char p[128], path[1200], name[64];
-    int st = need(c, i, "/meanfield/trajectory/q", "mean-field trajectory");
+    int st = need(c, i, NS_MF_TRAJECTORY "/" NS_MF_Q, "mean-field trajectory");
     for (size_t j = 0; !st && j < NC; j++) {
-        snprintf(p, sizeof p, "/meanfield/trajectory/%s", cols[j]);
+        snprintf(p, sizeof p, NS_MF_TRAJECTORY "/%s", cols[j]);
         st = ns_h5_read_double_alloc(c->fids[i], p, &v[j], &k);
         if (!st && j && k != n)
             st = ns_error(NS_EFORMAT, "cannot read '%s': '%s' has %zu values, depth %zu",
@@ -285,9 +288,9 @@ int ns_plot_export_trajectory(ns_plot_ctx *c)
         label_of(c, i, l, sizeof l);
         size_t k = strlen(labels);
         snprintf(labels + k, sizeof labels - k, "%s%s", i ? "|" : "", l);
-        double qstar = scalar(c->fids[i], "/meanfield/point/qstar");
+        double qstar = scalar(c->fids[i], NS_MF_POINT "/" NS_MF_QSTAR);
         list_num(qs, sizeof qs, qstar);
-        list_num(cs, sizeof cs, scalar(c->fids[i], "/meanfield/point/cstar"));
+        list_num(cs, sizeof cs, scalar(c->fids[i], NS_MF_POINT "/" NS_MF_CSTAR));
         /* a finite q* belongs on the q axis */
         if (isfinite(qstar) && qstar > 0) {
             qlo = fmin(qlo, qstar);
@@ -319,10 +322,10 @@ int ns_plot_export_dualmap(ns_plot_ctx *c)
         size_t n = 0, k1 = 0, k2 = 0;
         char path[1200], name[64], l[NS_PLOT_LABEL_MAX];
         FILE *o = NULL;
-        st = need(c, i, "/meanfield/dual/T", "dual maps");
-        if (!st) st = ns_h5_read_double_alloc(c->fids[i], "/meanfield/dual/rho", &rho, &n);
-        if (!st) st = ns_h5_read_double_alloc(c->fids[i], "/meanfield/dual/T", &T, &k1);
-        if (!st) st = ns_h5_read_double_alloc(c->fids[i], "/meanfield/dual/Tbar", &Tb, &k2);
+        st = need(c, i, NS_MF_DUAL "/" NS_MF_T, "dual maps");
+        if (!st) st = ns_h5_read_double_alloc(c->fids[i], NS_MF_DUAL "/" NS_MF_RHO, &rho, &n);
+        if (!st) st = ns_h5_read_double_alloc(c->fids[i], NS_MF_DUAL "/" NS_MF_T, &T, &k1);
+        if (!st) st = ns_h5_read_double_alloc(c->fids[i], NS_MF_DUAL "/" NS_MF_TBAR, &Tb, &k2);
         if (!st && (k1 != n || k2 != n))
             st = ns_error(NS_EFORMAT, "cannot read '%s': the dual maps' lengths differ",
                           c->paths[i]);
@@ -342,10 +345,10 @@ int ns_plot_export_dualmap(ns_plot_ctx *c)
             st = ns_plot_data_close(o, path);
         }
         double ct = NAN, cb = NAN, st1 = NAN, sb1 = NAN;
-        ns_h5_get_double(c->fids[i], "/meanfield/dual", "cstar_T", &ct);
-        ns_h5_get_double(c->fids[i], "/meanfield/dual", "cstar_Tbar", &cb);
-        ns_h5_get_double(c->fids[i], "/meanfield/dual", "slope1_T", &st1);
-        ns_h5_get_double(c->fids[i], "/meanfield/dual", "slope1_Tbar", &sb1);
+        ns_h5_get_double(c->fids[i], NS_MF_DUAL, "cstar_T", &ct);
+        ns_h5_get_double(c->fids[i], NS_MF_DUAL, "cstar_Tbar", &cb);
+        ns_h5_get_double(c->fids[i], NS_MF_DUAL, "slope1_T", &st1);
+        ns_h5_get_double(c->fids[i], NS_MF_DUAL, "slope1_Tbar", &sb1);
         if (!st) {
             snprintf(name, sizeof name, "fix%zu.dat", i + 1);
             if (!(o = ns_plot_data_open(c, name, path, sizeof path)))
@@ -369,9 +372,9 @@ int ns_plot_export_dualmap(ns_plot_ctx *c)
         /* the label without the weight-mean flag: both maps are drawn */
         char act[64] = "?";
         double sw2 = NAN, sb2 = NAN;
-        ns_h5_get_str(c->fids[i], "/meanfield", "act", act, sizeof act);
-        ns_h5_get_double(c->fids[i], "/meanfield", "sw2", &sw2);
-        ns_h5_get_double(c->fids[i], "/meanfield", "sb2", &sb2);
+        ns_h5_get_str(c->fids[i], NS_MF_GROUP, "act", act, sizeof act);
+        ns_h5_get_double(c->fids[i], NS_MF_GROUP, "sw2", &sw2);
+        ns_h5_get_double(c->fids[i], NS_MF_GROUP, "sb2", &sb2);
         snprintf(l, sizeof l, "%s (%g, %g)", act, sw2, sb2);
         size_t k = strlen(labels);
         snprintf(labels + k, sizeof labels - k, "%s%s", i ? "|" : "", l);
