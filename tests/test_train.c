@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "normscope/norm.h"
 #include "normscope/train.h"
 #include "testutil.h"
 
@@ -163,6 +164,42 @@ START_TEST(test_config_roundtrip)
     ck_assert_uint_eq(d.net.norm_group, 4);
     ck_assert_uint_eq(d.nckpt_steps, 2);
     ck_assert_uint_eq(d.ckpt_steps[1], 17);
+    ck_assert_int_eq(d.net.bkn_predict, NS_BKN_PREDICT_GROUP);  /* legacy default: last */
+    ck_assert_int_eq(d.net.bkn_grad, 0);
+}
+END_TEST
+
+/* BKN's prediction mode and gradient round-trip in both values; a run
+ * written before they were recorded loads with the behaviour it trained
+ * with (last group, no gradient through the prediction); a bad mode is
+ * refused. */
+START_TEST(test_config_bkn_modes)
+{
+    ns_train_config c, d;
+    ns_train_config_default(&c);
+    snprintf(c.net.norm, sizeof c.net.norm, "bkn");
+    ns_h5out o;
+    ck_assert_int_eq(ns_h5out_create(&o, ns_test_path("cfg-bkn.h5"), 1), NS_OK);
+    for (int mode = 0; mode < 2; mode++) {
+        c.net.bkn_predict = mode ? NS_BKN_PREDICT_GROUP : NS_BKN_PREDICT_LAST;
+        c.net.bkn_grad = mode;
+        ck_assert_int_eq(ns_train_config_check(&c), NS_OK);
+        ck_assert_int_eq(ns_train_config_save(o.fid, &c), NS_OK);
+        ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_OK);
+        ck_assert_int_eq(d.net.bkn_predict, c.net.bkn_predict);
+        ck_assert_int_eq(d.net.bkn_grad, c.net.bkn_grad);
+    }
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "bkn_predict", H5P_DEFAULT), 0);
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "bkn_grad", H5P_DEFAULT), 0);
+    ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_OK);
+    ck_assert_int_eq(d.net.bkn_predict, NS_BKN_PREDICT_LAST);
+    ck_assert_int_eq(d.net.bkn_grad, 0);
+    ck_assert_int_eq(ns_h5_attr_str(o.fid, "/config", "bkn_predict", "first"), NS_OK);
+    ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "'first'"));
+    ns_h5out_abort(&o);
+    c.net.bkn_grad = 2;
+    ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
 }
 END_TEST
 
@@ -349,6 +386,7 @@ int main(void)
     tcase_add_test(tc, test_config_checks);
     tcase_add_test(tc, test_config_roundtrip);
     tcase_add_test(tc, test_config_missing_method_options);
+    tcase_add_test(tc, test_config_bkn_modes);
     tcase_add_test(tc, test_recalibrate);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_atomic_refuse);

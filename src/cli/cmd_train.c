@@ -36,7 +36,8 @@ static const char usage_text[] =
     "  --gn-groups G --psbn-alpha A --fct TAU --frn-eps E --frn-relu --wm-all\n"
     "  --res-scale paper|code\n"
     "  --brn-warmup S --brn-ramp S --ic-drop P --mabn-real-batch R --mabn-buffer S\n"
-    "  --mabn-warmup N --agc LAMBDA --bkn-p P --bkn-samples K --pn-warmup S\n"
+    "  --mabn-warmup N --agc LAMBDA --bkn-p P --bkn-samples K --bkn-predict group|last\n"
+    "  --bkn-grad none|full --pn-warmup S\n"
     "                     options of methods (--help-norm NAME says which reads what)\n"
     "data:\n"
     "  --data D           fashion-mnist (default), idx:DIR, cifar10:DIR, FILE.h5,\n"
@@ -80,7 +81,7 @@ enum {
     O_TRAINN, O_TESTN, O_NOSTD, O_OPTIM, O_LR, O_MOM, O_NEST, O_WD, O_CLIP, O_B1, O_B2,
     O_AEPS, O_SCHED, O_WARMUP, O_EPOCHS, O_STEPS, O_BATCH, O_SEED, O_FORCE, O_CKEVERY,
     O_CKSTEPS, O_RESUME, O_THREADS, O_QUIET, O_LISTNORMS, O_HELPNORM, O_GNG, O_PSA,
-    O_FCT, O_FRNEPS, O_FRNRELU, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNR, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_PNW
+    O_FCT, O_FRNEPS, O_FRNRELU, O_WMALL, O_RESSCALE, O_BRNW, O_BRNR, O_ICDROP, O_MABNB, O_MABNR, O_MABNW, O_AGC, O_BKNP, O_BKNS, O_BKNPRED, O_BKNGRAD, O_PNW
 };
 
 static const struct option options[] = {
@@ -133,6 +134,8 @@ static const struct option options[] = {
     {"bkn-p", required_argument, NULL, O_BKNP},
     {"pn-warmup", required_argument, NULL, O_PNW},
     {"bkn-samples", required_argument, NULL, O_BKNS},
+    {"bkn-predict", required_argument, NULL, O_BKNPRED},
+    {"bkn-grad", required_argument, NULL, O_BKNGRAD},
     {"mabn-warmup", required_argument, NULL, O_MABNW},
     {"brn-ramp", required_argument, NULL, O_BRNR},
     {"res-scale", required_argument, NULL, O_RESSCALE},
@@ -262,6 +265,18 @@ int cmd_train(int argc, char **argv)
         case O_PNW: bad = ns_cli_size("train", "--pn-warmup", optarg, &c.net.pn_warmup); break;
         case O_BKNP: bad = ns_cli_double("train", "--bkn-p", optarg, &c.net.bkn_p); break;
         case O_BKNS: bad = ns_cli_size("train", "--bkn-samples", optarg, &c.net.bkn_samples); break;
+        case O_BKNPRED: {
+            ns_bkn_predict mode;
+            if (ns_bkn_parse_predict(optarg, &mode))
+                return ns_cli_usage_error("train", "--bkn-predict is group or last, got '%s'", optarg);
+            c.net.bkn_predict = (int)mode;
+            break;
+        }
+        case O_BKNGRAD:
+            if (!strcmp(optarg, "none")) c.net.bkn_grad = 0;
+            else if (!strcmp(optarg, "full")) c.net.bkn_grad = 1;
+            else return ns_cli_usage_error("train", "--bkn-grad is none or full, got '%s'", optarg);
+            break;
         case O_AGC: bad = ns_cli_double("train", "--agc", optarg, &c.net.agc); break;
         case O_MABNB: bad = ns_cli_size("train", "--mabn-buffer", optarg, &c.net.mabn_buffer); break;
         case O_MABNR: bad = ns_cli_size("train", "--mabn-real-batch", optarg, &c.net.mabn_real_batch); break;

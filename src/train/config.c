@@ -4,6 +4,7 @@
  * storage as attributes of /config in the run file.
  */
 #include "normscope/train.h"
+#include "normscope/norm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -63,6 +64,10 @@ int ns_train_config_check(const ns_train_config *c)
         return ns_error(NS_EINVAL, "--bkn-p must be in [0, 1], got %g", c->net.bkn_p);
     if (c->net.bkn_samples == 0)
         return ns_error(NS_EINVAL, "--bkn-samples must be positive");
+    if (c->net.bkn_predict != NS_BKN_PREDICT_GROUP && c->net.bkn_predict != NS_BKN_PREDICT_LAST)
+        return ns_error(NS_EINVAL, "--bkn-predict is group or last");
+    if (c->net.bkn_grad != 0 && c->net.bkn_grad != 1)
+        return ns_error(NS_EINVAL, "--bkn-grad is none or full");
     if (!(c->net.agc > 0))
         return ns_error(NS_EINVAL, "--agc must be positive, got %g", c->net.agc);
     if (c->net.mabn_buffer > 4096)
@@ -209,6 +214,9 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
     if (!st) st = ns_h5_attr_double(fid, g, "bkn_p", c->net.bkn_p);
     if (!st) st = ns_h5_attr_int(fid, g, "pn_warmup", (int64_t)c->net.pn_warmup);
     if (!st) st = ns_h5_attr_int(fid, g, "bkn_samples", (int64_t)c->net.bkn_samples);
+    if (!st) st = ns_h5_attr_str(fid, g, "bkn_predict",
+                                 ns_bkn_predict_name((ns_bkn_predict)c->net.bkn_predict));
+    if (!st) st = ns_h5_attr_int(fid, g, "bkn_grad", c->net.bkn_grad);
     /* ns_train resolves the buffer before saving; 0 (the rule) stays 0 */
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_buffer", (int64_t)c->net.mabn_buffer);
     if (!st) st = ns_h5_attr_int(fid, g, "mabn_real_batch", (int64_t)c->net.mabn_real_batch);
@@ -309,6 +317,17 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
     if (!st) st = opt_double(fid, g, "bkn_p", &c->net.bkn_p);
     if (!st) st = opt_size(fid, g, "pn_warmup", &c->net.pn_warmup);
     if (!st) st = opt_size(fid, g, "bkn_samples", &c->net.bkn_samples);
+    /* runs written before these attributes predicted every group from the
+     * previous layer's last group, without gradient through the prediction */
+    c->net.bkn_predict = NS_BKN_PREDICT_LAST;
+    c->net.bkn_grad = 0;
+    if (!st && H5Aexists_by_name(fid, g, "bkn_predict", H5P_DEFAULT) > 0) {
+        ns_bkn_predict mode = NS_BKN_PREDICT_LAST;
+        if (!(st = ns_h5_get_str(fid, g, "bkn_predict", buf, sizeof buf)))
+            st = ns_bkn_parse_predict(buf, &mode);
+        c->net.bkn_predict = (int)mode;
+    }
+    if (!st) st = opt_int(fid, g, "bkn_grad", &c->net.bkn_grad);
     c->net.mabn_buffer = 16; /* runs written before the attribute used 16 */
     if (!st) st = opt_size(fid, g, "mabn_buffer", &c->net.mabn_buffer);
     if (!st) st = opt_size(fid, g, "mabn_real_batch", &c->net.mabn_real_batch);
