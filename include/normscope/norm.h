@@ -119,6 +119,9 @@ typedef struct ns_bkn_opts {
  * no gradient flows through a frozen prediction). */
 int ns_bkn_create(ns_layer *L, const ns_bkn_opts *o);
 void ns_bkn_freeze(ns_layer *L, int frozen);
+/* Sets a BKN layer's running-average decay (0.9); returns the old one
+ * (recalibration averages batches with decay k/(k+1)). */
+double ns_bkn_set_decay(ns_layer *L, double decay);
 /* "group" / "last" for --bkn-predict and /config; NS_EINVAL otherwise. */
 int ns_bkn_parse_predict(const char *s, ns_bkn_predict *mode);
 const char *ns_bkn_predict_name(ns_bkn_predict mode);

@@ -524,6 +524,14 @@ int ns_bkn_moments(const ns_layer *L, size_t k, double *mu, double *s2, double *
     return 1;
 }
 
+double ns_bkn_set_decay(ns_layer *L, double decay)
+{
+    bkn_impl *b = L->impl;
+    double old = b->decay;
+    b->decay = decay;
+    return old;
+}
+
 void ns_bkn_freeze(ns_layer *L, int frozen)
 {
     ((bkn_impl *)L->impl)->frozen = frozen;
