@@ -113,7 +113,8 @@ def brn_limits(step, warmup, ramp, rmax=3.0, dmax=5.0):
 
 class BKN(nn.Module):
     """Batch Kalman Normalization (Wang et al. 2018) as METHODS.md states it
-    from the authors' code.  The prediction for this layer: a pseudo-input
+    from the authors' code (KalmanNorm/kalman_norm.py and
+    cifar-kn-microbatch.py).  The prediction for this layer: a pseudo-input
     S = ReLU(m + sqrt(v) eps), (m, v) the statistics flowing into this
     layer's weight layer (the estimate the BKN layer upstream made of its
     own input; after a residual add the SkipSum of both paths), pushed
@@ -122,26 +123,34 @@ class BKN(nn.Module):
     observed moments (mu, s2, biased) of each normalisation group:
         mu~ = p mhat + (1-p) mu
         s2~ = p vhat + (1-p) s2 + p (1-p) (mu - mhat)^2
-    used when mean_c(vhat / (s2 + eps)) < 100 (the authors' guard; eps keeps
+    used when mean(vhat / (s2 + eps)) < 100 (the authors' guard; eps keeps
     a constant channel finite), else (mu, s2);
     y = gamma (x - mu~) / sqrt(s2~ + eps) + beta; running averages of
-    (mu~, s2~) with decay 0.9.  normscope's documented choices followed
-    here (src/norm/bkn.c): the prediction is a constant for the gradient;
-    the first BKN layer uses its batch statistics; every group of a batch
-    shares the one prediction, made from the previous layer's last group,
-    updates the running averages in turn and the last group's estimate is
-    what the next layer predicts from; on dense layers several pseudo-
-    samples.  The authors' code differs in places: with split groups every
-    group has its own prediction from the same group's statistics of the
-    previous layer, the guard is mean(vhat / s2) without eps, and the
-    running averages take the first group's statistics only.  The
-    eps ~ N(0, 1) draws are normscope's, given as data (`noise`, samples x
-    inputs of the weight layer), so that both sides push the same
-    pseudo-input."""
+    (mu~, s2~) with decay 0.9.  Every group's (mu~, s2~) is handed on.
 
-    def __init__(self, c, eps, p, group):
+    predict "group" (the authors' code, as kalman_filter splits the batch
+    into channels): group g's prediction is made from group g of the
+    upstream estimate, with its own pseudo-input; one guard decision over
+    all groups and channels; running averages of group 0's (mu~, s2~)
+    only.  predict "last" (normscope's first reading): one prediction from
+    the upstream estimate's last group serves every group, the guard per
+    group, running averages over every group in turn.
+
+    grad False (normscope's reading): the prediction is a constant for the
+    gradient.  grad True: autograd through the prediction, as in the
+    authors' TensorFlow graph: into the weight layer (the pseudo-input
+    goes through the same module) and through the upstream estimate into
+    the layers before.  The first BKN layer uses its batch statistics; on
+    dense layers several pseudo-samples.  The eps ~ N(0, 1) draws are
+    normscope's, given as data (`noise`, predictions x samples rows of the
+    weight layer's inputs), so that both sides push the same pseudo-input."""
+
+    def __init__(self, c, eps, p, group, predict="group", grad=False):
         super().__init__()
+        if predict not in ("group", "last"):
+            raise SystemExit("norm_ref.py: unknown BKN prediction mode '%s'" % predict)
         self.eps, self.p, self.group, self.decay = eps, p, group, 0.9
+        self.per_group, self.grad = predict == "group", grad
         self.weight = nn.Parameter(torch.ones(c))
         self.bias = nn.Parameter(torch.zeros(c))
         self.register_buffer("running_mean", torch.zeros(c))
@@ -151,43 +160,62 @@ class BKN(nn.Module):
         self.wl_shape = None           # its input shape per sample (c, h, w)
         self.wl_is_conv = False
         self.noise = None
-        self.est = None                # (mu~, s2~) of the last group
+        self.est = None                # [(mu~, s2~)] per group
         self.mixed = []
 
-    def predict(self):
+    def predict(self, ngroups):
+        """[(mhat, vhat)] per prediction (one per group, or one), or None."""
         if self.prev is None or self.prev.est is None or self.wl is None \
                 or self.noise is None:
             return None
-        with torch.no_grad():
-            m, v = self.prev.est
-            ns, nin = self.noise.shape
-            per = nin // m.numel()
-            # input j of the weight layer belongs to channel j // per (NCHW)
-            mean = m.repeat_interleave(per)
-            std = torch.sqrt(torch.clamp(v, min=0)).repeat_interleave(per)
-            s = F.relu(mean + std * self.noise)
-            c, h, w = self.wl_shape
-            out = self.wl(s.reshape(ns, c, h, w) if self.wl_is_conv else s)
-            out = out.reshape(ns, out.shape[1], -1)
-            return out.mean((0, 2)), out.var((0, 2), unbiased=False)
+        est = self.prev.est
+        if self.per_group and len(est) != ngroups:
+            return None
+        sources = est if self.per_group else est[-1:]
+        rows = self.noise.shape[0] // len(sources)
+        preds = []
+        with torch.set_grad_enabled(self.grad and torch.is_grad_enabled()):
+            for k, (m, v) in enumerate(sources):
+                if not self.grad:
+                    m, v = m.detach(), v.detach()
+                noise = self.noise[k * rows:(k + 1) * rows]
+                per = noise.shape[1] // m.numel()
+                # input j of the weight layer belongs to channel j // per (NCHW)
+                mean = m.repeat_interleave(per)
+                std = torch.sqrt(torch.clamp(v, min=0)).repeat_interleave(per)
+                s = F.relu(mean + std * noise)
+                c, h, w = self.wl_shape
+                out = self.wl(s.reshape(rows, c, h, w) if self.wl_is_conv else s)
+                out = out.reshape(rows, out.shape[1], -1)
+                preds.append((out.mean((0, 2)), out.var((0, 2), unbiased=False)))
+        return preds
 
     def forward(self, x):
         if not self.training:
             return per_channel(self.weight, x) * (x - per_channel(self.running_mean, x)) \
                 / per_channel(torch.sqrt(self.running_var + self.eps), x) \
                 + per_channel(self.bias, x)
-        pred = self.predict()
         n = x.shape[0]
         g = self.group if self.group and self.group < n else n
-        outs, self.mixed = [], []
+        chunks = torch.split(x, g)
         dims = channel_dims(x)
-        for chunk in torch.split(x, g):
-            mu = chunk.mean(dims)
-            s2 = chunk.var(dims, unbiased=False)
-            mix = pred is not None and \
-                bool((pred[1] / (s2.detach() + self.eps)).mean() < 100)
+        mus = [chunk.mean(dims) for chunk in chunks]
+        s2s = [chunk.var(dims, unbiased=False) for chunk in chunks]
+        preds = self.predict(len(chunks))
+        if preds is not None and self.per_group:
+            ratios = [(vh.detach() / (s2.detach() + self.eps)) for (_, vh), s2 in zip(preds, s2s)]
+            mix_all = bool(torch.cat(ratios).mean() < 100)
+        outs, est, self.mixed = [], [], []
+        for k, (chunk, mu, s2) in enumerate(zip(chunks, mus, s2s)):
+            if preds is None:
+                mix = False
+            elif self.per_group:
+                mix, (mh, vh) = mix_all, preds[k]
+            else:
+                mh, vh = preds[0]
+                mix = bool((vh.detach() / (s2.detach() + self.eps)).mean() < 100)
             if mix:
-                mh, vh, p = pred[0], pred[1], self.p
+                p = self.p
                 mt = p * mh + (1 - p) * mu
                 st = p * vh + (1 - p) * s2 + p * (1 - p) * (mu - mh) ** 2
             else:
@@ -196,17 +224,20 @@ class BKN(nn.Module):
             outs.append(per_channel(self.weight, chunk) * (chunk - per_channel(mt, chunk))
                         / per_channel(torch.sqrt(st + self.eps), chunk)
                         + per_channel(self.bias, chunk))
-            with torch.no_grad():
-                self.running_mean.mul_(self.decay).add_((1 - self.decay) * mt)
-                self.running_var.mul_(self.decay).add_((1 - self.decay) * st)
-        self.est = (mt.detach(), st.detach())
+            if k == 0 or not self.per_group:
+                with torch.no_grad():
+                    self.running_mean.mul_(self.decay).add_((1 - self.decay) * mt)
+                    self.running_var.mul_(self.decay).add_((1 - self.decay) * st)
+            est.append((mt, st) if self.grad else (mt.detach(), st.detach()))
+        self.est = est
         return torch.cat(outs)
 
 
 class SkipSum:
     """The statistics after a residual add, for the next BKN: the sums of
-    the branch's and the skip path's (m, v), as for the sum of independent
-    inputs (normscope's reading of the authors' `m + m3, v + v3`)."""
+    the branch's and the skip path's (m, v) per group, as for the sum of
+    independent inputs (normscope's reading of the authors' `m + m3,
+    v + v3`)."""
 
     def __init__(self, branch, skip):
         self.branch, self.skip = branch, skip
@@ -216,9 +247,9 @@ class SkipSum:
         if self.branch is None or self.skip is None:
             return None
         a, b = self.branch.est, self.skip.est
-        if a is None or b is None or a[0].shape != b[0].shape:
+        if a is None or b is None or len(a) != len(b) or a[0][0].shape != b[0][0].shape:
             return None
-        return a[0] + b[0], a[1] + b[1]
+        return [(ma + mb, va + vb) for (ma, va), (mb, vb) in zip(a, b)]
 
 
 def bkn_default_p(group):

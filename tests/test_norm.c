@@ -103,6 +103,13 @@ static void tlu_margin(const ns_net *net, size_t n, double *margin, double *acti
 #define GN(g) {.norm = "gn", .groups = g}
 #define FRN(e) {.norm = "frn", .eps_l = e}
 #define WS(g) {.norm = "ws", .groups = g}
+/* BKN: prediction from the last group (1) or per group (0), gradient
+ * through the prediction, normalisation groups, mixing weight */
+#define BKN(last, grad, grp) {.norm = "bkn", .bkn_last = last, .bkn_grad = grad, .group = grp}
+#define BKN_P(last, grad, grp, p) {.norm = "bkn", .bkn_last = last, .bkn_grad = grad, \
+                                   .group = grp, .bkn_p = p}
+#define BKN_CONV "conv3x3:4,norm,relu,conv3x3:3/2,norm,relu,conv3x3:3,norm,fc:out"
+#define BKN_DENSE "fc:6,norm,relu,fc:5,norm,relu,fc:4,norm,fc:out"
 
 static const ns_test_gcase cases[] = {
     /* GroupNorm on maps: 8 channels in groups of 4 and of 2; 6 channels
@@ -161,6 +168,28 @@ static const ns_test_gcase cases[] = {
     /* BKN with its prediction frozen (it is a constant in backward) */
     {"bkn-dense", "fc:6,norm,relu,fc:5,norm,fc:out", NO("bkn"), 2, 3, 3, 3, 6, BA, 0, 0},
     {"bkn-conv", "conv3x3:4,norm,relu,conv3x3:3/2,norm,fc:out", NO("bkn"), 2, 5, 5, 3, 4, BA, 0, 0},
+    /* ... in groups of 2 and 4, each group predicted from its own group of
+     * the previous layer (the default) or all from its last group */
+    {"bkn-conv-g2", BKN_CONV, BKN(0, 0, 2), 2, 5, 5, 3, 6, BA, 0, 0},
+    {"bkn-conv-g4-train", BKN_CONV, BKN(0, 0, 4), 2, 5, 5, 3, 12, TR, 0, 0},
+    {"bkn-conv-last-g2", BKN_CONV, BKN(1, 0, 2), 2, 5, 5, 3, 6, BA, 0, 0},
+    {"bkn-conv-last-g4", BKN_CONV, BKN(1, 0, 4), 2, 5, 5, 3, 12, TR, 0, 0},
+    {"bkn-dense-g2", BKN_DENSE, BKN(0, 0, 2), 2, 3, 3, 3, 6, TR, 0, 0},
+    /* with the gradient through the prediction: into the weight layer and
+     * through the pseudo-input into the previous layer's statistics (p 0.5
+     * for the whole batch, where the default 0.05 would hide it) */
+    {"bkn-conv-grad", BKN_CONV, BKN_P(0, 1, 0, 0.5), 2, 5, 5, 3, 4, BA, 0, 0},
+    {"bkn-conv-grad-g2", BKN_CONV, BKN(0, 1, 2), 2, 5, 5, 3, 6, BA, 0, 0},
+    {"bkn-conv-grad-g2-train", BKN_CONV, BKN(0, 1, 2), 2, 5, 5, 3, 6, TR, 0, 0},
+    {"bkn-conv-grad-g4", BKN_CONV, BKN(0, 1, 4), 2, 5, 5, 3, 12, TR, 0, 0},
+    {"bkn-conv-last-grad-g2", BKN_CONV, BKN(1, 1, 2), 2, 5, 5, 3, 6, BA, 0, 0},
+    {"bkn-conv-last-grad-g4", BKN_CONV, BKN(1, 1, 4), 2, 5, 5, 3, 12, TR, 0, 0},
+    {"bkn-dense-grad-g2", BKN_DENSE, BKN(0, 1, 2), 2, 3, 3, 3, 6, TR, 0, 0},
+    {"bkn-dense-last-grad", BKN_DENSE, BKN_P(1, 1, 0, 0.5), 2, 3, 3, 3, 6, BA, 0, 0},
+    {"bkn-res-grad-g2", "conv3x3:4,norm,relu,res:4,res:6/2,gap,fc:out", BKN(0, 1, 2), 2, 6, 6,
+     3, 6, BA, 0, 0},
+    {"cnn-bkn-grad-g2", "cnn", BKN(0, 1, 2), 1, 8, 8, 5, 6, TR, 1, 16},
+    {"cnn-bkn-g4", "cnn", BKN(0, 0, 4), 1, 8, 8, 5, 8, TR, 1, 16},
     /* whole networks with the real loss */
     {"mlp-gn4", "mlp:16x2", GN(4), 1, 4, 4, 5, 6, BA, 1, 0},
     {"mlp-ln", "mlp:16x2", NO("ln"), 1, 4, 4, 5, 6, BA, 1, 0},
@@ -220,6 +249,27 @@ static void assert_tlu_mixed(const ns_test_gprob *p)
                   p->gc->name, margin);
 }
 
+/* BKN cases outside eval mode: some group of some layer mixed its
+ * prediction in (else the prediction and its gradient go unchecked), and
+ * with groups every layer that predicts ran in the groups asked for. */
+static void assert_bkn_mixed(const ns_test_gprob *p)
+{
+    const ns_test_gcase *gc = p->gc;
+    if (strcmp(gc->no.norm, "bkn") != 0 || gc->mode == NS_MODE_EVAL)
+        return;
+    size_t mixed = 0, want = gc->no.group ? (gc->n + gc->no.group - 1) / gc->no.group : 1;
+    for (size_t i = 0; i < p->net->nlayers; i++) {
+        const ns_layer *L = &p->net->layers[i];
+        if (!ns_test_is_kind(L, "bkn"))
+            continue;
+        size_t ng;
+        mixed += ns_bkn_mixed(L, &ng);
+        ck_assert_msg(ng == want, "%s: %s ran in %zu groups, not %zu", gc->name, L->name, ng,
+                      want);
+    }
+    ck_assert_msg(mixed > 0, "%s: no BKN group used its prediction", gc->name);
+}
+
 #ifdef NS_DOUBLE
 /* Every parameter, each normalization parameter with a non-zero gradient,
  * and the input against central differences. */
@@ -231,6 +281,7 @@ START_TEST(test_gradients)
     assert_method(&p);
     ns_test_gprob_analytic_keep_state(&p);
     assert_tlu_mixed(&p);
+    assert_bkn_mixed(&p);
     size_t norm_checked;
     ns_test_gprob_check_all(&p, &norm_checked);
     /* nf and mimic have no affine normalization layer: their own parameters
@@ -251,6 +302,7 @@ START_TEST(test_finite)
     assert_method(&p);
     ns_test_gprob_analytic(&p);
     assert_tlu_mixed(&p);
+    assert_bkn_mixed(&p);
     ns_test_gprob_check_finite(&p);
     ns_test_gprob_release(&p);
 }
@@ -1241,14 +1293,18 @@ START_TEST(test_bkn_residual_statistics)
         size_t C = A->in_c;
         double *m = malloc(6 * C * sizeof *m), *v = m + C, *m1 = v + C, *v1 = m1 + C,
                *m2 = v1 + C, *v2 = m2 + C;
-        ck_assert(ns_bkn_carried(A, m, v, C));
-        ck_assert(ns_bkn_carried(A->prev_norm, m1, v1, C));
-        ck_assert(ns_bkn_carried(A->prev_norm2, m2, v2, C));
-        for (size_t c = 0; c < C; c++) {
-            ck_assert_double_eq_tol(m[c], m1[c] + m2[c], 1e-12 * (1 + fabs(m[c])));
-            ck_assert_double_eq_tol(v[c], v1[c] + v2[c], 1e-12 * (1 + fabs(v[c])));
-            ck_assert(v[c] > 0);
+        /* two groups of 4, then none */
+        for (size_t k = 0; k < 2; k++) {
+            ck_assert(ns_bkn_carried(A, k, m, v, C));
+            ck_assert(ns_bkn_carried(A->prev_norm, k, m1, v1, C));
+            ck_assert(ns_bkn_carried(A->prev_norm2, k, m2, v2, C));
+            for (size_t c = 0; c < C; c++) {
+                ck_assert_double_eq_tol(m[c], m1[c] + m2[c], 1e-12 * (1 + fabs(m[c])));
+                ck_assert_double_eq_tol(v[c], v1[c] + v2[c], 1e-12 * (1 + fabs(v[c])));
+                ck_assert(v[c] > 0);
+            }
         }
+        ck_assert(!ns_bkn_carried(A, 2, m, v, C));
         free(m);
     }
     free(x);

@@ -29,12 +29,14 @@
  *            layer's estimate through this layer's weights (normscope's
  *            N(0, 1) draws are reproduced here and given to torch), mixing
  *            weight p (explicit, and the group-size default), the
- *            variance-ratio guard both ways, groups, running averages;
- *            gradients with the prediction held constant, normscope's
- *            documented convention.  Eval mode.  Where normscope's choices
- *            differ from the authors' code (groups share one prediction,
- *            made from the previous layer's last group; norm_ref.BKN lists
- *            them) the reference follows normscope.  Residual blocks: the
+ *            variance-ratio guard both ways, groups in both prediction
+ *            modes (per group from the same group of the previous layer,
+ *            one guard decision and group 0's running averages, as the
+ *            authors' code; or one prediction from the previous layer's
+ *            last group), running averages; gradients with the prediction
+ *            held constant (normscope's reading) and through it (autograd
+ *            through the pseudo-input's path in torch, as in the authors'
+ *            graph).  Eval mode.  Residual blocks: the
  *            statistics after an add are the sums of the branch's and the
  *            skip's (normscope's reading); the reference finds each BKN
  *            layer's source by following the data flow into its weight
@@ -109,6 +111,8 @@ typedef struct tcase {
     int setup;           /* SETUP_* */
     size_t group, gn_groups, brn_warmup, brn_ramp, mabn_buffer, mabn_warmup, pn_warmup;
     double bkn_p;        /* 0: the default for the group size */
+    int bkn_last;        /* BKN: one prediction from the previous layer's last group */
+    int bkn_grad;        /* BKN: gradient through the prediction */
     double agc;          /* 0: the default */
     double xscale;       /* 0: 1 */
     int wm_all;
@@ -175,14 +179,28 @@ static const tcase cases[] = {
     /* Batch Kalman Normalization */
     {MLP("bkn-mlp-train", "bkn", TR), .bkn_p = 0.3, .expect = X_MIXED},
     {CNN("bkn-cnn-train", "bkn", TR), .bkn_p = 0.5, .expect = X_MIXED},
+    /* groups: per group (the default) and from the last group */
     {CNN_N("bkn-cnn-group", "bkn", TR, 8), .group = 4, .expect = X_MIXED},
+    {CNN_N("bkn-cnn-group2", "bkn", TR, 8), .group = 2, .expect = X_MIXED},
+    {CNN_N("bkn-cnn-group-last", "bkn", TR, 8), .group = 4, .bkn_last = 1, .expect = X_MIXED},
     {MLP_N("bkn-mlp-group", "bkn", TR, 12), .group = 4, .expect = X_MIXED},
+    {MLP_N("bkn-mlp-group-last", "bkn", TR, 12), .group = 4, .bkn_last = 1, .expect = X_MIXED},
     {CNN("bkn-cnn-guard", "bkn", TR), .bkn_p = 0.5, .xscale = 30, .expect = X_GUARD},
+    {CNN_N("bkn-cnn-group-guard", "bkn", TR, 8), .group = 2, .xscale = 30, .expect = X_GUARD},
     {CNN("bkn-cnn-eval", "bkn", EV)},
+    /* the gradient through the prediction */
+    {CNN("bkn-cnn-grad", "bkn", TR), .bkn_p = 0.5, .bkn_grad = 1, .expect = X_MIXED},
+    {CNN_N("bkn-cnn-group-grad", "bkn", TR, 8), .group = 2, .bkn_grad = 1, .expect = X_MIXED},
+    {CNN_N("bkn-cnn-last-grad", "bkn", TR, 8), .group = 4, .bkn_last = 1, .bkn_grad = 1,
+     .expect = X_MIXED},
+    {MLP_N("bkn-mlp-group-grad", "bkn", TR, 12), .group = 4, .bkn_grad = 1, .expect = X_MIXED},
     /* residual blocks: statistics summed over branch and skip, the
      * projection shortcut's BKN predicting from the block's input */
     {RES("bkn-resnet-train", "bkn", TR), .bkn_p = 0.5, .expect = X_MIXED},
     {RES_N("bkn-resnet-group", "bkn", TR, 8), .group = 4, .expect = X_MIXED},
+    {RES_N("bkn-resnet-group-last", "bkn", TR, 8), .group = 4, .bkn_last = 1, .expect = X_MIXED},
+    {RES_N("bkn-resnet-group-grad", "bkn", TR, 8), .group = 2, .bkn_grad = 1,
+     .expect = X_MIXED},
     {RES("bkn-resnet-eval", "bkn", EV)},
     /* MABN */
     {CNN("mabn-cnn-post", "mabn", TR), .setup = SETUP_POST, .mabn_buffer = 4,
@@ -290,6 +308,9 @@ static int make_case(const tcase *tc, ns_net **net, ns_real **x, int32_t **y)
         o.pn_warmup = tc->pn_warmup;
     if (tc->bkn_p > 0)
         o.bkn_p = tc->bkn_p;
+    if (tc->bkn_last)
+        o.bkn_predict = NS_BKN_PREDICT_LAST;
+    o.bkn_grad = tc->bkn_grad;
     if (tc->agc > 0)
         o.agc = tc->agc;
     o.wm_all = tc->wm_all;
@@ -410,12 +431,16 @@ static int carries_statistics(const ns_layer *L)
 /* BKN's pseudo-input draws: for every BKN layer that predicts (statistics
  * flow into it from a BKN layer or a residual add, a dense or conv layer
  * feeds it),
- * the N(0, 1) values src/norm/bkn.c draws in a training forward at `step`
- * of a run with `seed` (its stream: seed ^ 0xb4a1, step * 4096 + the
- * layer's index; samples x inputs of the weight layer, one sample on maps,
+ * the N(0, 1) values src/norm/bkn.c draws in a training forward of n
+ * samples at `step` of a run with `seed` (its stream: seed ^ 0xb4a1, step *
+ * 4096 + the layer's index; prediction by prediction, one per group or one
+ * for the batch, samples x inputs of the weight layer, one sample on maps,
  * min(bkn_samples, max_batch) on dense layers), written for torch. */
-static int write_bkn_noise(const char *path, const ns_net *net, uint64_t seed, uint64_t step)
+static int write_bkn_noise(const char *path, const ns_net *net, size_t n, uint64_t seed,
+                           uint64_t step)
 {
+    size_t g = net->opts.norm_group && net->opts.norm_group < n ? net->opts.norm_group : n;
+    size_t npred = net->opts.bkn_predict == NS_BKN_PREDICT_GROUP ? (n + g - 1) / g : 1;
     for (size_t i = 0; i < net->nlayers; i++) {
         const ns_layer *L = &net->layers[i];
         const ns_layer *W = L->in_layer;
@@ -424,7 +449,7 @@ static int write_bkn_noise(const char *path, const ns_net *net, uint64_t seed, u
             continue;
         size_t samples = net->opts.bkn_samples < net->max_batch ? net->opts.bkn_samples
                                                                 : net->max_batch;
-        size_t ns = W->out_h * W->out_w == 1 ? samples : 1, in = ns_layer_in_size(W);
+        size_t ns = (W->out_h * W->out_w == 1 ? samples : 1) * npred, in = ns_layer_in_size(W);
         double *v = malloc(ns * in * sizeof *v);
         if (!v)
             return -1;
@@ -478,7 +503,7 @@ static int write_case(size_t ci, const ns_net *net, const ns_real *x, const int3
     }
     free(xd);
     if (!tc->steps && mode == NS_MODE_TRAIN)
-        return write_bkn_noise(p, net, 1, tc->step0);
+        return write_bkn_noise(p, net, tc->n, 1, tc->step0);
     return 0;
 }
 
@@ -537,7 +562,8 @@ static int near(double a, double b)
 /* 1 when layer i's bias gradient vanishes in exact arithmetic: its only
  * reader removes the per-channel mean of the batch (a BN-type layer on
  * batch statistics, BRN's d being a constant; a BKN layer that used its
- * batch statistics alone). */
+ * batch statistics alone, or whose gradient flows through its prediction,
+ * which the bias shifts as much as the batch mean). */
 static int bias_vanishes(const ns_net *net, size_t i, ns_mode mode, hid_t f)
 {
     int readers = 0, removes = 0;
@@ -555,7 +581,7 @@ static int bias_vanishes(const ns_net *net, size_t i, ns_mode mode, hid_t f)
             double *m = read_diag(f, L->name, "mixed", &n);
             for (size_t k = 0; m && k < n; k++)
                 mixed += m[k] != 0;
-            removes |= m && mixed == 0;
+            removes |= m && (mixed == 0 || net->opts.bkn_grad);
             free(m);
         }
     }

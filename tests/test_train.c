@@ -164,6 +164,42 @@ START_TEST(test_config_roundtrip)
     ck_assert_uint_eq(d.net.norm_group, 4);
     ck_assert_uint_eq(d.nckpt_steps, 2);
     ck_assert_uint_eq(d.ckpt_steps[1], 17);
+    ck_assert_int_eq(d.net.bkn_predict, NS_BKN_PREDICT_GROUP);  /* legacy default: last */
+    ck_assert_int_eq(d.net.bkn_grad, 0);
+}
+END_TEST
+
+/* BKN's prediction mode and gradient round-trip in both values; a run
+ * written before they were recorded loads with the behaviour it trained
+ * with (last group, no gradient through the prediction); a bad mode is
+ * refused. */
+START_TEST(test_config_bkn_modes)
+{
+    ns_train_config c, d;
+    ns_train_config_default(&c);
+    snprintf(c.net.norm, sizeof c.net.norm, "bkn");
+    ns_h5out o;
+    ck_assert_int_eq(ns_h5out_create(&o, ns_test_path("cfg-bkn.h5"), 1), NS_OK);
+    for (int mode = 0; mode < 2; mode++) {
+        c.net.bkn_predict = mode ? NS_BKN_PREDICT_GROUP : NS_BKN_PREDICT_LAST;
+        c.net.bkn_grad = mode;
+        ck_assert_int_eq(ns_train_config_check(&c), NS_OK);
+        ck_assert_int_eq(ns_train_config_save(o.fid, &c), NS_OK);
+        ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_OK);
+        ck_assert_int_eq(d.net.bkn_predict, c.net.bkn_predict);
+        ck_assert_int_eq(d.net.bkn_grad, c.net.bkn_grad);
+    }
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "bkn_predict", H5P_DEFAULT), 0);
+    ck_assert_int_ge(H5Adelete_by_name(o.fid, "/config", "bkn_grad", H5P_DEFAULT), 0);
+    ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_OK);
+    ck_assert_int_eq(d.net.bkn_predict, NS_BKN_PREDICT_LAST);
+    ck_assert_int_eq(d.net.bkn_grad, 0);
+    ck_assert_int_eq(ns_h5_attr_str(o.fid, "/config", "bkn_predict", "first"), NS_OK);
+    ck_assert_int_eq(ns_train_config_load(o.fid, &d), NS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "'first'"));
+    ns_h5out_abort(&o);
+    c.net.bkn_grad = 2;
+    ck_assert_int_eq(ns_train_config_check(&c), NS_EINVAL);
 }
 END_TEST
 
@@ -223,6 +259,57 @@ START_TEST(test_recalibrate)
         ck_assert_msg(fabs(net->layers[1].state[0].data[c] - m) < 1e-4 * (1 + fabs(m)),
                       "channel %zu: %g vs %g", c, net->layers[1].state[0].data[c], m);
     }
+    ns_data_free(d);
+    ns_net_free(net);
+}
+END_TEST
+
+/* BKN: the recalibrated running mean of the first BKN layer (no
+ * prediction: its estimate is the group's batch mean) is the plain average
+ * over the batches of group 0's mean, whatever it was before. */
+START_TEST(test_recalibrate_bkn)
+{
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    snprintf(o.norm, sizeof o.norm, "bkn");
+    o.norm_group = 2;
+    o.max_batch = 4;
+    ns_net *net;
+    ck_assert_int_eq(ns_net_build("fc:3,norm,relu,fc:3,norm,fc:out", &o, 2, 1, 1, 2, &net),
+                     NS_OK);
+    ns_init in = {NS_INIT_TORCH, 0, 0};
+    ns_net_init(net, &in, 5);
+    ns_dataset *d;
+    ck_assert_int_eq(ns_data_alloc(12, 2, 1, 1, 2, &d), NS_OK);
+    ns_rng r;
+    ns_rng_seed(&r, 8, 0);
+    for (size_t i = 0; i < 24; i++)
+        d->x[i] = (float)(2.385 * ns_rng_normal(&r) + 0.7);
+    for (size_t i = 0; i < 12; i++)
+        d->y[i] = (int32_t)(i % 2);
+    net->layers[1].state[0].data[0] = 99;   /* stale running statistics */
+    ck_assert_int_eq(ns_recalibrate(net, d, 12), NS_OK);
+    const ns_tensor *W = &net->layers[0].param[0], *b = &net->layers[0].param[1];
+    for (size_t c = 0; c < 3; c++) {
+        double m = 0;
+        for (size_t k = 0; k < 3; k++)      /* batches of 4: samples 4k, 4k + 1 */
+            for (size_t i = 4 * k; i < 4 * k + 2; i++)
+                m += b->data[c] + W->data[c * 2] * d->x[i * 2] + W->data[c * 2 + 1] * d->x[i * 2 + 1];
+        m /= 6;
+        ck_assert_msg(fabs(net->layers[1].state[0].data[c] - m) < 1e-4 * (1 + fabs(m)),
+                      "channel %zu: %g vs %g", c, net->layers[1].state[0].data[c], m);
+    }
+    /* the decay is restored: one more training forward moves it by 0.1 */
+    double before = net->layers[1].state[0].data[0];
+    ns_real x[8];
+    size_t idx[4] = {0, 1, 2, 3};
+    ns_data_gather(d, idx, 4, x, NULL);
+    ns_ctx ctx = {.mode = NS_MODE_TRAIN, .seed = 1, .step = 1};
+    ck_assert_int_eq(ns_net_forward(net, x, 4, &ctx), NS_OK);
+    double mus[3];   /* the first BKN layer has no prediction */
+    ck_assert_int_eq(ns_bkn_moments(&net->layers[1], 0, mus, NULL, NULL, NULL), 0);
+    ck_assert(fabs(net->layers[1].state[0].data[0] - (0.9 * before + 0.1 * mus[0])) <
+              1e-5 * (1 + fabs(before)));
     ns_data_free(d);
     ns_net_free(net);
 }
@@ -782,7 +869,9 @@ int main(void)
     tcase_add_test(tc, test_config_checks);
     tcase_add_test(tc, test_config_roundtrip);
     tcase_add_test(tc, test_config_missing_method_options);
+    tcase_add_test(tc, test_config_bkn_modes);
     tcase_add_test(tc, test_recalibrate);
+    tcase_add_test(tc, test_recalibrate_bkn);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_atomic_refuse);
     tcase_add_test(tc, test_clip);

@@ -336,6 +336,9 @@ int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
     bad |= h5_int(f, "/", "brn_warmup", (long)o->brn_warmup);
     bad |= h5_int(f, "/", "brn_ramp", (long)o->brn_ramp);
     bad |= h5_double(f, "/", "bkn_p", o->bkn_p);
+    bad |= H5LTset_attribute_string(f, "/", "bkn_predict",
+                                    ns_bkn_predict_name((ns_bkn_predict)o->bkn_predict)) < 0;
+    bad |= h5_int(f, "/", "bkn_grad", o->bkn_grad);
     bad |= h5_int(f, "/", "mabn_buffer", (long)ns_mabn_buffer_size(o));
     bad |= h5_int(f, "/", "mabn_warmup", (long)o->mabn_warmup);
     bad |= h5_int(f, "/", "pn_warmup", (long)o->pn_warmup);
@@ -567,6 +570,11 @@ ns_net *ns_test_build(const char *arch, const ns_test_nopts *no, size_t c, size_
     o.norm_group = no->group;
     if (no->no_affine)
         o.bn_affine = 0;
+    if (no->bkn_last)
+        o.bkn_predict = NS_BKN_PREDICT_LAST;
+    o.bkn_grad = no->bkn_grad;
+    if (no->bkn_p > 0)
+        o.bkn_p = no->bkn_p;
     o.max_batch = max_batch;
     ns_net *net = NULL;
     int st = ns_net_build(arch, &o, c, h, w, nout, &net);
@@ -635,7 +643,7 @@ void ns_test_gprob_init(ns_test_gprob *p, const ns_test_gcase *gc)
     p->ctx.mode = gc->mode;
     p->ctx.seed = 77;
     p->ctx.step = 5;
-    if (ns_test_net_has_kind(p->net, "bkn")) {
+    if (ns_test_net_has_kind(p->net, "bkn") && !p->net->opts.bkn_grad) {
         ns_ctx tr = p->ctx;
         tr.mode = NS_MODE_BATCH;
         ck_assert_int_eq(ns_net_forward(p->net, p->x, gc->n, &tr), NS_OK);

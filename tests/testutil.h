@@ -112,6 +112,9 @@ typedef struct ns_test_nopts {
     double eps_l;      /* FRN learned eps parameter (0: its init) */
     size_t group;      /* norm_group: ghost batches (0: the whole batch) */
     int no_affine;     /* 1: BN without affine parameters (bn_affine 0) */
+    int bkn_last;      /* 1: BKN's NS_BKN_PREDICT_LAST (0: the default, per group) */
+    int bkn_grad;      /* 1: BKN's gradient through the prediction */
+    double bkn_p;      /* BKN's mixing weight (0: the default for the group size) */
 } ns_test_nopts;
 
 /* Builds arch with the options no for inputs c x h x w, nout outputs and
@@ -162,8 +165,9 @@ typedef struct ns_test_gprob {
 /* Builds the case's network (ns_test_build, batches up to n + 3) with
  * randomized normalization layers (seed 4321), a random batch, objective
  * weights and labels, and the context (mode, seed 77, step 5).  BKN layers
- * make their prediction once and then hold it (no gradient flows through
- * it, so finite differences must not see it move). */
+ * without gradient through their prediction make it once and then hold it
+ * (finite differences must not see it move); with that gradient they
+ * predict in every pass (the draws depend on seed and step only). */
 void ns_test_gprob_init(ns_test_gprob *p, const ns_test_gcase *gc);
 void ns_test_gprob_release(ns_test_gprob *p);
 

@@ -9,15 +9,18 @@ Each IN.h5 describes one normscope network and one batch:
       names (the layer names in forward order, comma separated),
       group (BN samples per group, 0: whole batch), eps, momentum, and
       optionally gn_groups, psbn_alpha, frn_eps, norm (the --norm method),
-      wm_all, brn_warmup, brn_ramp, bkn_p, mabn_buffer, mabn_warmup,
+      wm_all, brn_warmup, brn_ramp, bkn_p, bkn_predict ("group", the
+      default, or "last"), bkn_grad (1: gradient through BKN's prediction),
+      mabn_buffer, mabn_warmup,
       pn_warmup, agc (the normalization options), step (the optimiser step
       of the forward, 0 if absent), and for training runs train_steps, lr,
       sgd_momentum
   /x (n, c, h, w), /y (n,) int32 labels
   /batches/<k>/x, /batches/<k>/y: the batch of training step k >= 1 (step 0
       uses /x and /y)
-  /bkn_noise/<name> (samples, inputs): the N(0, 1) draws of a BKN layer's
-      pseudo-input
+  /bkn_noise/<name> (predictions x samples, inputs): the N(0, 1) draws of
+      a BKN layer's pseudo-inputs, prediction by prediction (one per group,
+      or one for the batch with bkn_predict "last")
   /layers/<name>: attributes kind, src, src2, in_shape (c, h, w), k, stride,
       pad, alpha (lrelu), p (dropout), affine (bn), method (layers in
       normalization slots: the --norm method, default "bn"; "lastbn" for
@@ -159,7 +162,7 @@ def build(kind, a, g, dtype, ctx, rule, gamma):
         group = int(ctx["group"])
         p = float(ctx["bkn_p"])
         m = norm_ref.BKN(c, float(a["eps"]), p if p >= 0 else norm_ref.bkn_default_p(group),
-                         group)
+                         group, ctx["bkn_predict"], bool(ctx["bkn_grad"]))
     elif kind == "mabn":
         m = norm_ref.MABN(c, float(a["eps"]), int(ctx["mabn_buffer"]), int(ctx["mabn_warmup"]))
     elif kind == "pn":
@@ -225,6 +228,8 @@ def load(inpath):
         for key in ("brn_warmup", "brn_ramp", "bkn_p", "mabn_buffer", "mabn_warmup",
                     "pn_warmup"):
             ctx[key] = f.attrs.get(key, -1)
+        ctx["bkn_predict"] = text(f.attrs.get("bkn_predict", "group"))
+        ctx["bkn_grad"] = int(f.attrs.get("bkn_grad", 0))
 
         def tensor(path, kind=np.float64):
             return torch.from_numpy(np.asarray(f[path], dtype=kind))

@@ -176,6 +176,9 @@ typedef struct ns_net_opts {
     size_t mabn_warmup;    /* MABN: warm-up iterations (100) */
     double bkn_p;          /* BKN mixing weight (-1: 0.9 for groups <= 16, else 0.05) */
     size_t bkn_samples;    /* BKN pseudo-inputs on dense layers (64) */
+    int bkn_predict;       /* BKN groups: ns_bkn_predict (NS_BKN_PREDICT_GROUP, the
+                              authors' per-group prediction) */
+    int bkn_grad;          /* BKN: gradient through the prediction (0: none) */
     size_t pn_warmup;      /* PowerNorm warm-up steps (10000) */
     double agc;            /* BN-free training: AGC clipping threshold lambda (0.01) */
     int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */

@@ -91,13 +91,53 @@ size_t ns_mabn_buffer_size(const ns_net_opts *o);
 /* PowerNorm with warm-up steps (whole batch as one group). */
 int ns_pn_create(ns_layer *L, double eps, size_t warmup);
 
-/* Batch Kalman Normalization; p < 0 picks the default for the group size.
- * ns_bkn_freeze makes it reuse its last prediction (for gradient tests). */
-int ns_bkn_create(ns_layer *L, double p, double eps, size_t group, size_t samples);
+/* Batch Kalman Normalization (src/norm/bkn.c).  How the prediction
+ * serves the normalisation groups of a batch: */
+typedef enum ns_bkn_predict {
+    NS_BKN_PREDICT_LAST = 0,  /* one prediction for every group, from the previous
+                               * layer's last group; running averages over every
+                               * group (normscope's first reading; runs written
+                               * before the mode was recorded) */
+    NS_BKN_PREDICT_GROUP = 1  /* the authors' code: group g predicted from group g of
+                               * the previous layer, one guard decision per batch,
+                               * running averages of group 0's statistics */
+} ns_bkn_predict;
+
+typedef struct ns_bkn_opts {
+    double p;                 /* mixing weight; < 0: 0.9 for groups <= 16, else 0.05 */
+    double eps;               /* variance epsilon */
+    size_t group;             /* samples per normalisation group (0: the batch) */
+    size_t samples;           /* pseudo-inputs per prediction on dense layers */
+    ns_bkn_predict predict;
+    int grad;                 /* 1: the gradient flows through the prediction (into
+                               * the weight layer and the previous layer's statistics);
+                               * 0: the prediction is a constant in backward */
+} ns_bkn_opts;
+
+/* Fills a BKN layer (NS_EINVAL for p outside [0, 1] or an unknown mode).
+ * ns_bkn_freeze makes it reuse its last prediction (for gradient tests;
+ * no gradient flows through a frozen prediction). */
+int ns_bkn_create(ns_layer *L, const ns_bkn_opts *o);
 void ns_bkn_freeze(ns_layer *L, int frozen);
-/* The statistics (m, v) of C channels a BKN layer or a residual add layer
- * hands on to the next BKN (see src/norm/bkn.c); 0 when there are none. */
-int ns_bkn_carried(const ns_layer *L, double *m, double *v, size_t C);
+/* Sets a BKN layer's running-average decay (0.9); returns the old one
+ * (recalibration averages batches with decay k/(k+1)). */
+double ns_bkn_set_decay(ns_layer *L, double decay);
+/* "group" / "last" for --bkn-predict and /config; NS_EINVAL otherwise. */
+int ns_bkn_parse_predict(const char *s, ns_bkn_predict *mode);
+const char *ns_bkn_predict_name(ns_bkn_predict mode);
+/* The last forward of a BKN layer in train or batch mode: its groups
+ * (into *ngroups, may be NULL) and how many mixed the prediction in. */
+size_t ns_bkn_mixed(const ns_layer *L, size_t *ngroups);
+/* Group k of that forward, C values each (any pointer may be NULL): the
+ * observed moments (mu, s2) and the prediction (mh, vh) it was offered.
+ * Returns 1 with a prediction, 0 without one (mh, vh left alone), -1 when
+ * there is no group k. */
+int ns_bkn_moments(const ns_layer *L, size_t k, double *mu, double *s2, double *mh,
+                   double *vh);
+/* The statistics (m, v) of C channels of group k that a BKN layer or a
+ * residual add layer hands on to the next BKN (see src/norm/bkn.c); 0 when
+ * there are none for that group. */
+int ns_bkn_carried(const ns_layer *L, size_t k, double *m, double *v, size_t C);
 
 /* FRN + TLU; learned_eps < 0: learned exactly when the map is 1x1. */
 int ns_frn_create(ns_layer *L, double eps0, int learned_eps);

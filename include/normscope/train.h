@@ -193,7 +193,10 @@ int ns_evaluate(ns_net *net, const ns_dataset *d, double *loss, double *acc);
 /* Recalibration: resets the running statistics of every BN-family layer and
  * re-estimates them as the plain average of the batch statistics of the
  * first `n` samples of d (train-mode forwards, parameters untouched).
- * DESIGN.md section 5's `recal` mode.  Layers other than BN keep theirs. */
+ * DESIGN.md section 5's `recal` mode.  BKN layers likewise average their
+ * group 0's estimate (mu~, s2~) over the batches (with --bkn-predict last
+ * the groups of a batch update in turn, as in training).  Other layers are
+ * not reset. */
 int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n);
 
 /* Loads a data set per the configuration (split, subset) and applies the

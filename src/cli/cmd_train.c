@@ -38,7 +38,8 @@ static const char usage_text[] =
     "  --gn-groups G --psbn-alpha A --fct TAU --frn-eps E --frn-relu --wm-all\n"
     "  --res-scale paper|code\n"
     "  --brn-warmup S --brn-ramp S --ic-drop P --mabn-real-batch R --mabn-buffer S\n"
-    "  --mabn-warmup N --agc LAMBDA --bkn-p P --bkn-samples K --pn-warmup S\n"
+    "  --mabn-warmup N --agc LAMBDA --bkn-p P --bkn-samples K --bkn-predict group|last\n"
+    "  --bkn-grad none|full --pn-warmup S\n"
     "                     options of methods (--help-norm NAME says which reads what)\n"
     "data:\n"
     "  --data D           fashion-mnist (default), idx:DIR, cifar10:DIR, FILE.h5,\n"
@@ -81,7 +82,7 @@ static const char usage_text[] =
 enum {
     O_ARCH = 256, O_NORM, O_NOAFFINE, O_INIT, O_DATA, O_NOSTD, O_OPTIM, O_NEST, O_SCHED,
     O_FORCE, O_CKSTEPS, O_RESUME, O_QUIET, O_LISTNORMS, O_HELPNORM, O_FRNRELU, O_WMALL,
-    O_RESSCALE,
+    O_RESSCALE, O_BKNPRED, O_BKNGRAD,
     O_TABLE = 1024   /* + the index of a numeric option in the training option table */
 };
 
@@ -106,6 +107,8 @@ static const struct option fixed[] = {
     {"help-norm", required_argument, NULL, O_HELPNORM},
     {"frn-relu", no_argument, NULL, O_FRNRELU},
     {"wm-all", no_argument, NULL, O_WMALL},
+    {"bkn-predict", required_argument, NULL, O_BKNPRED},
+    {"bkn-grad", required_argument, NULL, O_BKNGRAD},
     {"res-scale", required_argument, NULL, O_RESSCALE},
     {"help", no_argument, NULL, 'h'},
 };
@@ -260,6 +263,18 @@ int cmd_train(int argc, char **argv)
         }
         case O_FRNRELU: c.net.frn_relu = 1; break;
         case O_WMALL: c.net.wm_all = 1; break;
+        case O_BKNPRED: {
+            ns_bkn_predict mode;
+            if (ns_bkn_parse_predict(optarg, &mode))
+                return ns_cli_usage_error("train", "--bkn-predict is group or last, got '%s'", optarg);
+            c.net.bkn_predict = (int)mode;
+            break;
+        }
+        case O_BKNGRAD:
+            if (!strcmp(optarg, "none")) c.net.bkn_grad = 0;
+            else if (!strcmp(optarg, "full")) c.net.bkn_grad = 1;
+            else return ns_cli_usage_error("train", "--bkn-grad is none or full, got '%s'", optarg);
+            break;
         case O_RESSCALE:
             if (!strcmp(optarg, "paper")) c.net.res_scale_paper = 1;
             else if (!strcmp(optarg, "code")) c.net.res_scale_paper = 0;

@@ -1,5 +1,6 @@
 /*
- * Batch Kalman Normalization (Wang et al. 2018), following METHODS.md:
+ * Batch Kalman Normalization (Wang et al. 2018), following METHODS.md and
+ * the authors' code (KalmanNorm/kalman_norm.py, cifar-kn-microbatch.py):
  * the statistics of a normalization layer are estimated by mixing the
  * observed (micro-)batch moments with a prediction made from the previous
  * normalization layer's statistics through this layer's own weights:
@@ -8,23 +9,41 @@
  *   (mhat, vhat) = moments of (weight layer)(S) per channel;
  *   mu~ = p mhat + (1-p) mu,
  *   s2~ = p vhat + (1-p) s2 + p (1-p) (mu - mhat)^2,
- *   used only when mean(vhat / s2) < 100 (else mu, s2);
+ *   used only when mean(vhat / (s2 + eps)) < 100 (else mu, s2);
  *   y = gamma (x - mu~) / sqrt(s2~ + eps) + beta;
  *   running averages of (mu~, s2~) with decay 0.9 are used at inference.
  * One pseudo-input with moments over (H, W) for convolutions, as the
  * authors' code; on dense layers (a single value per channel) `samples`
- * pseudo-inputs instead (normscope's own choice).  The prediction is taken
- * as a constant in backward (normscope's reading: no gradient through the
- * pseudo-input); the gradient flows through the observed mu and s2.
- * With groups, one prediction serves every group (made from the previous
- * layer's last group) and the running averages take every group in turn;
- * the authors' code predicts each group from the matching group of the
- * previous layer and averages the first group's statistics (both ours).
+ * pseudo-inputs instead (normscope's own choice).
+ *
+ * Groups (--norm-group S), two modes:
+ *   NS_BKN_PREDICT_GROUP (the authors' code, the default): group g is
+ *     predicted from group g of the previous layer, with its own pseudo-input
+ *     (drawn in group order from one stream); one guard decision for the
+ *     whole batch (the mean of vhat / s2 over every group and channel); the
+ *     running averages take group 0's (mu~, s2~) only, once per step; each
+ *     group's (mu~, s2~) is handed on to the next layer.
+ *   NS_BKN_PREDICT_LAST (normscope's first reading, runs written before the
+ *     mode was recorded): one prediction serves every group, made from the
+ *     previous layer's last group; the guard per group; the running
+ *     averages take every group in turn.
+ * The eps in the guard keeps a constant channel finite (the authors divide
+ * by s2 alone).
+ *
+ * Gradient: with `grad` 0 (normscope's reading) the prediction is a
+ * constant in backward and the gradient flows through the observed mu and
+ * s2 only.  With `grad` 1 it also flows through the prediction, as autograd
+ * does in the authors' code: into the weight layer's parameters through the
+ * pseudo-input's image, and through the pseudo-input into the previous
+ * layer's (mu~, s2~) (see est_deposit), hence into that layer's input and
+ * its own prediction.  The draws eps are held fixed.
+ *
  * The first normalization layer of a network has no predecessor and uses
  * its batch statistics.  After a residual block the statistics carried on
- * are the sums of the branch's and the skip path's (see bkn_estimate), and a
- * projection shortcut's BKN predicts from the block's input statistics.  p defaults to 0.9 for normalisation groups of at
- * most 16 samples and 0.05 otherwise.
+ * are the sums of the branch's and the skip path's (see est_add), and a
+ * projection shortcut's BKN predicts from the block's input statistics.  p
+ * defaults to 0.9 for normalisation groups of at most 16 samples and 0.05
+ * otherwise.
  */
 #include "normscope/norm.h"
 
@@ -35,48 +54,94 @@
 typedef struct bkn_impl {
     double p, eps, decay;
     size_t group, samples;
+    ns_bkn_predict predict;
+    int grad;                /* gradient through the prediction */
     int frozen;              /* tests: reuse the last prediction */
     int have_pred;           /* the last prediction exists */
     ns_layer *wl;            /* the weight layer feeding this one (or NULL) */
-    double *mt, *st;         /* ngroups_max * C: mu~, s2~ used */
-    double *mu, *s2;         /* ngroups_max * C: observed moments */
-    double *mh, *vh;         /* C: prediction */
-    int *mixed;              /* ngroups_max: the prediction was used */
-    double *est_m, *est_v;   /* C: this layer's last estimate, read by the next BKN */
-    ns_real *pin, *pout;     /* pseudo-input and its image */
+    size_t gmax;             /* groups of a batch of max_batch samples */
+    size_t pc;               /* channels of the previous layer's statistics */
+    size_t ns;               /* pseudo-inputs per prediction (1 on maps) */
+    /* per group (gmax rows of C): */
+    double *mt, *st;         /* mu~, s2~ used */
+    double *mu, *s2;         /* observed moments */
+    double *mh, *vh;         /* prediction (one row per prediction) */
+    double *dmh, *dvh;       /* backward scratch: dL/d(mh, vh) */
+    double *est_m, *est_v;   /* (mu~, s2~) handed on to the next BKN */
+    double *dest_m, *dest_v; /* dL/d(est) added by the layers that predicted from it */
+    double *pm, *pv;         /* gmax rows of pc: the previous statistics used */
+    size_t *psrc;            /* the previous layer's group each prediction read */
+    int *mixed;              /* per group: the prediction was used */
+    ns_real *noise, *pin, *pout, *dpin, *dpout; /* gmax * ns pseudo-inputs and images */
+    size_t npred;            /* predictions of the last forward */
     size_t ngroups, gsize;
-    int have_est;
+    size_t est_ng;           /* groups in est (0: no estimate yet) */
 } bkn_impl;
 
+static const ns_layer_ops bkn_ops;
+
+static int is_bkn(const ns_layer *L)
+{
+    return L->ops == &bkn_ops;
+}
+
+static int is_add(const ns_layer *L)
+{
+    return strcmp(L->ops->kind, "add") == 0;
+}
+
 /*
- * The statistics (m, v) of C channels that flow out of L, for the next BKN:
- * a BKN layer's last (mu~, s2~); after a residual block (L its add layer)
- * the sums of the branch's and the skip path's estimates, as for the sum of
- * independent inputs (normscope's reading of "carried along the skip").
- * 0 when L is none of these or has no estimate yet.
+ * The statistics (m, v) of C channels that flow out of L, for the next BKN,
+ * one row per group: a BKN layer's last (mu~, s2~) of each group; after a
+ * residual block (L its add layer) the sums of the branch's and the skip
+ * path's estimates, as for the sum of independent inputs (normscope's
+ * reading of the authors' `m + m3, v + v3`).  est_groups gives the number
+ * of groups (0 when L is none of these, has no estimate yet, or the paths
+ * disagree); est_add adds group k's statistics to (m, v); est_deposit adds
+ * dL/d(m, v) of group k where the statistics came from.
  */
-static int bkn_estimate(const ns_layer *L, double *m, double *v, size_t C)
+static size_t est_groups(const ns_layer *L, size_t C)
 {
     if (!L || L->in_c != C)
         return 0;
-    if (strcmp(L->ops->kind, "bkn") == 0) {
+    if (is_bkn(L)) {
         const bkn_impl *b = L->impl;
-        if (!b->have_est)
-            return 0;
-        memcpy(m, b->est_m, C * sizeof *m);
-        memcpy(v, b->est_v, C * sizeof *v);
-        return 1;
+        return b->est_ng;
     }
-    if (strcmp(L->ops->kind, "add") != 0 || !bkn_estimate(L->prev_norm, m, v, C))
+    if (!is_add(L))
         return 0;
-    double *t = malloc(2 * C * sizeof *t);
-    int ok = t && bkn_estimate(L->prev_norm2, t, t + C, C);
-    for (size_t c = 0; ok && c < C; c++) {
-        m[c] += t[c];
-        v[c] += t[C + c];
+    size_t g1 = est_groups(L->prev_norm, C), g2 = est_groups(L->prev_norm2, C);
+    return g1 == g2 ? g1 : 0;
+}
+
+static void est_add(const ns_layer *L, size_t k, double *m, double *v, size_t C)
+{
+    if (is_bkn(L)) {
+        const bkn_impl *b = L->impl;
+        for (size_t c = 0; c < C; c++) {
+            m[c] += b->est_m[k * C + c];
+            v[c] += b->est_v[k * C + c];
+        }
+        return;
     }
-    free(t);
-    return ok;
+    est_add(L->prev_norm, k, m, v, C);
+    est_add(L->prev_norm2, k, m, v, C);
+}
+
+static void est_deposit(const ns_layer *L, size_t k, const double *dm, const double *dv,
+                        size_t C)
+{
+    if (is_bkn(L)) {
+        /* the layer's impl is its own scratch; L itself stays read-only */
+        bkn_impl *b = L->impl;
+        for (size_t c = 0; c < C; c++) {
+            b->dest_m[k * C + c] += dm[c];
+            b->dest_v[k * C + c] += dv[c];
+        }
+        return;
+    }
+    est_deposit(L->prev_norm, k, dm, dv, C);
+    est_deposit(L->prev_norm2, k, dm, dv, C);
 }
 
 static size_t group_size(const bkn_impl *b, size_t n)
@@ -84,52 +149,83 @@ static size_t group_size(const bkn_impl *b, size_t n)
     return (b->group == 0 || b->group > n) ? n : b->group;
 }
 
-/* Prediction (mh, vh) from the previous layer's estimate; 0 if none. */
-static int predict(ns_layer *L, bkn_impl *b, const ns_ctx *ctx)
+/* Prediction (mh, vh) per prediction row from the previous layer's
+ * estimate for ng groups; 0 if none. */
+static int predict(ns_layer *L, bkn_impl *b, const ns_ctx *ctx, size_t ng)
 {
     if (b->frozen)
         return b->have_pred;
     ns_layer *W = b->wl;
-    if (!L->prev_norm || !W)
+    if (!L->prev_norm || !W || b->pc == 0)
         return 0;
-    size_t pc = L->prev_norm->in_c, in = ns_layer_in_size(W);
-    if (in % pc != 0)
+    size_t pc = b->pc, in = ns_layer_in_size(W), out = ns_layer_out_size(W);
+    size_t pg = est_groups(L->prev_norm, pc);
+    if (pg == 0 || (b->predict == NS_BKN_PREDICT_GROUP && pg != ng))
         return 0;
-    double *pm = malloc(2 * pc * sizeof *pm);
-    if (!pm || !bkn_estimate(L->prev_norm, pm, pm + pc, pc)) {
-        free(pm);
-        return 0;
-    }
-    const double *pv = pm + pc;
+    size_t np = b->predict == NS_BKN_PREDICT_GROUP ? ng : 1, ns = b->ns;
     size_t per = in / pc;   /* input values per channel of the predecessor */
-    size_t ns = W->out_h * W->out_w == 1 ? b->samples : 1;
+    memset(b->pm, 0, np * pc * sizeof *b->pm);
+    memset(b->pv, 0, np * pc * sizeof *b->pv);
     ns_rng r;
     ns_rng_seed(&r, ctx->seed ^ 0xb4a1u, ctx->step * 4096 + (uint64_t)atoi(L->name));
-    for (size_t s = 0; s < ns; s++)
-        for (size_t j = 0; j < in; j++) {
-            size_t c = j / per;
-            double v = pm[c] + sqrt(pv[c] > 0 ? pv[c] : 0) * ns_rng_normal(&r);
-            b->pin[s * in + j] = (ns_real)(v > 0 ? v : 0);
-        }
-    free(pm);
-    ns_ctx pc_ctx = {.mode = NS_MODE_EVAL, .seed = ctx->seed, .step = ctx->step};
-    if (W->ops->forward(W, b->pout, b->pin, NULL, ns, &pc_ctx))
-        return 0;
-    size_t C = L->in_c, P = L->in_h * L->in_w;
-    for (size_t c = 0; c < C; c++) {
-        double s1 = 0, s2 = 0, cnt = (double)(ns * P);
+    for (size_t k = 0; k < np; k++) {
+        b->psrc[k] = b->predict == NS_BKN_PREDICT_GROUP ? k : pg - 1;
+        double *pm = b->pm + k * pc, *pv = b->pv + k * pc;
+        est_add(L->prev_norm, b->psrc[k], pm, pv, pc);
         for (size_t s = 0; s < ns; s++)
-            for (size_t j = 0; j < P; j++) {
-                double v = b->pout[s * C * P + c * P + j];
-                s1 += v;
-                s2 += v * v;
+            for (size_t j = 0; j < in; j++) {
+                size_t c = j / per, q = (k * ns + s) * in + j;
+                double e = ns_rng_normal(&r);
+                double v = pm[c] + sqrt(pv[c] > 0 ? pv[c] : 0) * e;
+                b->noise[q] = (ns_real)e;
+                b->pin[q] = (ns_real)(v > 0 ? v : 0);
             }
-        b->mh[c] = s1 / cnt;
-        b->vh[c] = s2 / cnt - b->mh[c] * b->mh[c];
-        if (b->vh[c] < 0)
-            b->vh[c] = 0;
     }
+    /* through the weight layer, at most max_batch samples a call */
+    ns_ctx pc_ctx = {.mode = NS_MODE_EVAL, .seed = ctx->seed, .step = ctx->step};
+    size_t rows = np * ns, chunk = W->max_batch / ns * ns;
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        size_t m = rows - r0 < chunk ? rows - r0 : chunk;
+        if (W->ops->forward(W, b->pout + r0 * out, b->pin + r0 * in, NULL, m, &pc_ctx))
+            return 0;
+    }
+    size_t C = L->in_c, P = L->in_h * L->in_w;
+    double cnt = (double)(ns * P);
+    for (size_t k = 0; k < np; k++)
+        for (size_t c = 0; c < C; c++) {
+            double s1 = 0, s2 = 0;
+            for (size_t s = 0; s < ns; s++) {
+                const ns_real *o = b->pout + (k * ns + s) * out + c * P;
+                for (size_t j = 0; j < P; j++) {
+                    s1 += o[j];
+                    s2 += (double)o[j] * o[j];
+                }
+            }
+            double mh = s1 / cnt, vh = s2 / cnt - mh * mh;
+            b->mh[k * C + c] = mh;
+            b->vh[k * C + c] = vh > 0 ? vh : 0;
+        }
+    b->npred = np;
     return 1;
+}
+
+/* The prediction row group k uses. */
+static size_t pred_row(const bkn_impl *b, size_t k)
+{
+    return b->npred > 1 ? k : 0;
+}
+
+/* The guard of the authors' code: mean(vhat / s2) < 100, over the groups
+ * [k0, k1) and their channels. */
+static int guard_passes(const bkn_impl *b, size_t C, size_t k0, size_t k1)
+{
+    double ratio = 0;
+    for (size_t k = k0; k < k1; k++) {
+        const double *vh = b->vh + pred_row(b, k) * C, *s2 = b->s2 + k * C;
+        for (size_t c = 0; c < C; c++)
+            ratio += vh[c] / (s2[c] + b->eps);
+    }
+    return ratio / (double)((k1 - k0) * C) < 100;
 }
 
 static int bkn_forward(ns_layer *L, ns_real *y, const ns_real *x,
@@ -142,13 +238,13 @@ static int bkn_forward(ns_layer *L, ns_real *y, const ns_real *x,
     ns_real *rm = L->state[0].data, *rv = L->state[1].data;
     L->last_mode = ctx->mode;
     if (ctx->mode == NS_MODE_EVAL) {
+        /* the observed moments and the mixing of the last training
+         * forward stay for ns_bkn_moments */
         b->ngroups = 1;
         b->gsize = n;
-        b->mixed[0] = 0;
         for (size_t c = 0; c < C; c++) {
             b->mt[c] = rm[c];
             b->st[c] = rv[c];
-            b->mu[c] = rm[c];
         }
     } else {
         size_t g = group_size(b, n), ng = (n + g - 1) / g;
@@ -160,13 +256,14 @@ static int bkn_forward(ns_layer *L, ns_real *y, const ns_real *x,
         }
         b->ngroups = ng;
         b->gsize = g;
-        int have = predict(L, b, ctx);
+        int have = predict(L, b, ctx, ng);
+        if (have && b->frozen && b->npred > 1 && b->npred != ng)
+            have = 0;
         b->have_pred = have;
         for (size_t k = 0; k < ng; k++) {
             size_t lo = k * g, hi = lo + g < n ? lo + g : n;
             double cnt = (double)((hi - lo) * P);
             double *mu = b->mu + k * C, *s2 = b->s2 + k * C;
-            double *mt = b->mt + k * C, *st = b->st + k * C;
             for (size_t c = 0; c < C; c++) {
                 double s = 0, ss = 0;
                 for (size_t i = lo; i < hi; i++)
@@ -180,30 +277,42 @@ static int bkn_forward(ns_layer *L, ns_real *y, const ns_real *x,
                     }
                 s2[c] = ss / cnt;
             }
-            /* The variance-ratio guard of the authors' code. */
-            int mix = have;
-            if (mix) {
-                double ratio = 0;
-                for (size_t c = 0; c < C; c++)
-                    ratio += b->vh[c] / (s2[c] + b->eps);
-                mix = ratio / (double)C < 100;
-            }
+        }
+        /* The variance-ratio guard: one decision for the batch (the
+         * authors' code takes the mean over every group), or per group. */
+        int joint = have && b->predict == NS_BKN_PREDICT_GROUP ? guard_passes(b, C, 0, ng) : 0;
+        int update = ctx->mode == NS_MODE_TRAIN;
+        for (size_t k = 0; k < ng; k++) {
+            int mix = have && (b->predict == NS_BKN_PREDICT_GROUP ? joint
+                                                                  : guard_passes(b, C, k, k + 1));
             b->mixed[k] = mix;
             double p = mix ? b->p : 0;
+            const double *mh = b->mh + pred_row(b, k) * C, *vh = b->vh + pred_row(b, k) * C;
+            const double *mu = b->mu + k * C, *s2 = b->s2 + k * C;
+            double *mt = b->mt + k * C, *st = b->st + k * C;
             for (size_t c = 0; c < C; c++) {
-                double dm = mu[c] - (mix ? b->mh[c] : mu[c]);
-                mt[c] = p * (mix ? b->mh[c] : 0) + (1 - p) * mu[c];
-                st[c] = p * (mix ? b->vh[c] : 0) + (1 - p) * s2[c] + p * (1 - p) * dm * dm;
-                if (ctx->mode == NS_MODE_TRAIN) {
+                if (mix) {
+                    double dm = mu[c] - mh[c];
+                    mt[c] = p * mh[c] + (1 - p) * mu[c];
+                    st[c] = p * vh[c] + (1 - p) * s2[c] + p * (1 - p) * dm * dm;
+                } else {
+                    mt[c] = mu[c];
+                    st[c] = s2[c];
+                }
+            }
+            /* running averages: group 0's (authors) or every group's */
+            if (update && (k == 0 || b->predict == NS_BKN_PREDICT_LAST))
+                for (size_t c = 0; c < C; c++) {
                     rm[c] = (ns_real)(b->decay * rm[c] + (1 - b->decay) * mt[c]);
                     rv[c] = (ns_real)(b->decay * rv[c] + (1 - b->decay) * st[c]);
                 }
-            }
         }
-        /* The estimate the next BKN layer predicts from: the last group's. */
-        memcpy(b->est_m, b->mt + (ng - 1) * C, C * sizeof *b->est_m);
-        memcpy(b->est_v, b->st + (ng - 1) * C, C * sizeof *b->est_v);
-        b->have_est = 1;
+        /* What the next BKN layer predicts from: every group's estimate. */
+        memcpy(b->est_m, b->mt, ng * C * sizeof *b->est_m);
+        memcpy(b->est_v, b->st, ng * C * sizeof *b->est_v);
+        memset(b->dest_m, 0, ng * C * sizeof *b->dest_m);
+        memset(b->dest_v, 0, ng * C * sizeof *b->dest_v);
+        b->est_ng = ng;
     }
     for (size_t k = 0; k < b->ngroups; k++) {
         size_t lo = k * b->gsize, hi = lo + b->gsize < n ? lo + b->gsize : n;
@@ -221,6 +330,51 @@ static int bkn_forward(ns_layer *L, ns_real *y, const ns_real *x,
     return NS_OK;
 }
 
+/* Backward through the prediction: dL/d(mh, vh) in b->dmh, b->dvh to the
+ * weight layer's parameters and, through the pseudo-input, to the previous
+ * layer's statistics. */
+static void predict_backward(ns_layer *L, bkn_impl *b)
+{
+    ns_layer *W = b->wl;
+    size_t C = L->in_c, P = L->in_h * L->in_w, pc = b->pc, ns = b->ns;
+    size_t in = ns_layer_in_size(W), out = ns_layer_out_size(W), per = in / pc;
+    double cnt = (double)(ns * P);
+    /* mh = mean(o), vh = mean(o^2) - mh^2 over (samples, P) */
+    for (size_t k = 0; k < b->npred; k++)
+        for (size_t c = 0; c < C; c++) {
+            double mh = b->mh[k * C + c], a = b->dmh[k * C + c] / cnt;
+            double v2 = b->vh[k * C + c] > 0 ? 2 * b->dvh[k * C + c] / cnt : 0;
+            for (size_t s = 0; s < ns; s++) {
+                size_t q = (k * ns + s) * out + c * P;
+                for (size_t j = 0; j < P; j++)
+                    b->dpout[q + j] = (ns_real)(a + v2 * (b->pout[q + j] - mh));
+            }
+        }
+    size_t rows = b->npred * ns, chunk = W->max_batch / ns * ns;
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        size_t m = rows - r0 < chunk ? rows - r0 : chunk;
+        W->ops->backward(W, b->dpin + r0 * in, NULL, 0, b->dpout + r0 * out, b->pout + r0 * out,
+                         b->pin + r0 * in, m);
+    }
+    /* S = relu(m + sqrt(v) eps): dS/dm = 1, dS/dv = eps / (2 sqrt(v)) where S > 0 */
+    double *dm = b->dmh, *dv = b->dvh;   /* reused as scratch, pc <= gmax rows */
+    for (size_t k = 0; k < b->npred; k++) {
+        const double *pv = b->pv + k * pc;
+        memset(dm, 0, pc * sizeof *dm);
+        memset(dv, 0, pc * sizeof *dv);
+        for (size_t s = 0; s < ns; s++)
+            for (size_t j = 0; j < in; j++) {
+                size_t c = j / per, q = (k * ns + s) * in + j;
+                if (b->pin[q] <= 0)
+                    continue;
+                dm[c] += b->dpin[q];
+                if (pv[c] > 0)
+                    dv[c] += b->dpin[q] * b->noise[q] * 0.5 / sqrt(pv[c]);
+            }
+        est_deposit(L->prev_norm, b->psrc[k], dm, dv, pc);
+    }
+}
+
 static void bkn_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
                          const ns_real *dy, const ns_real *y, const ns_real *x,
                          size_t n)
@@ -233,40 +387,63 @@ static void bkn_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     const ns_real *gamma = L->param[0].data;
     ns_real *dgamma = L->param[0].grad, *dbeta = L->param[1].grad;
     int eval = L->last_mode == NS_MODE_EVAL;
+    int through = !eval && b->grad && b->have_pred && !b->frozen;
+    if (through) {
+        memset(b->dmh, 0, b->npred * C * sizeof *b->dmh);
+        memset(b->dvh, 0, b->npred * C * sizeof *b->dvh);
+    }
     for (size_t k = 0; k < b->ngroups; k++) {
         size_t lo = k * b->gsize, hi = lo + b->gsize < n ? lo + b->gsize : n;
         double cnt = (double)((hi - lo) * P);
         const double *mt = b->mt + k * C, *st = b->st + k * C, *mu = b->mu + k * C;
-        double p = b->mixed[k] ? b->p : 0, d = 1 - p;
+        const double *mh = b->mh + pred_row(b, k) * C;
+        double p = !eval && b->mixed[k] ? b->p : 0, d = 1 - p;
         for (size_t c = 0; c < C; c++) {
-            double is = 1.0 / sqrt(st[c] + b->eps), sg = 0, sgx = 0, s1 = 0;
+            double is = 1.0 / sqrt(st[c] + b->eps), s1 = 0, sxc = 0;
             for (size_t i = lo; i < hi; i++)
                 for (size_t j = 0; j < P; j++) {
                     double dyv = dy[i * size + c * P + j];
-                    double xh = (x[i * size + c * P + j] - mt[c]) * is;
                     s1 += dyv;
-                    sgx += dyv * xh;
+                    sxc += dyv * (x[i * size + c * P + j] - mt[c]);
                 }
-            dgamma[c] += (ns_real)sgx;
+            dgamma[c] += (ns_real)(sxc * is);
             dbeta[c] += (ns_real)s1;
+            if (eval) {
+                for (size_t i = lo; i < hi && dx; i++)
+                    for (size_t j = 0; j < P; j++) {
+                        size_t q = i * size + c * P + j;
+                        double v = is * gamma[c] * dy[q];
+                        dx[q] = (ns_real)(acc ? dx[q] + v : v);
+                    }
+                continue;
+            }
+            /* dL/d(mu~, s2~): this layer's own use plus the next layers'
+             * predictions made from them */
+            double A = -gamma[c] * is * s1 + b->dest_m[k * C + c];
+            double B = -0.5 * gamma[c] * is * is * is * sxc + b->dest_v[k * C + c];
+            double dmu = d * A, ds2 = d * B;
+            if (p > 0) {
+                double cross = 2 * p * d * (mu[c] - mh[c]) * B;
+                dmu += cross;
+                if (through) {
+                    b->dmh[pred_row(b, k) * C + c] += p * A - cross;
+                    b->dvh[pred_row(b, k) * C + c] += p * B;
+                }
+            }
             if (!dx)
                 continue;
-            sg = gamma[c] * s1;
-            sgx *= gamma[c];
-            /* dx_i = is g_i - (d/m) is sum g
-             *        - is^2 (sum g xhat)/m [d (x_i - mu) + p d (mu - mhat)] */
-            double shift = b->mixed[k] ? p * d * (mu[c] - b->mh[c]) : 0;
+            /* dx_i = gamma is dy_i + dmu / m + 2 ds2 (x_i - mu) / m */
+            double a0 = dmu / cnt, a1 = 2 * ds2 / cnt;
             for (size_t i = lo; i < hi; i++)
                 for (size_t j = 0; j < P; j++) {
                     size_t q = i * size + c * P + j;
-                    double v = is * gamma[c] * dy[q];
-                    if (!eval)
-                        v -= d / cnt * is * sg +
-                             is * is * sgx / cnt * (d * (x[q] - mu[c]) + shift);
+                    double v = is * gamma[c] * dy[q] + a0 + a1 * (x[q] - mu[c]);
                     dx[q] = (ns_real)(acc ? dx[q] + v : v);
                 }
         }
     }
+    if (through)
+        predict_backward(L, b);
 }
 
 static void bkn_init(ns_layer *L, const ns_init *init, ns_rng *r)
@@ -280,7 +457,7 @@ static void bkn_init(ns_layer *L, const ns_init *init, ns_rng *r)
         L->state[0].data[c] = 0;
         L->state[1].data[c] = 1;
     }
-    b->have_est = 0;
+    b->est_ng = 0;
 }
 
 static void bkn_release(ns_layer *L)
@@ -288,17 +465,15 @@ static void bkn_release(ns_layer *L)
     bkn_impl *b = L->impl;
     if (!b)
         return;
-    ns_free(b->mt);
-    ns_free(b->st);
-    ns_free(b->mu);
-    ns_free(b->s2);
-    ns_free(b->mh);
-    ns_free(b->vh);
+    double *d[] = {b->mt, b->st, b->mu, b->s2, b->mh, b->vh, b->dmh, b->dvh, b->est_m,
+                   b->est_v, b->dest_m, b->dest_v, b->pm, b->pv};
+    for (size_t i = 0; i < sizeof d / sizeof *d; i++)
+        ns_free(d[i]);
+    ns_real *r[] = {b->noise, b->pin, b->pout, b->dpin, b->dpout};
+    for (size_t i = 0; i < sizeof r / sizeof *r; i++)
+        ns_free(r[i]);
+    ns_free(b->psrc);
     ns_free(b->mixed);
-    ns_free(b->est_m);
-    ns_free(b->est_v);
-    ns_free(b->pin);
-    ns_free(b->pout);
     ns_free(b);
     L->impl = NULL;
 }
@@ -308,9 +483,53 @@ static const ns_layer_ops bkn_ops = {
     .init = bkn_init, .release = bkn_release,
 };
 
-int ns_bkn_carried(const ns_layer *L, double *m, double *v, size_t C)
+int ns_bkn_carried(const ns_layer *L, size_t k, double *m, double *v, size_t C)
 {
-    return bkn_estimate(L, m, v, C);
+    if (k >= est_groups(L, C))
+        return 0;
+    memset(m, 0, C * sizeof *m);
+    memset(v, 0, C * sizeof *v);
+    est_add(L, k, m, v, C);
+    return 1;
+}
+
+size_t ns_bkn_mixed(const ns_layer *L, size_t *ngroups)
+{
+    const bkn_impl *b = L->impl;
+    if (ngroups)
+        *ngroups = b->est_ng;
+    size_t m = 0;
+    for (size_t k = 0; k < b->est_ng; k++)
+        m += b->mixed[k] != 0;
+    return m;
+}
+
+int ns_bkn_moments(const ns_layer *L, size_t k, double *mu, double *s2, double *mh,
+                   double *vh)
+{
+    const bkn_impl *b = L->impl;
+    size_t C = L->in_c;
+    if (k >= b->est_ng)
+        return -1;
+    if (mu)
+        memcpy(mu, b->mu + k * C, C * sizeof *mu);
+    if (s2)
+        memcpy(s2, b->s2 + k * C, C * sizeof *s2);
+    if (!b->have_pred)
+        return 0;
+    if (mh)
+        memcpy(mh, b->mh + pred_row(b, k) * C, C * sizeof *mh);
+    if (vh)
+        memcpy(vh, b->vh + pred_row(b, k) * C, C * sizeof *vh);
+    return 1;
+}
+
+double ns_bkn_set_decay(ns_layer *L, double decay)
+{
+    bkn_impl *b = L->impl;
+    double old = b->decay;
+    b->decay = decay;
+    return old;
 }
 
 void ns_bkn_freeze(ns_layer *L, int frozen)
@@ -318,7 +537,23 @@ void ns_bkn_freeze(ns_layer *L, int frozen)
     ((bkn_impl *)L->impl)->frozen = frozen;
 }
 
-int ns_bkn_create(ns_layer *L, double p, double eps, size_t group, size_t samples)
+int ns_bkn_parse_predict(const char *s, ns_bkn_predict *mode)
+{
+    if (!strcmp(s, "group"))
+        *mode = NS_BKN_PREDICT_GROUP;
+    else if (!strcmp(s, "last"))
+        *mode = NS_BKN_PREDICT_LAST;
+    else
+        return ns_error(NS_EINVAL, "--bkn-predict is group or last, got '%s'", s);
+    return NS_OK;
+}
+
+const char *ns_bkn_predict_name(ns_bkn_predict mode)
+{
+    return mode == NS_BKN_PREDICT_LAST ? "last" : "group";
+}
+
+int ns_bkn_create(ns_layer *L, const ns_bkn_opts *o)
 {
     bkn_impl *b = ns_calloc(1, sizeof *b);
     if (!b)
@@ -326,39 +561,61 @@ int ns_bkn_create(ns_layer *L, double p, double eps, size_t group, size_t sample
     L->impl = b;
     L->ops = &bkn_ops;
     L->is_norm = 1;
+    double p = o->p;
     if (p < 0)
-        p = (group && group <= 16) ? 0.9 : 0.05;
+        p = (o->group && o->group <= 16) ? 0.9 : 0.05;
     if (!(p >= 0 && p <= 1))
         return ns_error(NS_EINVAL, "--bkn-p must be in [0, 1], got %g", p);
+    if (o->predict != NS_BKN_PREDICT_GROUP && o->predict != NS_BKN_PREDICT_LAST)
+        return ns_error(NS_EINVAL, "unknown BKN prediction mode %d", (int)o->predict);
     b->p = p;
-    b->eps = eps;
+    b->eps = o->eps;
     b->decay = 0.9;
-    b->group = group;
+    b->group = o->group;
+    b->predict = o->predict;
+    b->grad = o->grad != 0;
     L->out_c = L->in_c;
     L->out_h = L->in_h;
     L->out_w = L->in_w;
-    size_t C = L->in_c, ng = L->max_batch;
-    /* The weight layer whose weights carry the prediction. */
+    size_t C = L->in_c, B = L->max_batch;
+    size_t g = o->group && o->group < B ? o->group : B;
+    b->gmax = (B + g - 1) / g;
+    /* The weight layer whose weights carry the prediction, and the
+     * statistics it reads. */
     ns_layer *W = L->in_layer;
-    if (W && (!strcmp(W->ops->kind, "dense") || !strcmp(W->ops->kind, "conv")))
+    if (W && (!strcmp(W->ops->kind, "dense") || !strcmp(W->ops->kind, "conv")) &&
+        L->prev_norm && ns_layer_in_size(W) % L->prev_norm->in_c == 0) {
         b->wl = W;
-    b->samples = samples < L->max_batch ? samples : L->max_batch;
-    size_t ns = b->wl ? (b->wl->out_h * b->wl->out_w == 1 ? b->samples : 1) : 0;
-    b->mt = ns_malloc(ng * C * sizeof *b->mt);
-    b->st = ns_malloc(ng * C * sizeof *b->st);
-    b->mu = ns_malloc(ng * C * sizeof *b->mu);
-    b->s2 = ns_malloc(ng * C * sizeof *b->s2);
-    b->mh = ns_calloc(C, sizeof *b->mh);
-    b->vh = ns_calloc(C, sizeof *b->vh);
-    b->mixed = ns_calloc(ng, sizeof *b->mixed);
-    b->est_m = ns_malloc(C * sizeof *b->est_m);
-    b->est_v = ns_malloc(C * sizeof *b->est_v);
-    b->pin = ns_malloc((ns ? ns * ns_layer_in_size(b->wl) : 1) * sizeof *b->pin);
-    b->pout = ns_malloc((ns ? ns * ns_layer_out_size(b->wl) : 1) * sizeof *b->pout);
-    if (!b->mt || !b->st || !b->mu || !b->s2 || !b->mh || !b->vh || !b->mixed ||
-        !b->est_m || !b->est_v || !b->pin || !b->pout)
+        b->pc = L->prev_norm->in_c;
+    }
+    b->samples = o->samples < B ? o->samples : B;
+    if (b->samples == 0)
+        b->samples = 1;
+    b->ns = b->wl ? (b->wl->out_h * b->wl->out_w == 1 ? b->samples : 1) : 0;
+    size_t G = b->gmax, pc = b->pc > C ? b->pc : C;
+    size_t npin = b->wl ? G * b->ns * ns_layer_in_size(b->wl) : 1;
+    size_t npout = b->wl ? G * b->ns * ns_layer_out_size(b->wl) : 1;
+    double **d[] = {&b->mt, &b->st, &b->mu, &b->s2, &b->mh, &b->vh, &b->dmh, &b->dvh,
+                    &b->est_m, &b->est_v, &b->dest_m, &b->dest_v, &b->pm, &b->pv};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof d / sizeof *d; i++)
+        bad |= !(*d[i] = ns_calloc(G * pc, sizeof **d[i]));
+    b->psrc = ns_calloc(G, sizeof *b->psrc);
+    b->mixed = ns_calloc(G, sizeof *b->mixed);
+    b->noise = ns_malloc(npin * sizeof *b->noise);
+    b->pin = ns_malloc(npin * sizeof *b->pin);
+    b->pout = ns_malloc(npout * sizeof *b->pout);
+    if (b->grad) {
+        b->dpin = ns_malloc(npin * sizeof *b->dpin);
+        b->dpout = ns_malloc(npout * sizeof *b->dpout);
+    }
+    if (bad || !b->psrc || !b->mixed || !b->noise || !b->pin || !b->pout ||
+        (b->grad && (!b->dpin || !b->dpout)))
         return NS_ENOMEM;
-    L->cache_bytes = 4 * (group && group < ng ? (ng + group - 1) / group : 1) * C * sizeof(double);
+    size_t groups = o->group && o->group < B ? (B + o->group - 1) / o->group : 1;
+    L->cache_bytes = 4 * groups * C * sizeof(double);
+    if (b->grad)   /* the pseudo-inputs, their draws and images */
+        L->cache_bytes += (2 * npin + npout) * sizeof(ns_real);
     size_t cd[1] = {C};
     int st = ns_layer_add_param(L, "weight", 1, cd);
     if (!st) st = ns_layer_add_param(L, "bias", 1, cd);

@@ -43,7 +43,10 @@ static int create_mabn(ns_layer *L, const ns_net_opts *o)
 
 static int create_bkn(ns_layer *L, const ns_net_opts *o)
 {
-    return ns_bkn_create(L, o->bkn_p, o->bn_eps, o->norm_group, o->bkn_samples);
+    ns_bkn_opts b = {.p = o->bkn_p, .eps = o->bn_eps, .group = o->norm_group,
+                     .samples = o->bkn_samples, .predict = (ns_bkn_predict)o->bkn_predict,
+                     .grad = o->bkn_grad};
+    return ns_bkn_create(L, &b);
 }
 
 static int create_pn(ns_layer *L, const ns_net_opts *o)
@@ -101,12 +104,17 @@ static const ns_norm_method methods[] = {
     {"bkn", "batch Kalman normalization: batch moments mixed with a prediction from the "
             "previous norm layer's statistics through this layer's weights",
      "Wang et al. 2018 (authors' code); normscope's choices: pseudo-samples on dense "
-     "layers, no gradient through the prediction, one prediction for all groups (from the "
-     "previous layer's last group) and running averages over every group (the authors' "
-     "code predicts each group from its own and averages the first group's), the sum of "
-     "branch and skip statistics after a residual add", create_bkn,
-     "--bkn-p P (0.9 for --norm-group <= 16, else 0.05), --bkn-samples K (64), "
-     "--norm-group S, --bn-eps E", 0, 0, 0, 0},
+     "layers, no gradient through the prediction unless --bkn-grad full, the sum of branch "
+     "and skip statistics after a residual add", create_bkn,
+     "--bkn-p P (0.9 for --norm-group <= 16, else 0.05); --bkn-predict group|last (group, "
+     "the default and the authors' code: each group predicted from the same group of the "
+     "previous layer, one guard decision per batch, running averages of group 0's "
+     "statistics; last: one prediction for every group from the previous layer's last "
+     "group, running averages over every group, normscope's first reading and what runs "
+     "written before the option load with); --bkn-grad none|full (none, the default: the "
+     "prediction is a constant in backward; full: the gradient also flows through it into "
+     "the weight layer and the previous layer's statistics, as autograd does in the "
+     "authors' code); --bkn-samples K (64), --norm-group S, --bn-eps E", 0, 0, 0, 0},
     {"pn", "PowerNorm: quadratic mean instead of variance, the running estimate normalises "
            "after warm-up, approximate backward through running statistics",
      "Shen et al., ICML 2020 (Algorithm 1); alpha 0.9 and the 10000-step warm-up are the "

@@ -4,6 +4,7 @@
  * storage as attributes of /config in the run file.
  */
 #include "normscope/train.h"
+#include "normscope/norm.h"
 
 #include <errno.h>
 #include <math.h>
@@ -270,6 +271,10 @@ int ns_train_config_check(const ns_train_config *c)
         if (c->ckpt_steps[i] > MAX_STEPS)
             return ns_error(NS_EINVAL, "--ckpt-steps must be integers in 0..%.0f, got %zu",
                             MAX_STEPS, c->ckpt_steps[i]);
+    if (c->net.bkn_predict != NS_BKN_PREDICT_GROUP && c->net.bkn_predict != NS_BKN_PREDICT_LAST)
+        return ns_error(NS_EINVAL, "--bkn-predict is group or last");
+    if (c->net.bkn_grad != 0 && c->net.bkn_grad != 1)
+        return ns_error(NS_EINVAL, "--bkn-grad is none or full");
     return NS_OK;
 }
 
@@ -398,6 +403,9 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
         else
             st = ns_h5_attr_int(fid, g, o->key, (int64_t)ns_train_opt_get(o, c));
     }
+    if (!st) st = ns_h5_attr_str(fid, g, "bkn_predict",
+                                 ns_bkn_predict_name((ns_bkn_predict)c->net.bkn_predict));
+    if (!st) st = ns_h5_attr_int(fid, g, "bkn_grad", c->net.bkn_grad);
     ns_init_name(&c->init, buf, sizeof buf);
     if (!st) st = ns_h5_attr_str(fid, g, "init", buf);
     if (!st) st = ns_h5_attr_str(fid, g, "optim", ns_optim_name(c->optim));
@@ -459,6 +467,29 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
         st = load_opt(fid, &opts[i], c);
     if (st)
         return NS_EFORMAT;
+    /* Runs written before these attributes predicted every BKN group from
+     * the previous layer's last group, without gradient through the
+     * prediction. */
+    c->net.bkn_predict = NS_BKN_PREDICT_LAST;
+    c->net.bkn_grad = 0;
+    if (H5Aexists_by_name(fid, g, "bkn_predict", H5P_DEFAULT) > 0) {
+        ns_bkn_predict mode;
+        if (load_str(fid, "bkn_predict", buf, sizeof buf))
+            return NS_EFORMAT;
+        if (ns_bkn_parse_predict(buf, &mode))
+            return ns_error(NS_EFORMAT, "cannot read '%s': /config attribute 'bkn_predict' "
+                            "must be group or last, got '%s'", ns_h5_name(fid), buf);
+        c->net.bkn_predict = (int)mode;
+    }
+    if (H5Aexists_by_name(fid, g, "bkn_grad", H5P_DEFAULT) > 0) {
+        int64_t v;
+        if (ns_h5_get_int(fid, g, "bkn_grad", &v))
+            return NS_EFORMAT;
+        if (v != 0 && v != 1)
+            return ns_error(NS_EFORMAT, "cannot read '%s': /config attribute 'bkn_grad' "
+                            "must be 0 or 1, got %lld", ns_h5_name(fid), (long long)v);
+        c->net.bkn_grad = (int)v;
+    }
     const char *what = "init";
     if (!(st = load_str(fid, what, buf, sizeof buf)))
         st = ns_parse_init(buf, &c->init);

@@ -113,9 +113,10 @@ int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n)
         st = NS_ENOMEM;
         goto cleanup;
     }
+    /* BN and BKN: running mean and variance reset, then the plain average */
     for (size_t i = 0; i < net->nlayers; i++) {
         ns_layer *L = &net->layers[i];
-        if (strcmp(L->ops->kind, "bn") != 0)
+        if (strcmp(L->ops->kind, "bn") != 0 && strcmp(L->ops->kind, "bkn") != 0)
             continue;
         for (size_t c = 0; c < L->in_c; c++) {
             L->state[0].data[c] = 0;
@@ -132,10 +133,14 @@ int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n)
         for (size_t i = 0; i < net->nlayers; i++)
             if (!strcmp(net->layers[i].ops->kind, "bn"))
                 old[i] = ns_bn_set_momentum(&net->layers[i], 1.0 / (double)(k + 1));
+            else if (!strcmp(net->layers[i].ops->kind, "bkn"))
+                old[i] = ns_bkn_set_decay(&net->layers[i], (double)k / (double)(k + 1));
         st = ns_net_forward(net, x, m, &ctx);
         for (size_t i = 0; i < net->nlayers; i++)
             if (!strcmp(net->layers[i].ops->kind, "bn"))
                 ns_bn_set_momentum(&net->layers[i], old[i]);
+            else if (!strcmp(net->layers[i].ops->kind, "bkn"))
+                ns_bkn_set_decay(&net->layers[i], old[i]);
         if (st)
             break;
     }

@@ -139,6 +139,43 @@ PYEOF
 run $NS train --help-norm ln
 want 0 "--help-norm ln" && has "$T/stdout" "default gradient clipping: global norm 2" "--help-norm gives the clipping"
 
+# BKN's prediction mode and gradient are recorded in /config and bad values
+# refused; a run written before they were recorded resumes with the old
+# behaviour (last group, no gradient through the prediction): resumed from
+# a copy without the attributes, it matches a --bkn-predict last run.
+BKN="--arch conv3x3:4,norm,relu,conv3x3:4/2,norm,relu,gap,fc:out --norm bkn --norm-group 4 --schedule const"
+expect_line 2 "normscope train: --bkn-predict is group or last, got 'first' (see 'normscope train --help')" \
+    "$T/e.h5" $NS train --bkn-predict first -o "$T/e.h5" $SMALL
+expect_line 2 "normscope train: --bkn-grad is none or full, got 'some' (see 'normscope train --help')" \
+    "$T/e.h5" $NS train --bkn-grad some -o "$T/e.h5" $SMALL
+$NS train $BKN --steps 4 -o "$T/bg.h5" $SMALL >/dev/null || bad "bkn run failed"
+$NS train $BKN --steps 4 --bkn-predict last --bkn-grad full -o "$T/bl.h5" $SMALL >/dev/null ||
+    bad "bkn run with --bkn-predict last --bkn-grad full failed"
+$NS train $BKN --steps 4 --bkn-predict last -o "$T/bl4.h5" $SMALL >/dev/null
+$NS train $BKN --steps 2 --bkn-predict last -o "$T/bo.h5" $SMALL >/dev/null
+"$PY" - "$T/bg.h5" "$T/bl.h5" "$T/bo.h5" <<'PYEOF' && ok || bad "bkn modes not recorded in /config"
+import sys, h5py
+def cfg(p):
+    a = h5py.File(p, "r")["config"].attrs
+    return a["bkn_predict"], int(a["bkn_grad"])
+assert cfg(sys.argv[1]) == ("group", 0), cfg(sys.argv[1])
+assert cfg(sys.argv[2]) == ("last", 1), cfg(sys.argv[2])
+with h5py.File(sys.argv[3], "r+") as f:
+    del f["config"].attrs["bkn_predict"]
+    del f["config"].attrs["bkn_grad"]
+PYEOF
+$NS train --resume "$T/bo.h5" --steps 4 -o "$T/bo4.h5" --quiet >/dev/null || bad "resume of an old bkn run failed"
+"$PY" - "$T/bl4.h5" "$T/bo4.h5" "$T/bg.h5" <<'PYEOF' && ok || bad "old bkn run did not resume with the last-group prediction"
+import sys, h5py, numpy as np
+def last(p):
+    with h5py.File(p, "r") as f:
+        return f["history/step/loss"][()], f["config"].attrs["bkn_predict"]
+(a, _), (b, mode), (g, _) = (last(p) for p in sys.argv[1:4])
+assert mode == "last", mode
+assert np.array_equal(a, b), (a, b)
+assert not np.array_equal(a, g), "the two modes trained alike"
+PYEOF
+
 # Divergence: exit 1, the run file stays valid and says so.
 expect 1 "diverged" "" $NS train --arch mlp:64x1 --norm none --lr 1e4 --epochs 1 -o "$T/nan.h5" $SMALL
 "$PY" -c "
