@@ -559,11 +559,27 @@ static int near(double a, double b)
     return fabs(a - b) <= 1e-6 * fabs(b);
 }
 
+/* 1 when a later BKN layer predicts from the estimate of layer L (a BKN
+ * layer or a residual add), directly or through adds: its prediction, and
+ * with it the gradient, depends on it. */
+static int estimate_read(const ns_net *net, const ns_layer *L)
+{
+    for (size_t j = 0; j < net->nlayers; j++) {
+        const ns_layer *M = &net->layers[j];
+        if (M->prev_norm != L && M->prev_norm2 != L)
+            continue;
+        if (is_kind(M, "bkn") || (is_kind(M, "add") && estimate_read(net, M)))
+            return 1;
+    }
+    return 0;
+}
+
 /* 1 when layer i's bias gradient vanishes in exact arithmetic: its only
  * reader removes the per-channel mean of the batch (a BN-type layer on
  * batch statistics, BRN's d being a constant; a BKN layer that used its
- * batch statistics alone, or whose gradient flows through its prediction,
- * which the bias shifts as much as the batch mean). */
+ * batch statistics alone, without gradient through predictions; a BKN
+ * layer with gradient through its prediction, which the bias shifts as
+ * much as the batch mean, when no later prediction reads its estimate). */
 static int bias_vanishes(const ns_net *net, size_t i, ns_mode mode, hid_t f)
 {
     int readers = 0, removes = 0;
@@ -581,7 +597,10 @@ static int bias_vanishes(const ns_net *net, size_t i, ns_mode mode, hid_t f)
             double *m = read_diag(f, L->name, "mixed", &n);
             for (size_t k = 0; m && k < n; k++)
                 mixed += m[k] != 0;
-            removes |= m && (mixed == 0 || net->opts.bkn_grad);
+            if (net->opts.bkn_grad)
+                removes |= m && !estimate_read(net, L);
+            else
+                removes |= m && mixed == 0;
             free(m);
         }
     }

@@ -165,7 +165,7 @@ START_TEST(test_config_roundtrip)
     ck_assert_uint_eq(d.nckpt_steps, 2);
     ck_assert_uint_eq(d.ckpt_steps[1], 17);
     ck_assert_int_eq(d.net.bkn_predict, NS_BKN_PREDICT_GROUP);  /* legacy default: last */
-    ck_assert_int_eq(d.net.bkn_grad, 0);
+    ck_assert_int_eq(d.net.bkn_grad, 1);                        /* legacy default: 0 */
 }
 END_TEST
 

@@ -178,7 +178,8 @@ typedef struct ns_net_opts {
     size_t bkn_samples;    /* BKN pseudo-inputs on dense layers (64) */
     int bkn_predict;       /* BKN groups: ns_bkn_predict (NS_BKN_PREDICT_GROUP, the
                               authors' per-group prediction) */
-    int bkn_grad;          /* BKN: gradient through the prediction (0: none) */
+    int bkn_grad;          /* BKN: gradient through the prediction (1, the authors'
+                              code; 0: the prediction is a constant in backward) */
     size_t pn_warmup;      /* PowerNorm warm-up steps (10000) */
     double agc;            /* BN-free training: AGC clipping threshold lambda (0.01) */
     int wm_all;            /* weight mean on every conv/dense layer, not the authors' rule */

@@ -39,7 +39,7 @@ static const char usage_text[] =
     "  --res-scale paper|code\n"
     "  --brn-warmup S --brn-ramp S --ic-drop P --mabn-real-batch R --mabn-buffer S\n"
     "  --mabn-warmup N --agc LAMBDA --bkn-p P --bkn-samples K --bkn-predict group|last\n"
-    "  --bkn-grad none|full --pn-warmup S\n"
+    "  --bkn-grad full|none --pn-warmup S\n"
     "                     options of methods (--help-norm NAME says which reads what)\n"
     "data:\n"
     "  --data D           fashion-mnist (default), idx:DIR, cifar10:DIR, FILE.h5,\n"

@@ -34,7 +34,7 @@ void ns_net_opts_default(ns_net_opts *o)
     o->bkn_p = -1;
     o->bkn_samples = 64;
     o->bkn_predict = NS_BKN_PREDICT_GROUP;
-    o->bkn_grad = 0;
+    o->bkn_grad = 1;
     o->pn_warmup = 10000;
     o->max_batch = 128;
 }

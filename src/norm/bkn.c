@@ -30,13 +30,16 @@
  * The eps in the guard keeps a constant channel finite (the authors divide
  * by s2 alone).
  *
- * Gradient: with `grad` 0 (normscope's reading) the prediction is a
- * constant in backward and the gradient flows through the observed mu and
- * s2 only.  With `grad` 1 it also flows through the prediction, as autograd
- * does in the authors' code: into the weight layer's parameters through the
- * pseudo-input's image, and through the pseudo-input into the previous
- * layer's (mu~, s2~) (see est_deposit), hence into that layer's input and
- * its own prediction.  The draws eps are held fixed.
+ * Gradient: with `grad` 1 (the default) it flows through the prediction
+ * as autograd does in the authors' code: into the weight layer's
+ * parameters through the pseudo-input's image, and through the pseudo-input
+ * into the previous layer's (mu~, s2~) (see est_deposit), hence into that
+ * layer's input and its own prediction; the draws eps are held fixed.  The
+ * prediction is linear in the weight layer's weights and bias, so the
+ * layer's output stays invariant to their scale and (for the bias) shift,
+ * as with BN.  With `grad` 0 (normscope's first reading, runs written
+ * before the option) the prediction is a constant in backward and the
+ * gradient flows through the observed mu and s2 only, a fraction 1 - p.
  *
  * The first normalization layer of a network has no predecessor and uses
  * its batch statistics.  After a residual block the statistics carried on

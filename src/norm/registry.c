@@ -104,17 +104,19 @@ static const ns_norm_method methods[] = {
     {"bkn", "batch Kalman normalization: batch moments mixed with a prediction from the "
             "previous norm layer's statistics through this layer's weights",
      "Wang et al. 2018 (authors' code); normscope's choices: pseudo-samples on dense "
-     "layers, no gradient through the prediction unless --bkn-grad full, the sum of branch "
-     "and skip statistics after a residual add", create_bkn,
+     "layers, the sum of branch and skip statistics after a residual add", create_bkn,
      "--bkn-p P (0.9 for --norm-group <= 16, else 0.05); --bkn-predict group|last (group, "
      "the default and the authors' code: each group predicted from the same group of the "
      "previous layer, one guard decision per batch, running averages of group 0's "
      "statistics; last: one prediction for every group from the previous layer's last "
      "group, running averages over every group, normscope's first reading and what runs "
-     "written before the option load with); --bkn-grad none|full (none, the default: the "
-     "prediction is a constant in backward; full: the gradient also flows through it into "
-     "the weight layer and the previous layer's statistics, as autograd does in the "
-     "authors' code); --bkn-samples K (64), --norm-group S, --bn-eps E", 0, 0, 0, 0},
+     "written before the option load with); --bkn-grad full|none (full, the default and "
+     "the authors' code: the gradient also flows through the prediction into the weight "
+     "layer and the previous layer's statistics; none: the prediction is a constant in "
+     "backward, normscope's first reading and what runs written before the option load "
+     "with; cnn, one epoch, groups of 2, seeds 1-3: 78.6% against 82.7% with the "
+     "gradient); --bkn-samples K (64), "
+     "--norm-group S, --bn-eps E", 0, 0, 0, 0},
     {"pn", "PowerNorm: quadratic mean instead of variance, the running estimate normalises "
            "after warm-up, approximate backward through running statistics",
      "Shen et al., ICML 2020 (Algorithm 1); alpha 0.9 and the 10000-step warm-up are the "
