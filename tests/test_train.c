@@ -392,6 +392,54 @@ START_TEST(test_atomic_refuse)
 }
 END_TEST
 
+/* A string attribute that holds several strings is refused, not read into
+ * the room of one (H5Aread writes every element: a heap overflow for fixed
+ * length, a stack overflow for variable length). */
+START_TEST(test_h5_string_array)
+{
+    ns_h5out f;
+    ck_assert_int_eq(ns_h5out_create(&f, ns_test_path("strarr.h5"), 1), NS_OK);
+    hsize_t n = 70;
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    for (int vlen = 0; vlen < 2; vlen++) {
+        const char *name = vlen ? "v" : "fixed";
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, vlen ? H5T_VARIABLE : 6);
+        char fixed[70][6];
+        const char *ptr[70];
+        for (int i = 0; i < 70; i++) {
+            memcpy(fixed[i], "abcde", 6);
+            ptr[i] = "abcde";
+        }
+        hid_t a = H5Acreate2(f.fid, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_ge(a, 0);
+        ck_assert_int_ge(H5Awrite(a, t, vlen ? (const void *)ptr : (const void *)fixed), 0);
+        H5Aclose(a);
+        H5Tclose(t);
+        char buf[8];
+        ck_assert_int_eq(ns_h5_get_str(f.fid, ".", name, buf, sizeof buf), NS_EFORMAT);
+        ck_assert_ptr_nonnull(strstr(ns_errmsg(), "is not a string"));
+    }
+    H5Sclose(sp);
+    ns_h5out_abort(&f);
+}
+END_TEST
+
+/* /checkpoints without a step is an empty list (no qsort of NULL). */
+START_TEST(test_checkpoints_none)
+{
+    ns_h5out f;
+    ck_assert_int_eq(ns_h5out_create(&f, ns_test_path("nock.h5"), 1), NS_OK);
+    ck_assert_int_eq(ns_h5_group(f.fid, "/checkpoints/x"), NS_OK);
+    uint64_t *steps;
+    size_t n = 7;
+    ck_assert_int_eq(ns_run_checkpoints(f.fid, &steps, &n), NS_OK);
+    ck_assert_uint_eq(n, 0);
+    ns_free(steps);
+    ns_h5out_abort(&f);
+}
+END_TEST
+
 /* Global-norm clipping: one SGD step without momentum moves the parameters
  * by lr * min(clip, |g|), with |g| the norm the history records. */
 static double clipped_step(double clip, double *gnorm)
@@ -874,6 +922,8 @@ int main(void)
     tcase_add_test(tc, test_recalibrate_bkn);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_atomic_refuse);
+    tcase_add_test(tc, test_h5_string_array);
+    tcase_add_test(tc, test_checkpoints_none);
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_option_table);
     tcase_add_test(tc, test_config_cross_checks);

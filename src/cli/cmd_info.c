@@ -912,8 +912,10 @@ int cmd_info(int argc, char **argv)
         if (H5Lvisit(fid, H5_INDEX_NAME, H5_ITER_INC, collect_obj, &es) < 0) {
             st = ns_error(NS_EFORMAT, "cannot read '%s': damaged group structure", path);
         } else {
-            /* checkpoint groups in step order: 0, 469, 938, 1407 */
-            qsort(es.v, es.n, sizeof *es.v, natural_cmp);
+            /* checkpoint groups in step order: 0, 469, 938, 1407 (no
+             * qsort of a null array: a file may hold no object) */
+            if (es.n > 1)
+                qsort(es.v, es.n, sizeof *es.v, natural_cmp);
             result_list(&b, fid, path, &es, json);
         }
         for (size_t i = 0; i < es.n; i++)

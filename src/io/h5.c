@@ -559,7 +559,11 @@ int ns_h5_get_str(hid_t loc, const char *obj, const char *name, char *buf, size_
         return NS_EFORMAT;
     int st = NS_OK;
     hid_t ft = H5Aget_type(a);
-    if (H5Tget_class(ft) != H5T_STRING) {
+    /* One string: H5Aread writes every element of an array. */
+    hid_t sp = H5Aget_space(a);
+    hssize_t cnt = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    if (H5Tget_class(ft) != H5T_STRING || cnt != 1) {
         st = ns_error(NS_EFORMAT, "cannot read '%s': attribute '%s' is not a string",
                       ns_h5_name(loc), name);
     } else if (H5Tis_variable_str(ft) > 0) {

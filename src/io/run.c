@@ -156,7 +156,8 @@ int ns_run_checkpoints(hid_t fid, uint64_t **steps, size_t *n)
         *n = 0;
         return ns_error(NS_EFORMAT, "cannot read '%s': bad checkpoint list", ns_h5_name(fid));
     }
-    qsort(acc[0], *n, sizeof(uint64_t), cmp_u64);
+    if (*n > 1)   /* acc[0] is NULL when there are none */
+        qsort(acc[0], *n, sizeof(uint64_t), cmp_u64);
     /* Hand back memory from ns_malloc so callers free with ns_free. */
     *steps = ns_malloc((*n ? *n : 1) * sizeof(uint64_t));
     if (!*steps) {

@@ -104,6 +104,15 @@ run "$NS" info "$T/fake.h5"
 want 2 "info on a non-HDF5 file" && has "$T/stderr" "'$T/fake.h5': not an HDF5 file" "info on a non-HDF5 file"
 run "$NS" info --help
 want 0 "info --help" && has "$T/stdout" "usage: normscope info" "info --help"
+# A result file without objects (sorting an empty list was undefined: seen
+# with make check SAN=1).
+if "$PY" -c 'import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f.attrs["format"] = "normscope-result"; f.attrs["format_version"] = np.int64(1)' "$T/empty.h5"
+then
+    run "$NS" info "$T/empty.h5"
+    want 0 "info on an empty result file" && has "$T/stdout" "(empty)" "info on an empty result file"
+fi
 run "$NS" info
 want 2 "info without a file"
 expect_line 2 "normscope info: no file given (see 'normscope info --help')" "" $NS info
