@@ -863,6 +863,13 @@ static const bad_arch bad_archs[] = {
     {"conv3x3:2", 1, 4, 4, 3, "'conv3x3:2'", "32 outputs"},
     {"mlp:0x2", 1, 4, 4, 3, "'mlp:0x2'", NULL},
     {"mlp:16", 1, 4, 4, 3, "'mlp:16'", NULL},
+    /* Sizes that wrapped: a 16384 x 2^24 x 2^24 conv output on a 1x1 input
+     * got 64-byte buffers and the forward pass overran them. */
+    {"conv128x128:16384p8388671,gap,fc:out", 1, 1, 1, 10, "'conv128x128:16384p8388671'",
+     "too large"},
+    {"conv1x1:16777216,conv1x1:16777216,gap,fc:out", 1, 1, 1, 10,
+     "'conv1x1:16777216'", "too large"},
+    {"fc:16777216,fc:16777216,fc:out", 1, 4, 4, 3, "'fc:16777216'", "too large"},
 };
 #define NBAD (sizeof bad_archs / sizeof *bad_archs)
 
@@ -908,6 +915,14 @@ START_TEST(test_build_option_errors)
     ck_assert_msg(strstr(ns_errmsg(), "'norm'") && strstr(ns_errmsg(), "momentum"), "%s",
                   ns_errmsg());
     ns_net_opts_default(&o);
+    o.max_batch = NS_MAX_BATCH + 1;
+    ck_assert_int_eq(ns_net_build("fc:out", &o, 1, 2, 2, 3, &net), NS_EINVAL);
+    ns_net_opts_default(&o);
+    /* an input shape whose size wraps to 0 (c, h, w from a run file) */
+    ck_assert_int_eq(ns_net_build("fc:out", &o, (size_t)1 << 32, (size_t)1 << 32, 1, 3, &net),
+                     NS_EINVAL);
+    ck_assert_ptr_null(net);
+    ck_assert(strstr(ns_errmsg(), "input shape"));
     ck_assert_int_eq(ns_net_build("", &o, 1, 2, 2, 3, &net), NS_EINVAL);
     ck_assert_int_eq(ns_net_build(" , ", &o, 1, 2, 2, 3, &net), NS_EINVAL);
     /* a batch larger than max_batch, or empty */

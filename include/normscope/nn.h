@@ -119,6 +119,20 @@ struct ns_layer {
     void *impl;
 };
 
+/* Bounds of a network: values per sample of any layer's output, values of
+ * any tensor, samples of a batch.  Within them no size derived from them
+ * (times the batch, times 8 bytes, times a few buffers) can wrap; a build
+ * that would exceed them fails with NS_EINVAL. */
+#define NS_MAX_VALUES ((size_t)1 << 36)
+#define NS_MAX_BATCH ((size_t)1 << 20)
+
+/* a * b when both are positive and the product is at most NS_MAX_VALUES,
+ * else 0: size arithmetic that cannot wrap. */
+static inline size_t ns_size_bounded(size_t a, size_t b)
+{
+    return a && b && b <= NS_MAX_VALUES / a ? a * b : 0;
+}
+
 static inline size_t ns_layer_in_size(const ns_layer *L) { return L->in_c * L->in_h * L->in_w; }
 static inline size_t ns_layer_out_size(const ns_layer *L) { return L->out_c * L->out_h * L->out_w; }
 

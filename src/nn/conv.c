@@ -264,18 +264,29 @@ int ns_conv_create(ns_layer *L, size_t cout, size_t k, size_t stride, size_t pad
     L->out_h = (L->in_h + 2 * pad - k) / stride + 1;
     L->out_w = (L->in_w + 2 * pad - k) / stride + 1;
     c->nthr = ns_get_threads();
-    size_t K = L->in_c * k * k, P = L->out_h * L->out_w;
+    size_t K = ns_size_bounded(ns_size_bounded(L->in_c, k), k);
+    size_t P = ns_size_bounded(L->out_h, L->out_w);
+    if (!P || !ns_size_bounded(cout, P))
+        return ns_error(NS_EINVAL, "output of %zu x %zu x %zu values per sample is too large",
+                        cout, L->out_h, L->out_w);
     /* About 1024 GEMM columns per block, at least one sample, and not more
-     * samples than a thread gets from a full batch. */
+     * samples than a thread gets from a full batch (so blk * P is at most
+     * max(P, 1024)). */
     size_t per_thread = (L->max_batch + (size_t)c->nthr - 1) / (size_t)c->nthr;
     c->blk = 1024 / P;
     if (c->blk > per_thread)
         c->blk = per_thread;
     if (c->blk < 1)
         c->blk = 1;
-    c->col = ns_malloc((size_t)c->nthr * K * c->blk * P * sizeof *c->col);
-    c->yb = ns_malloc((size_t)c->nthr * cout * c->blk * P * sizeof *c->yb);
-    c->dw = ns_malloc((size_t)c->nthr * cout * K * sizeof *c->dw);
+    size_t nt = (size_t)c->nthr, ncol = ns_size_bounded(ns_size_bounded(nt, K), c->blk * P);
+    size_t nyb = ns_size_bounded(ns_size_bounded(nt, cout), c->blk * P);
+    size_t ndw = ns_size_bounded(ns_size_bounded(nt, cout), K);
+    if (!ncol || !nyb || !ndw)
+        return ns_error(NS_EINVAL, "%zux%zu convolution of %zu to %zu channels on %zux%zu "
+                        "maps is too large", k, k, L->in_c, cout, L->out_h, L->out_w);
+    c->col = ns_malloc(ncol * sizeof *c->col);
+    c->yb = ns_malloc(nyb * sizeof *c->yb);
+    c->dw = ns_malloc(ndw * sizeof *c->dw);
     if (!c->col || !c->yb || !c->dw)
         return NS_ENOMEM; /* release frees what was allocated */
     size_t wd[4] = {cout, L->in_c, k, k}, bd[1] = {cout};

@@ -20,8 +20,11 @@ static int add_tensor(ns_layer *L, ns_tensor *t, int *count, const char *name,
     d->size = 1;
     for (int i = 0; i < ndim; i++) {
         d->dims[i] = dims[i];
-        d->size *= dims[i];
+        d->size = ns_size_bounded(d->size, dims[i]);
     }
+    if (d->size == 0)
+        return ns_error(NS_EINVAL, "tensor '%s' is empty or too large (more than 2^36 "
+                        "values)", name);
     return NS_OK;
 }
 

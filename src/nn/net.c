@@ -86,6 +86,11 @@ static ns_layer *new_layer(builder *b, int src)
 /* Finishes the layer started by new_layer after its create call. */
 static int commit_layer(builder *b, ns_layer *L, int st)
 {
+    /* Sizes per sample within bounds: no buffer size derived from them
+     * wraps (a wrapped one would be too small for the loops). */
+    if (!st && !ns_size_bounded(ns_size_bounded(L->out_c, L->out_h), L->out_w))
+        st = ns_error(NS_EINVAL, "output of %zu x %zu x %zu values per sample is too large",
+                      L->out_c, L->out_h, L->out_w);
     if (st) {
         if (L->ops && L->ops->release)
             L->ops->release(L);
@@ -389,8 +394,11 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
                  size_t w, size_t nout, ns_net **out)
 {
     *out = NULL;
-    if (opts->max_batch == 0)
-        return ns_error(NS_EINVAL, "batch size must be positive");
+    if (opts->max_batch == 0 || opts->max_batch > NS_MAX_BATCH)
+        return ns_error(NS_EINVAL, "batch size must be between 1 and %zu, got %zu",
+                        NS_MAX_BATCH, opts->max_batch);
+    if (!ns_size_bounded(ns_size_bounded(c, h), w))
+        return ns_error(NS_EINVAL, "input shape %zu x %zu x %zu is empty or too large", c, h, w);
     if (!ns_norm_find(opts->norm))
         return ns_error(NS_EINVAL, "unknown normalization method '%s'", opts->norm);
     ns_net *net = ns_calloc(1, sizeof *net);
