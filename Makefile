@@ -141,7 +141,7 @@ $(FZ)/obj/%.o: %.c | have-deps
 $(FZ)/libnormscope.a: $(FUZZ_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FZ)/libnormscope.a
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_run.h $(FZ)/libnormscope.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FZ)/libnormscope.a $(LIBS)
 
 fuzz:

@@ -10,7 +10,7 @@
 
 #include <math.h>
 
-#include "normscope/train.h"
+#include "fuzz_run.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,24 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fuzz_file(data, size, ".h5");
     if (!path)
         return 0;
-    ns_net *net = NULL;
-    ns_real *x = NULL;
-    ns_train_config cfg;
-    uint64_t step;
-    if (ns_run_check(path) == NS_OK &&
-        ns_run_load(path, UINT64_MAX, 2, &net, &cfg, &step) == NS_OK) {
-        size_t d = net->in_c * net->in_h * net->in_w;
-        x = calloc(2 * d, sizeof *x);
-        ns_ctx ctx = {.mode = NS_MODE_EVAL, .seed = cfg.seed, .step = step};
-        if (x && ns_net_forward(net, x, 2, &ctx) == NS_OK) {
-            const ns_real *y = ns_net_logits(net);
-            for (size_t i = 0; i < 2 * net->nout; i++)
-                if (!isfinite((double)y[i]))
-                    abort();
-        }
-    }
-    free(x);
-    ns_net_free(net);
+    fuzz_read_run(path);
     unlink(path);
     return 0;
 }
