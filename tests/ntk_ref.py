@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference for the empirical NTK (normscope ntk, src/analysis/ntk.c).
+"""PyTorch reference for the empirical NTK (normscope ntk, src/analysis/ntk_compute.c).
 
 usage: ntk_ref.py IN.h5 OUT.h5 [IN.h5 OUT.h5 ...]
 

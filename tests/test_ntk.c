@@ -1,5 +1,5 @@
 /*
- * The empirical NTK (src/analysis/ntk.c, src/analysis/eig.c).
+ * The empirical NTK (src/analysis/ntk_compute.c, src/analysis/eig.c).
  *
  * Against PyTorch (tests/ntk_ref.py: a per-output autograd loop, itself
  * checked against functorch's vmap(jacrev) and finite differences) on the

@@ -110,7 +110,7 @@ int ns_ntk_memsink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, co
 /* ------------------------------------------------------- the analysis */
 
 /* Names in the result file (DESIGN.md section 3), shared by the analysis
- * (ns_ntk_run) and its figures (src/plot/ntkfig.c):
+ * (ns_ntk_run) and its figures (src/plot/ntk.c):
  *   /ntk                          provenance, kernel, method, n, outputs, data,
  *                                 norm, arch
  *   /ntk/indices                  data-set indices of the samples

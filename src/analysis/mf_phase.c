@@ -4,7 +4,7 @@
  * c-map at c = 1, the regime, c* and q* on a grid, and the critical line
  * (slope 1) traced by root finding.  The regime is classified by the slope
  * of the c-map at c = 1, which is chi_1 where 0 < q* < inf and the slope of
- * the limit map where q* is 0 or infinite (meanfield.c, "regime"): on the
+ * the limit map where q* is 0 or infinite (mf_fixed.c, "regime"): on the
  * sb2 = 0 row relu is critical and relu with the weight mean chaotic for
  * every sw2, whatever chi_1 = sw2 / 2 says.
  *

@@ -7,7 +7,7 @@
  * critical line.  Needs no data set or run file; writes a result file.
  *
  * The computation and the result file are ns_mf_run's
- * (src/analysis/meanfield_run.c; the layout and its names in
+ * (src/analysis/meanfield.c; the layout and its names in
  * normscope/meanfield.h); this command parses the options, checks them and
  * prints the summary.
  *

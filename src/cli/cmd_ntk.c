@@ -2,7 +2,7 @@
  * normscope ntk: empirical NTK of a run's checkpoints, its spectrum,
  * conditioning, alignment with the labels and drift over training.  Options
  * and the summary; the analysis is ns_ntk_run (include/normscope/ntk.h,
- * src/analysis/ntk_run.c; result layout in DESIGN.md section 3).
+ * src/analysis/ntk.c; result layout in DESIGN.md section 3).
  */
 #include "cli.h"
 

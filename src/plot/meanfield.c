@@ -1,6 +1,6 @@
 /*
  * Figures of `normscope meanfield` result files (the NS_MF_GROUP group of
- * src/analysis/meanfield_run.c, names in include/normscope/meanfield.h):
+ * src/analysis/meanfield.c, names in include/normscope/meanfield.h):
  *   phase       plots/phase.gp: the slope of the c-map at c = 1 (the
  *               regime's quantity: chi_1 where 0 < q* < inf, the limit
  *               map's slope where q* is 0 or infinite, those cells dotted)

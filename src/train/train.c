@@ -1,6 +1,7 @@
 /*
  * The training loop.  Mini-batch SGD-family training with evaluation each
- * epoch, checkpoints, history tables and a run file written atomically.
+ * epoch, checkpoints, history tables and a run file written atomically;
+ * evaluation and recalibration are in evaluate.c, resumption in resume.c.
  *
  * Reproducibility: the shuffle of epoch e comes from the stream (seed, e)
  * and dropout masks from (seed, step), so the random numbers of a step
@@ -8,7 +9,6 @@
  * state therefore resumes bit-for-bit (same thread count), and identical
  * seeds and thread counts give identical runs.
  */
-#include "normscope/train.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,144 +17,9 @@
 #include <time.h>
 
 #include "normscope/norm.h"
-#include "table.h"
-
-int ns_train_load_data(const ns_train_config *c, int split, ns_dataset **out,
-                       double *mean, double *std)
-{
-    ns_dataset *d = NULL, *sub = NULL;
-    *out = NULL;
-    int st = ns_data_load(c->data, split, &d);
-    if (st)
-        return st;
-    size_t want = split == NS_SPLIT_TRAIN ? c->train_n : c->test_n;
-    if (want && want < d->n) {
-        size_t *idx = ns_malloc(want * sizeof *idx);
-        if (!idx) {
-            ns_data_free(d);
-            return NS_ENOMEM;
-        }
-        for (size_t i = 0; i < want; i++)
-            idx[i] = i;
-        st = ns_data_subset(d, idx, want, &sub);
-        ns_free(idx);
-        ns_data_free(d);
-        if (st)
-            return st;
-        d = sub;
-    }
-    if (d->c > 16) {
-        ns_data_free(d);
-        return ns_error(NS_EINVAL, "data set '%s' has %zu channels (at most 16 supported)",
-                        c->data, d->c);
-    }
-    if (split == NS_SPLIT_TRAIN && mean && std) {
-        if (c->standardize) {
-            ns_data_channel_stats(d, mean, std);
-        } else {
-            for (size_t k = 0; k < d->c; k++) {
-                mean[k] = 0;
-                std[k] = 1;
-            }
-        }
-    }
-    if (c->standardize && mean && std)
-        ns_data_standardize(d, mean, std);
-    *out = d;
-    return NS_OK;
-}
-
-int ns_evaluate(ns_net *net, const ns_dataset *d, double *loss, double *acc)
-{
-    size_t B = net->max_batch, dim = ns_data_dim(d);
-    ns_real *x = ns_malloc(B * dim * sizeof *x);
-    int32_t *y = ns_malloc(B * sizeof *y);
-    size_t *idx = ns_malloc(B * sizeof *idx);
-    int st = NS_OK;
-    if (!x || !y || !idx) {
-        st = NS_ENOMEM;
-        goto cleanup;
-    }
-    double total = 0;
-    size_t hits = 0;
-    ns_ctx ctx = {.mode = NS_MODE_EVAL};
-    for (size_t i = 0; i < d->n; i += B) {
-        size_t n = d->n - i < B ? d->n - i : B;
-        for (size_t j = 0; j < n; j++)
-            idx[j] = i + j;
-        ns_data_gather(d, idx, n, x, y);
-        if ((st = ns_net_forward(net, x, n, &ctx)))
-            goto cleanup;
-        double l;
-        size_t h;
-        ns_softmax_ce(ns_net_logits(net), y, n, net->nout, NULL, &l, &h);
-        total += l * (double)n;
-        hits += h;
-    }
-    *loss = total / (double)d->n;
-    *acc = (double)hits / (double)d->n;
-cleanup:
-    ns_free(x);
-    ns_free(y);
-    ns_free(idx);
-    return st;
-}
-
-int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n)
-{
-    size_t B = net->max_batch, dim = ns_data_dim(d);
-    if (n == 0 || n > d->n)
-        n = d->n;
-    ns_real *x = ns_malloc(B * dim * sizeof *x);
-    size_t *idx = ns_malloc(B * sizeof *idx);
-    double *old = ns_malloc((net->nlayers + 1) * sizeof *old);
-    int st = NS_OK;
-    if (!x || !idx || !old) {
-        st = NS_ENOMEM;
-        goto cleanup;
-    }
-    /* BN and BKN: running mean and variance reset, then the plain average */
-    for (size_t i = 0; i < net->nlayers; i++) {
-        ns_layer *L = &net->layers[i];
-        if (strcmp(L->ops->kind, "bn") != 0 && strcmp(L->ops->kind, "bkn") != 0)
-            continue;
-        for (size_t c = 0; c < L->in_c; c++) {
-            L->state[0].data[c] = 0;
-            L->state[1].data[c] = 1;
-        }
-    }
-    ns_ctx ctx = {.mode = NS_MODE_TRAIN, .seed = 0, .step = 0};
-    for (size_t k = 0, i0 = 0; i0 < n; k++, i0 += B) {
-        size_t m = n - i0 < B ? n - i0 : B;
-        for (size_t j = 0; j < m; j++)
-            idx[j] = i0 + j;
-        ns_data_gather(d, idx, m, x, NULL);
-        /* momentum 1/(k+1): the running value is the mean of the k+1 batches */
-        for (size_t i = 0; i < net->nlayers; i++)
-            if (!strcmp(net->layers[i].ops->kind, "bn"))
-                old[i] = ns_bn_set_momentum(&net->layers[i], 1.0 / (double)(k + 1));
-            else if (!strcmp(net->layers[i].ops->kind, "bkn"))
-                old[i] = ns_bkn_set_decay(&net->layers[i], (double)k / (double)(k + 1));
-        st = ns_net_forward(net, x, m, &ctx);
-        for (size_t i = 0; i < net->nlayers; i++)
-            if (!strcmp(net->layers[i].ops->kind, "bn"))
-                ns_bn_set_momentum(&net->layers[i], old[i]);
-            else if (!strcmp(net->layers[i].ops->kind, "bkn"))
-                ns_bkn_set_decay(&net->layers[i], old[i]);
-        if (st)
-            break;
-    }
-cleanup:
-    ns_free(x);
-    ns_free(idx);
-    ns_free(old);
-    return st;
-}
+#include "trainer.h"
 
 /* ------------------------------------------------------------ state */
-
-enum { S_STEP, S_EPOCH, S_LOSS, S_ACC, S_LR, S_GNORM, S_ACT, S_NCOL };
-enum { E_EPOCH, E_STEP, E_TLOSS, E_TACC, E_VLOSS, E_VACC, E_LR, E_SEC, E_IPS, E_NCOL };
 
 static void tables_init(ns_table *ts, ns_table *te, size_t nw)
 {
@@ -237,42 +102,6 @@ static int checkpoint(hid_t fid, const ns_net *net, size_t step, size_t epoch, d
     return st;
 }
 
-static int save_optimizer(hid_t fid, const ns_optim *o, size_t step, const double *acc3)
-{
-    if (ns_h5_exists(fid, "/optimizer"))
-        H5Ldelete(fid, "/optimizer", H5P_DEFAULT);
-    size_t dims[1] = {o->n};
-    int st = ns_h5_write_real(fid, "/optimizer/buf1", 1, dims, o->buf1);
-    if (!st && o->buf2)
-        st = ns_h5_write_real(fid, "/optimizer/buf2", 1, dims, o->buf2);
-    if (!st) st = ns_h5_attr_str(fid, "/optimizer", "kind", ns_optim_name(o->kind));
-    if (!st) st = ns_h5_attr_int(fid, "/optimizer", "t", (int64_t)o->t);
-    if (!st) st = ns_h5_attr_int(fid, "/optimizer", "step", (int64_t)step);
-    if (!st) st = ns_h5_attr_doubles(fid, "/optimizer", "epoch_accumulators", acc3, 3);
-    if (!st)
-        st = ns_h5_attr_str(fid, "/optimizer", "description",
-                            "optimiser buffers (SGD momentum, or Adam m and v) after `step` "
-                            "steps; epoch_accumulators = loss sum, hits, samples of the "
-                            "epoch in progress");
-    return st;
-}
-
-static int load_optimizer(hid_t fid, ns_optim *o, size_t *step, double *acc3)
-{
-    int64_t t, s;
-    size_t got;
-    int st = ns_h5_get_int(fid, "/optimizer", "t", &t);
-    if (!st) st = ns_h5_get_int(fid, "/optimizer", "step", &s);
-    if (!st) st = ns_h5_read_real(fid, "/optimizer/buf1", o->buf1, o->n);
-    if (!st && o->buf2) st = ns_h5_read_real(fid, "/optimizer/buf2", o->buf2, o->n);
-    if (!st) st = ns_h5_get_doubles(fid, "/optimizer", "epoch_accumulators", acc3, 3, &got);
-    if (st)
-        return st;
-    o->t = (uint64_t)t;
-    *step = (size_t)s;
-    return NS_OK;
-}
-
 static int weight_layers(const ns_net *net, size_t *idx, char *names, size_t len)
 {
     int n = 0;
@@ -315,23 +144,6 @@ static void test_save_pause(void)
 
 /* --------------------------------------------------------------- train */
 
-typedef struct trainer {
-    ns_train_config cfg;
-    ns_dataset *train, *test;
-    ns_net *net;
-    ns_optim opt;
-    ns_h5out out;
-    ns_table ts, te, tm;     /* step, epoch, per-layer metric history */
-    size_t *midx, nm;        /* layers reporting the metric */
-    const char *mname;       /* its name, e.g. "condensation" */
-    double *mrow;
-    size_t *perm, *widx, nw;
-    ns_real *x, *dlogits;
-    int32_t *y;
-    double *wrow;
-    double mean[16], std[16];
-} trainer;
-
 static void trainer_release(trainer *t)
 {
     ns_data_free(t->train);
@@ -367,30 +179,8 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
 
     T.cfg = *c;
     res->config = *c;
-    if (resume) {
-        /* The file is carried on whole: every checkpoint is checked. */
-        if ((st = ns_run_check(resume)))
-            goto cleanup;
-        if ((st = ns_h5_open_format(resume, NS_RUN_FORMAT, &rfid)))
-            goto cleanup;
-        char status[32] = "";
-        ns_h5_get_str(rfid, ".", "status", status, sizeof status);
-        if (strcmp(status, "complete") && strcmp(status, "interrupted")) {
-            st = ns_error(NS_EINVAL, "cannot resume '%s': its status is '%s'", resume, status);
-            goto cleanup;
-        }
-        if ((st = ns_train_config_load(rfid, &T.cfg)))
-            goto cleanup;
-        /* A new length, or the one the run was started with. */
-        if (c->epochs || c->steps) {
-            T.cfg.epochs = c->epochs;
-            T.cfg.steps = c->steps;
-        }
-        if (!ns_h5_exists(rfid, "/optimizer")) {
-            st = ns_error(NS_EFORMAT, "cannot resume '%s': no optimiser state", resume);
-            goto cleanup;
-        }
-    }
+    if (resume && (st = ns_trainer_resume_begin(resume, c, &T.cfg, &rfid)))
+        goto cleanup;
     if ((st = ns_train_config_check(&T.cfg)))
         goto cleanup;
     res->config = T.cfg;
@@ -472,50 +262,9 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
         goto cleanup;
     }
     if (resume) {
-        uint64_t *steps = NULL;
-        size_t nck;
-        if ((st = ns_run_checkpoints(rfid, &steps, &nck)))
+        if ((st = ns_trainer_resume_state(&T, &rfid, resume, out, force, cmdline, total,
+                                          &start_step, acc3)))
             goto cleanup;
-        if ((st = load_optimizer(rfid, &T.opt, &start_step, acc3))) {
-            ns_free(steps);
-            goto cleanup;
-        }
-        ns_free(steps);
-        if ((st = ns_run_read_checkpoint(rfid, T.net, start_step)))
-            goto cleanup;
-        if ((st = ns_table_read(&T.ts, rfid, "/history/step", "weight_norm")) ||
-            (st = ns_table_read(&T.te, rfid, "/history/epoch", NULL)))
-            goto cleanup;
-        if (T.nm) {
-            T.tm.names[0] = "step";
-            if ((st = ns_table_read(&T.tm, rfid, "/history/step", T.mname)))
-                goto cleanup;
-        }
-        ns_h5_close(rfid);
-        rfid = H5I_INVALID_HID;
-        if (start_step >= total) {
-            st = ns_error(NS_EINVAL, "'%s' already has %zu steps; ask for more with "
-                          "--epochs or --steps", resume, start_step);
-            goto cleanup;
-        }
-        if (strcmp(resume, out) != 0) {
-            FILE *f = force ? NULL : fopen(out, "rb");
-            if (f) {
-                fclose(f);
-                st = ns_error(NS_EINVAL, "'%s' exists; use --force to overwrite", out);
-                goto cleanup;
-            }
-        }
-        if ((st = ns_h5out_from_copy(&T.out, resume, out, force)))
-            goto cleanup;
-        if (ns_h5_exists(T.out.fid, "/history"))
-            H5Ldelete(T.out.fid, "/history", H5P_DEFAULT);
-        st = ns_h5_attr_str(T.out.fid, ".", "status", "running");
-        if (!st) st = ns_train_config_save(T.out.fid, &T.cfg);
-        if (!st) st = ns_h5_attr_str(T.out.fid, ".", "resumed_by", cmdline ? cmdline : "");
-        if (st)
-            goto cleanup;
-        ns_note("resuming '%s' at step %zu of %zu", resume, start_step, total);
     } else {
         if ((st = ns_h5out_create(&T.out, out, force)))
             goto cleanup;
@@ -656,7 +405,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
     /* Close the file: optimiser state, history, memory, status.  The
      * caller's signal handler only sets *stop, so nothing cuts this short. */
     hid_t f = T.out.fid;
-    if ((st = save_optimizer(f, &T.opt, step, acc3)))
+    if ((st = ns_trainer_save_optimizer(f, &T.opt, step, acc3)))
         goto cleanup;
     test_save_pause();
     if ((st = ns_table_write(&T.ts, f, "/history/step", "weight_norm", wnames)))
