@@ -218,7 +218,7 @@ static void assert_method(const ns_test_gprob *p)
     ck_assert_ptr_nonnull(kind);
     size_t found = 0;
     for (size_t i = 0; i < p->net->nlayers; i++)
-        if (p->net->layers[i].is_norm) {
+        if (ns_layer_is_norm(&p->net->layers[i])) {
             ck_assert_msg(ns_test_is_kind(&p->net->layers[i], kind), "%s: %s in a norm slot",
                           p->gc->name, p->net->layers[i].name);
             found++;
@@ -493,7 +493,7 @@ START_TEST(test_ubn_condensation_by_hand)
     size_t seen = 0;
     for (size_t i = 0; i < q.net->nlayers; i++) {
         const ns_layer *L = &q.net->layers[i];
-        if (!L->is_norm)
+        if (!ns_layer_is_norm(L))
             continue;
         double ref = condensation_by_hand(layer_input(q.net, L), q.n, ns_layer_in_size(L));
         double got = condensation_of(L);
@@ -520,7 +520,7 @@ START_TEST(test_ubn_condensation_identical)
         memcpy(q.x + i * size, q.x, size * sizeof *q.x);
     pass_run(&q, NS_MODE_TRAIN);
     for (size_t i = 0; i < q.net->nlayers; i++)
-        if (q.net->layers[i].is_norm) {
+        if (ns_layer_is_norm(&q.net->layers[i])) {
             double c = condensation_of(&q.net->layers[i]);
             ck_assert_msg(fabs(c - 1) < 1e-12, "%s: condensation of identical samples %.15g",
                           q.net->layers[i].name, c);
@@ -562,7 +562,7 @@ START_TEST(test_ubn_metrics)
     pass q;
     pass_init(&q, ubn_arch, &ubn, 2, 5, 5, 3, 5, 0.2);
     ns_layer *L = &q.net->layers[1];
-    ck_assert(L->is_norm && ns_test_is_kind(L, "bn"));
+    ck_assert(ns_layer_is_norm(L) && ns_test_is_kind(L, "bn"));
     ck_assert_ptr_nonnull(L->ops->metrics);
     double v[2] = {0, 0};
     const char *names[2] = {NULL, NULL};
@@ -609,7 +609,7 @@ START_TEST(test_ubn_gate)
     ns_layer *U[2];
     size_t k = 0;
     for (size_t i = 0; i < b.net->nlayers; i++)
-        if (b.net->layers[i].is_norm) {
+        if (ns_layer_is_norm(&b.net->layers[i])) {
             ck_assert(k < 2);
             U[k] = &b.net->layers[i];
             cond[k] = condensation_of(U[k]);
@@ -1039,7 +1039,7 @@ static void check_acc(const char *arch, const ns_test_nopts *no, ns_mode mode)
     size_t checked = 0;
     for (size_t li = 0; li < net->nlayers; li++) {
         ns_layer *L = &net->layers[li];
-        if (!L->is_norm)
+        if (!ns_layer_is_norm(L))
             continue;
         const ns_real *in = layer_input(net, L);
         const ns_real *dy = net->dact[li];

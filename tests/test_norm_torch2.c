@@ -244,7 +244,7 @@ static void randomize(ns_net *net, const tcase *tc, ns_rng *r)
         for (int t = 0; t < L->nparam; t++) {
             ns_tensor *T = &L->param[t];
             int gain = !strcmp(T->name, "gain");
-            if (!L->is_norm && !gain)
+            if (!ns_layer_is_norm(L) && !gain)
                 continue;
             for (size_t j = 0; j < T->size; j++)
                 T->data[j] = (ns_real)(gain || !strcmp(T->name, "weight")

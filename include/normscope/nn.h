@@ -66,12 +66,45 @@ typedef struct ns_ctx {
 
 typedef struct ns_layer ns_layer;
 
+/* What a layer computes, for callers that treat layers differently (the
+ * NTK's structured path, weight rules, the analytic comparison).  The kind
+ * string of the ops is for names, printing and files only. */
+typedef enum ns_layer_role {
+    NS_ROLE_OTHER = 0,
+    NS_ROLE_DENSE,   /* y = W x + b on the flattened input; param 0 weight (out x in), 1 bias */
+    NS_ROLE_CONV,    /* convolution; param 0 weight (out x in x k x k), 1 bias */
+    NS_ROLE_ACT,     /* pointwise activation; ns_layer_ops.act says which */
+    NS_ROLE_ADD      /* residual join y = x + x2 */
+} ns_layer_role;
+
+/* Pointwise activation functions (ns_act_create, ns_layer_ops.act). */
+typedef enum ns_act_fn {
+    NS_ACT_NONE = 0,  /* not an activation */
+    NS_ACT_RELU,      /* max(0, x) */
+    NS_ACT_LRELU,     /* x > 0 ? x : a x */
+    NS_ACT_TANH,
+    NS_ACT_ERF,
+    NS_ACT_ID         /* x */
+} ns_act_fn;
+
+/* Capabilities of a layer kind (ns_layer_ops.flags). */
+enum ns_layer_flags {
+    NS_LAYER_NORM = 1,          /* a normalization layer: fills norm slots, and the
+                                 * statistics seen by the next one flow through it
+                                 * (prev_norm) */
+    NS_LAYER_BATCH_STATS = 2,   /* in train and batch mode its output depends on the
+                                 * other samples of the batch */
+    NS_LAYER_PURE_BACKWARD = 4  /* backward reads only x, dy and the parameters, no
+                                 * cache of the forward pass, so it may run on one
+                                 * sample of a larger forward */
+};
+
 /* The operations of one layer kind.  forward writes y from x (and x2 for
  * the residual add) and returns a status; backward writes (acc bit 0 clear)
  * or adds (bit 0 set) the input gradient into dx (NULL: not needed), the
  * same with bit 1 for dx2, and always adds parameter gradients. */
 typedef struct ns_layer_ops {
-    const char *kind;
+    const char *kind;          /* names, printing and file layout only */
     int (*forward)(ns_layer *L, ns_real *y, const ns_real *x, const ns_real *x2,
                    size_t n, const ns_ctx *ctx);
     void (*backward)(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
@@ -85,6 +118,9 @@ typedef struct ns_layer_ops {
      * condensation); writes up to max values and their names, returns how
      * many.  May be NULL. */
     size_t (*metrics)(const ns_layer *L, double *vals, const char **names, size_t max);
+    ns_layer_role role;
+    ns_act_fn act;             /* NS_ROLE_ACT: the function */
+    unsigned flags;            /* ns_layer_flags */
 } ns_layer_ops;
 
 /* One layer.  Shapes are per sample; max_batch bounds every call. */
@@ -100,7 +136,6 @@ struct ns_layer {
     ns_tensor param[NS_MAX_TENSORS];
     ns_tensor state[NS_MAX_TENSORS];
     size_t cache_bytes;        /* bytes kept for backward besides the output, at max_batch */
-    int is_norm;               /* sits in a normalization slot */
     int weight_mean;           /* MimicNorm's weight mean projects this layer's weight */
     int wrule;                 /* weight reparametrisation in the forward pass (ns_wrule) */
     ns_real *wt, *gw;          /* reparametrised weight and its gradient (wrule only) */
@@ -118,6 +153,12 @@ struct ns_layer {
                                 * (dense and conv; input gradients only) */
     void *impl;
 };
+
+/* 1 for a normalization layer (NS_LAYER_NORM). */
+static inline int ns_layer_is_norm(const ns_layer *L)
+{
+    return (L->ops->flags & NS_LAYER_NORM) != 0;
+}
 
 /* Bounds of a network: values per sample of any layer's output, values of
  * any tensor, samples of a batch.  Within them no size derived from them
@@ -305,7 +346,8 @@ void ns_conv_im2col(const ns_layer *L, const ns_real *x, ns_real *col);
 int ns_pool_create(ns_layer *L, int is_max, size_t k, size_t stride);
 int ns_gap_create(ns_layer *L);
 int ns_flatten_create(ns_layer *L);
-int ns_act_create(ns_layer *L, const char *kind, double alpha);
+/* An activation: fn one of NS_ACT_* (alpha: lrelu's slope); NS_EINVAL otherwise. */
+int ns_act_create(ns_layer *L, ns_act_fn fn, double alpha);
 int ns_dropout_create(ns_layer *L, double p);
 int ns_add_create(ns_layer *L, const ns_layer *other);
 /* A learnable scalar times the input (MimicNorm's residual-branch scale). */

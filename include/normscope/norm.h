@@ -75,9 +75,11 @@ void ns_bn_set_shift(ns_layer *L, double alpha);
  * and skip the running-statistics update when it exceeds tau. */
 int ns_bn_set_condensation_gate(ns_layer *L, double tau);
 
-/* GroupNorm family: kind "gn" (groups), "ln" (one group), "in" (a group per
- * channel; refused on 1x1 maps, where its output is identically zero). */
-int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps);
+/* GroupNorm family: NS_GN_GROUP (groups), NS_GN_LAYER (one group),
+ * NS_GN_INSTANCE (a group per channel; refused on 1x1 maps, where its
+ * output is identically zero). */
+typedef enum ns_gn_kind { NS_GN_GROUP, NS_GN_LAYER, NS_GN_INSTANCE } ns_gn_kind;
+int ns_gn_create(ns_layer *L, ns_gn_kind kind, size_t groups, double eps);
 
 /* MABN with a buffer of S iterations and warm-up iterations. */
 int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t group);

@@ -236,6 +236,8 @@ static const ns_layer_ops conv_ops = {
     .backward = conv_backward,
     .init = conv_init,
     .release = conv_release,
+    .role = NS_ROLE_CONV,
+    .flags = NS_LAYER_PURE_BACKWARD,
 };
 
 void ns_conv_im2col(const ns_layer *L, const ns_real *x, ns_real *col)

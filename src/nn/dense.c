@@ -58,6 +58,8 @@ static const ns_layer_ops dense_ops = {
     .forward = dense_forward,
     .backward = dense_backward,
     .init = dense_init,
+    .role = NS_ROLE_DENSE,
+    .flags = NS_LAYER_PURE_BACKWARD,
 };
 
 int ns_dense_create(ns_layer *L, size_t nout)

@@ -108,7 +108,7 @@ static int commit_layer(builder *b, ns_layer *L, int st)
     }
     b->cur = (int)(L - b->net->layers);
     b->net->nlayers++;
-    if (L->is_norm)
+    if (ns_layer_is_norm(L))
         b->prev_norm = L;
     return NS_OK;
 }
@@ -144,15 +144,15 @@ static int add_conv(builder *b, int src, size_t cout, size_t k, size_t s, size_t
     return commit_layer(b, L, ns_conv_create(L, cout, k, s, p));
 }
 
-static int add_act(builder *b, const char *kind, double alpha)
+static int add_act(builder *b, ns_act_fn fn, double alpha)
 {
     /* FRN's TLU is the activation of its slot (FRN + TLU replace BN + ReLU):
      * a relu right after it is left out unless --frn-relu. */
-    if ((b->method->flags & NS_NORM_TLU) && !b->net->opts.frn_relu && !strcmp(kind, "relu") &&
+    if ((b->method->flags & NS_NORM_TLU) && !b->net->opts.frn_relu && fn == NS_ACT_RELU &&
         b->cur >= 0 && !strcmp(b->net->layers[b->cur].ops->kind, "frn"))
         return NS_OK;
     ns_layer *L = new_layer(b, b->cur);
-    int st = commit_layer(b, L, ns_act_create(L, kind, alpha));
+    int st = commit_layer(b, L, ns_act_create(L, fn, alpha));
     if (st || !(b->method->flags & NS_NORM_IC))
         return st;
     /* IC layer: BN then dropout after each activation, so before the next
@@ -176,7 +176,7 @@ static int add_resblock(builder *b, size_t cout, size_t stride)
     const ns_layer *pn_in = b->prev_norm;   /* statistics entering the block */
     int st = add_conv(b, in, cout, 3, stride, 1);
     if (!st) st = add_norm_slot(b, 0);
-    if (!st) st = add_act(b, "relu", 0);
+    if (!st) st = add_act(b, NS_ACT_RELU, 0);
     if (!st) st = add_conv(b, b->cur, cout, 3, 1, 1);
     if (!st) st = add_norm_slot(b, 0);
     b->nblocks++;
@@ -213,7 +213,7 @@ static int add_resblock(builder *b, size_t cout, size_t stride)
         return st;
     /* Statistics after the block are the sum of both paths' (BKN). */
     b->prev_norm = L;
-    return add_act(b, "relu", 0);
+    return add_act(b, NS_ACT_RELU, 0);
 }
 
 static int parse_token(builder *b, char *tok)
@@ -223,9 +223,14 @@ static int parse_token(builder *b, char *tok)
     size_t v, k, s, p;
     if (strcmp(tok, "norm") == 0 || strcmp(tok, "bn") == 0)
         return add_norm_slot(b, tok[0] == 'b');
-    if (strcmp(tok, "relu") == 0 || strcmp(tok, "tanh") == 0 ||
-        strcmp(tok, "erf") == 0 || strcmp(tok, "id") == 0)
-        return add_act(b, tok, 0);
+    static const struct {
+        const char *name;
+        ns_act_fn fn;
+    } acts[] = {{"relu", NS_ACT_RELU}, {"tanh", NS_ACT_TANH}, {"erf", NS_ACT_ERF},
+                {"id", NS_ACT_ID}};
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
+        if (strcmp(tok, acts[i].name) == 0)
+            return add_act(b, acts[i].fn, 0);
     if (strncmp(tok, "lrelu", 5) == 0) {
         double a = 0.01;
         if (tok[5] == ':') {
@@ -235,7 +240,7 @@ static int parse_token(builder *b, char *tok)
         } else if (tok[5]) {
             return bad_token(b, "unknown layer");
         }
-        return add_act(b, "lrelu", a);
+        return add_act(b, NS_ACT_LRELU, a);
     }
     if (strcmp(tok, "gap") == 0) {
         ns_layer *L = new_layer(b, b->cur);
@@ -339,7 +344,8 @@ static int apply_weight_rules(ns_net *net, unsigned flags)
         st = ns_layer_set_wrule(L, wrule);
         /* BN-free nets fold the ReLU gain into the weight that follows one. */
         if (wrule == NS_WRULE_SCALED && L->src >= 0 &&
-            !strcmp(net->layers[L->src].ops->kind, "relu"))
+            net->layers[L->src].ops->role == NS_ROLE_ACT &&
+            net->layers[L->src].ops->act == NS_ACT_RELU)
             L->wgamma = sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846));
     }
     ns_free(pick);

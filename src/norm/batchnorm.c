@@ -413,8 +413,10 @@ static size_t bn_metrics(const ns_layer *L, double *vals, const char **names, si
     return 1;
 }
 
-static const ns_layer_ops bn_ops = {"bn", bn_forward, bn_backward, bn_init, bn_release,
-                                    bn_metrics};
+static const ns_layer_ops bn_ops = {
+    .kind = "bn", .forward = bn_forward, .backward = bn_backward, .init = bn_init,
+    .release = bn_release, .metrics = bn_metrics, .flags = NS_LAYER_NORM | NS_LAYER_BATCH_STATS,
+};
 
 int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_t ramp)
 {
@@ -467,7 +469,6 @@ int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t gr
         return NS_ENOMEM;
     L->impl = b;
     L->ops = &bn_ops;
-    L->is_norm = 1;
     b->momentum = momentum;
     b->eps = eps;
     b->affine = affine;

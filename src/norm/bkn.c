@@ -90,7 +90,7 @@ static int is_bkn(const ns_layer *L)
 
 static int is_add(const ns_layer *L)
 {
-    return strcmp(L->ops->kind, "add") == 0;
+    return L->ops->role == NS_ROLE_ADD;
 }
 
 /*
@@ -483,7 +483,7 @@ static void bkn_release(ns_layer *L)
 
 static const ns_layer_ops bkn_ops = {
     .kind = "bkn", .forward = bkn_forward, .backward = bkn_backward,
-    .init = bkn_init, .release = bkn_release,
+    .init = bkn_init, .release = bkn_release, .flags = NS_LAYER_NORM | NS_LAYER_BATCH_STATS,
 };
 
 int ns_bkn_carried(const ns_layer *L, size_t k, double *m, double *v, size_t C)
@@ -563,7 +563,6 @@ int ns_bkn_create(ns_layer *L, const ns_bkn_opts *o)
         return NS_ENOMEM;
     L->impl = b;
     L->ops = &bkn_ops;
-    L->is_norm = 1;
     double p = o->p;
     if (p < 0)
         p = (o->group && o->group <= 16) ? 0.9 : 0.05;
@@ -586,7 +585,7 @@ int ns_bkn_create(ns_layer *L, const ns_bkn_opts *o)
     /* The weight layer whose weights carry the prediction, and the
      * statistics it reads. */
     ns_layer *W = L->in_layer;
-    if (W && (!strcmp(W->ops->kind, "dense") || !strcmp(W->ops->kind, "conv")) &&
+    if (W && (W->ops->role == NS_ROLE_DENSE || W->ops->role == NS_ROLE_CONV) &&
         L->prev_norm && ns_layer_in_size(W) % L->prev_norm->in_c == 0) {
         b->wl = W;
         b->pc = L->prev_norm->in_c;

@@ -159,7 +159,10 @@ static void frn_release(ns_layer *L)
     L->impl = NULL;
 }
 
-static const ns_layer_ops frn_ops = {"frn", frn_forward, frn_backward, frn_init, frn_release, NULL};
+static const ns_layer_ops frn_ops = {
+    .kind = "frn", .forward = frn_forward, .backward = frn_backward, .init = frn_init,
+    .release = frn_release, .flags = NS_LAYER_NORM,
+};
 
 int ns_frn_create(ns_layer *L, double eps0, int learned_eps)
 {
@@ -170,7 +173,6 @@ int ns_frn_create(ns_layer *L, double eps0, int learned_eps)
         return NS_ENOMEM;
     L->impl = f;
     L->ops = &frn_ops;
-    L->is_norm = 1;
     f->eps0 = eps0;
     /* Learned eps wherever the normalised extent is a single value. */
     f->learned_eps = learned_eps < 0 ? L->in_h * L->in_w == 1 : learned_eps;

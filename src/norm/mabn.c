@@ -222,7 +222,7 @@ static void mabn_release(ns_layer *L)
 
 static const ns_layer_ops mabn_ops = {
     .kind = "mabn", .forward = mabn_forward, .backward = mabn_backward,
-    .init = mabn_init, .release = mabn_release,
+    .init = mabn_init, .release = mabn_release, .flags = NS_LAYER_NORM | NS_LAYER_BATCH_STATS,
 };
 
 size_t ns_mabn_buffer_size(const ns_net_opts *o)
@@ -243,7 +243,6 @@ int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t
         return NS_ENOMEM;
     L->impl = m;
     L->ops = &mabn_ops;
-    L->is_norm = 1;
     m->eps = eps;
     m->momentum = 0.98;
     m->S = buffer;

@@ -142,7 +142,7 @@ static void pn_release(ns_layer *L)
 
 static const ns_layer_ops pn_ops = {
     .kind = "pn", .forward = pn_forward, .backward = pn_backward,
-    .init = pn_init, .release = pn_release,
+    .init = pn_init, .release = pn_release, .flags = NS_LAYER_NORM | NS_LAYER_BATCH_STATS,
 };
 
 int ns_pn_create(ns_layer *L, double eps, size_t warmup)
@@ -152,7 +152,6 @@ int ns_pn_create(ns_layer *L, double eps, size_t warmup)
         return NS_ENOMEM;
     L->impl = p;
     L->ops = &pn_ops;
-    L->is_norm = 1;
     p->alpha = 0.9;
     p->eps = eps;
     p->warmup = warmup;

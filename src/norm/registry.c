@@ -56,17 +56,17 @@ static int create_pn(ns_layer *L, const ns_net_opts *o)
 
 static int create_gn(ns_layer *L, const ns_net_opts *o)
 {
-    return ns_gn_create(L, "gn", o->gn_groups, o->bn_eps);
+    return ns_gn_create(L, NS_GN_GROUP, o->gn_groups, o->bn_eps);
 }
 
 static int create_ln(ns_layer *L, const ns_net_opts *o)
 {
-    return ns_gn_create(L, "ln", 1, o->bn_eps);
+    return ns_gn_create(L, NS_GN_LAYER, 1, o->bn_eps);
 }
 
 static int create_in(ns_layer *L, const ns_net_opts *o)
 {
-    return ns_gn_create(L, "in", L->in_c, o->bn_eps);
+    return ns_gn_create(L, NS_GN_INSTANCE, L->in_c, o->bn_eps);
 }
 
 static int create_frn(ns_layer *L, const ns_net_opts *o)

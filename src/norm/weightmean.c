@@ -20,9 +20,9 @@
 #include <math.h>
 #include <string.h>
 
-static int is_weight_layer(const ns_layer *L, const char *kind)
+static int is_weight_layer(const ns_layer *L, ns_layer_role role)
 {
-    return !strcmp(L->ops->kind, kind) && L->nparam > 0 && L->param[0].ndim >= 2;
+    return L->ops->role == role && L->nparam > 0 && L->param[0].ndim >= 2;
 }
 
 int ns_weight_layers_pick(const ns_net *net, ns_pick rule, unsigned char *pick)
@@ -30,14 +30,14 @@ int ns_weight_layers_pick(const ns_net *net, ns_pick rule, unsigned char *pick)
     size_t nconv = 0, last_dense = (size_t)-1;
     int count = 0;
     for (size_t i = 0; i < net->nlayers; i++) {
-        if (is_weight_layer(&net->layers[i], "conv"))
+        if (is_weight_layer(&net->layers[i], NS_ROLE_CONV))
             nconv++;
-        if (is_weight_layer(&net->layers[i], "dense"))
+        if (is_weight_layer(&net->layers[i], NS_ROLE_DENSE))
             last_dense = i;
     }
     for (size_t i = 0; i < net->nlayers; i++) {
         const ns_layer *L = &net->layers[i];
-        int conv = is_weight_layer(L, "conv"), dense = is_weight_layer(L, "dense");
+        int conv = is_weight_layer(L, NS_ROLE_CONV), dense = is_weight_layer(L, NS_ROLE_DENSE);
         int hidden_dense = dense && i != last_dense;
         size_t fan_in = (conv || dense) ? L->param[0].size / L->param[0].dims[0] : 0;
         switch (rule) {
