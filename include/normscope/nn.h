@@ -121,6 +121,15 @@ typedef struct ns_layer_ops {
     ns_layer_role role;
     ns_act_fn act;             /* NS_ROLE_ACT: the function */
     unsigned flags;            /* ns_layer_flags */
+    /* Recalibration of running statistics (the recal mode: ns_recalibrate);
+     * all NULL for layers whose statistics are not re-estimated.
+     * recal_begin resets the running statistics to their initial values;
+     * recal_batch, before the training forward of calibration batch k
+     * (0, 1, ...), makes its update leave the plain mean over batches 0..k;
+     * recal_end gives the layer back its own averaging. */
+    void (*recal_begin)(ns_layer *L);
+    void (*recal_batch)(ns_layer *L, size_t k);
+    void (*recal_end)(ns_layer *L);
 } ns_layer_ops;
 
 /* One layer.  Shapes are per sample; max_batch bounds every call. */

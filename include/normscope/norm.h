@@ -65,8 +65,7 @@ int ns_weight_layers_pick(const ns_net *net, ns_pick rule, unsigned char *pick);
  * (steps of warm-up with r = 1, d = 0, then a linear ramp). */
 int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_t ramp);
 
-/* Sets a BN layer's running-statistics momentum; returns the old one
- * (recalibration averages batches with momentum 1/(k+1)). */
+/* Sets a BN layer's running-statistics momentum; returns the old one. */
 double ns_bn_set_momentum(ns_layer *L, double momentum);
 
 /* psBN: adds a constant alpha to the BN output in both modes. */
@@ -121,8 +120,7 @@ typedef struct ns_bkn_opts {
  * no gradient flows through a frozen prediction). */
 int ns_bkn_create(ns_layer *L, const ns_bkn_opts *o);
 void ns_bkn_freeze(ns_layer *L, int frozen);
-/* Sets a BKN layer's running-average decay (0.9); returns the old one
- * (recalibration averages batches with decay k/(k+1)). */
+/* Sets a BKN layer's running-average decay (0.9); returns the old one. */
 double ns_bkn_set_decay(ns_layer *L, double decay);
 /* "group" / "last" for --bkn-predict and /config; NS_EINVAL otherwise. */
 int ns_bkn_parse_predict(const char *s, ns_bkn_predict *mode);

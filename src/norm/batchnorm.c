@@ -31,6 +31,7 @@
 
 typedef struct bn_impl {
     double momentum, eps;
+    double recal_saved; /* momentum while recalibrating */
     int affine;
     size_t group;       /* samples per group, 0: whole batch */
     double *mean;       /* ngroups_max * C: mean used by the last forward */
@@ -413,9 +414,34 @@ static size_t bn_metrics(const ns_layer *L, double *vals, const char **names, si
     return 1;
 }
 
+/* Recalibration: running statistics reset, then the plain mean of the
+ * calibration batches (momentum 1/(k+1) before batch k); the batch count
+ * is left alone. */
+static void bn_recal_begin(ns_layer *L)
+{
+    bn_impl *b = L->impl;
+    for (size_t c = 0; c < L->in_c; c++) {
+        L->state[0].data[c] = 0;
+        L->state[1].data[c] = 1;
+    }
+    b->recal_saved = b->momentum;
+}
+
+static void bn_recal_batch(ns_layer *L, size_t k)
+{
+    ((bn_impl *)L->impl)->momentum = 1.0 / (double)(k + 1);
+}
+
+static void bn_recal_end(ns_layer *L)
+{
+    bn_impl *b = L->impl;
+    b->momentum = b->recal_saved;
+}
+
 static const ns_layer_ops bn_ops = {
     .kind = "bn", .forward = bn_forward, .backward = bn_backward, .init = bn_init,
     .release = bn_release, .metrics = bn_metrics, .flags = NS_LAYER_NORM | NS_LAYER_BATCH_STATS,
+    .recal_begin = bn_recal_begin, .recal_batch = bn_recal_batch, .recal_end = bn_recal_end,
 };
 
 int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_t ramp)

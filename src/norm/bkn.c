@@ -56,6 +56,7 @@
 
 typedef struct bkn_impl {
     double p, eps, decay;
+    double recal_saved;      /* decay while recalibrating */
     size_t group, samples;
     ns_bkn_predict predict;
     int grad;                /* gradient through the prediction */
@@ -481,9 +482,33 @@ static void bkn_release(ns_layer *L)
     L->impl = NULL;
 }
 
+/* Recalibration: running averages reset, then the plain mean of the
+ * calibration batches (decay k/(k+1) before batch k). */
+static void bkn_recal_begin(ns_layer *L)
+{
+    bkn_impl *b = L->impl;
+    for (size_t c = 0; c < L->in_c; c++) {
+        L->state[0].data[c] = 0;
+        L->state[1].data[c] = 1;
+    }
+    b->recal_saved = b->decay;
+}
+
+static void bkn_recal_batch(ns_layer *L, size_t k)
+{
+    ((bkn_impl *)L->impl)->decay = (double)k / (double)(k + 1);
+}
+
+static void bkn_recal_end(ns_layer *L)
+{
+    bkn_impl *b = L->impl;
+    b->decay = b->recal_saved;
+}
+
 static const ns_layer_ops bkn_ops = {
     .kind = "bkn", .forward = bkn_forward, .backward = bkn_backward,
     .init = bkn_init, .release = bkn_release, .flags = NS_LAYER_NORM | NS_LAYER_BATCH_STATS,
+    .recal_begin = bkn_recal_begin, .recal_batch = bkn_recal_batch, .recal_end = bkn_recal_end,
 };
 
 int ns_bkn_carried(const ns_layer *L, size_t k, double *m, double *v, size_t C)
