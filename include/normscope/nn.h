@@ -99,10 +99,19 @@ enum ns_layer_flags {
                                  * sample of a larger forward */
 };
 
+/* Bits of the acc argument of a backward. */
+enum ns_backward_bits {
+    NS_BACKWARD_ADD_DX = 1,       /* add into dx instead of writing it */
+    NS_BACKWARD_ADD_DX2 = 2,      /* the same for dx2 */
+    NS_BACKWARD_NO_PARAM_GRAD = 4 /* input gradients only: weight layers (dense, conv)
+                                   * skip their parameter gradients (analyses) */
+};
+
 /* The operations of one layer kind.  forward writes y from x (and x2 for
  * the residual add) and returns a status; backward writes (acc bit 0 clear)
  * or adds (bit 0 set) the input gradient into dx (NULL: not needed), the
- * same with bit 1 for dx2, and always adds parameter gradients. */
+ * same with bit 1 for dx2, and adds parameter gradients unless bit 2
+ * (ns_backward_bits) asks a weight layer for input gradients only. */
 typedef struct ns_layer_ops {
     const char *kind;          /* names, printing and file layout only */
     int (*forward)(ns_layer *L, ns_real *y, const ns_real *x, const ns_real *x2,
@@ -158,8 +167,6 @@ struct ns_layer {
     const ns_layer *prev_norm;
     const ns_layer *prev_norm2;
     ns_mode last_mode;         /* mode of the last forward (backward follows it) */
-    int no_param_grad;         /* analyses: backward skips the weight gradients
-                                * (dense and conv; input gradients only) */
     void *impl;
 };
 
@@ -325,6 +332,10 @@ const ns_real *ns_net_logits(const ns_net *net);
 /* Backward pass after a forward on the same batch: dlogits (n x nout) in,
  * parameter gradients added to net->grads. */
 void ns_net_backward(ns_net *net, const ns_real *dlogits);
+/* The same pass for the gradients of the layers' outputs (net->dact) only:
+ * weight layers skip their parameter gradients (NS_BACKWARD_NO_PARAM_GRAD);
+ * other layers may still add theirs. */
+void ns_net_backward_input(ns_net *net, const ns_real *dlogits);
 
 /* Sets every parameter gradient to zero. */
 void ns_net_zero_grad(ns_net *net);

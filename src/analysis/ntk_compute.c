@@ -299,11 +299,7 @@ static int gen_eval(const plan *p, const ns_real *x, block *b)
             for (size_t i = 0; i < mc; i++)
                 dl[i * K + k] = 1;
             /* only cotangents are needed from this pass */
-            for (size_t l = 0; l < net->nlayers; l++)
-                net->layers[l].no_param_grad = 1;
-            ns_net_backward(net, dl);
-            for (size_t l = 0; l < net->nlayers; l++)
-                net->layers[l].no_param_grad = 0;
+            ns_net_backward_input(net, dl);
             for (size_t d = 0; d < p->nd; d++) {
                 const ns_real *dy = layer_dy(net, p->dl[d], dl);
                 size_t w = p->dout[d];

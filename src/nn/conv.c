@@ -147,6 +147,7 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
 {
     (void)dx2;
     (void)y;
+    int pg = !(acc & NS_BACKWARD_NO_PARAM_GRAD);
     acc &= 1; /* only bit 0 (dx) applies to a one-input layer */
     conv_impl *c = L->impl;
     size_t K = L->in_c * c->k * c->k, P = L->out_h * L->out_w;
@@ -154,7 +155,6 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     size_t blk = c->blk, nb = (n + blk - 1) / blk;
     /* With a weight rule the forward multiplied with W' (kept in L->wt). */
     const ns_real *W = L->wrule ? L->wt : L->param[0].data;
-    int pg = !L->no_param_grad;
     if (!pg && !dx)
         return;
     ns_real *dW = pg ? ns_layer_weight_grad_begin(L) : NULL, *db = L->param[1].grad;

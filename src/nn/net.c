@@ -560,7 +560,8 @@ void ns_net_zero_grad(ns_net *net)
     memset(net->grads, 0, net->nparams * sizeof *net->grads);
 }
 
-void ns_net_backward(ns_net *net, const ns_real *dlogits)
+/* The backward pass; bits (ns_backward_bits) go to every layer. */
+static void backward(ns_net *net, const ns_real *dlogits, int bits)
 {
     size_t n = net->last_n, nl = net->nlayers;
     /* seen[j]: layer j's output gradient already holds a contribution, so
@@ -584,6 +585,16 @@ void ns_net_backward(ns_net *net, const ns_real *dlogits)
             acc |= seen[L->src2] ? 2 : 0;
             seen[L->src2] = 1;
         }
-        L->ops->backward(L, dx, dx2, acc, dy, net->act[ii], x, n);
+        L->ops->backward(L, dx, dx2, acc | bits, dy, net->act[ii], x, n);
     }
+}
+
+void ns_net_backward(ns_net *net, const ns_real *dlogits)
+{
+    backward(net, dlogits, 0);
+}
+
+void ns_net_backward_input(ns_net *net, const ns_real *dlogits)
+{
+    backward(net, dlogits, NS_BACKWARD_NO_PARAM_GRAD);
 }

@@ -337,7 +337,7 @@ static int bkn_forward(ns_layer *L, ns_real *y, const ns_real *x,
 /* Backward through the prediction: dL/d(mh, vh) in b->dmh, b->dvh to the
  * weight layer's parameters and, through the pseudo-input, to the previous
  * layer's statistics. */
-static void predict_backward(ns_layer *L, bkn_impl *b)
+static void predict_backward(ns_layer *L, bkn_impl *b, int bits)
 {
     ns_layer *W = b->wl;
     size_t C = L->in_c, P = L->in_h * L->in_w, pc = b->pc, ns = b->ns;
@@ -357,7 +357,7 @@ static void predict_backward(ns_layer *L, bkn_impl *b)
     size_t rows = b->npred * ns, chunk = W->max_batch / ns * ns;
     for (size_t r0 = 0; r0 < rows; r0 += chunk) {
         size_t m = rows - r0 < chunk ? rows - r0 : chunk;
-        W->ops->backward(W, b->dpin + r0 * in, NULL, 0, b->dpout + r0 * out, b->pout + r0 * out,
+        W->ops->backward(W, b->dpin + r0 * in, NULL, bits, b->dpout + r0 * out, b->pout + r0 * out,
                          b->pin + r0 * in, m);
     }
     /* S = relu(m + sqrt(v) eps): dS/dm = 1, dS/dv = eps / (2 sqrt(v)) where S > 0 */
@@ -385,6 +385,7 @@ static void bkn_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
 {
     (void)dx2;
     (void)y;
+    int bits = acc & NS_BACKWARD_NO_PARAM_GRAD;   /* for the weight layer's backward */
     acc &= 1;
     bkn_impl *b = L->impl;
     size_t C = L->in_c, P = L->in_h * L->in_w, size = C * P;
@@ -447,7 +448,7 @@ static void bkn_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
         }
     }
     if (through)
-        predict_backward(L, b);
+        predict_backward(L, b, bits);
 }
 
 static void bkn_init(ns_layer *L, const ns_init *init, ns_rng *r)
