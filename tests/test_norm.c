@@ -230,7 +230,7 @@ static void assert_method(const ns_test_gprob *p)
         !strcmp(norm, "mabn")) {
         size_t nrule = 0;
         for (size_t i = 0; i < p->net->nlayers; i++)
-            nrule += p->net->layers[i].wrule != 0;
+            nrule += ns_layer_wrule(&p->net->layers[i]) != NS_WRULE_NONE;
         ck_assert_msg(nrule > 0, "%s: no layer with a weight rule", p->gc->name);
     }
 }

@@ -345,7 +345,7 @@ static void agc_count(const ns_net *net, double lambda, size_t *clip, size_t *ke
 {
     for (size_t i = 0; i < net->nlayers; i++) {
         const ns_layer *L = &net->layers[i];
-        if (!L->wrule)
+        if (!ns_layer_wrule(L))
             continue;
         const ns_tensor *W = &L->param[0];
         size_t rows = W->dims[0], fan = W->size / rows;
@@ -678,7 +678,7 @@ static void check_expectations(const tcase *tc, const ns_net *net, hid_t f, size
         size_t layers = 0;
         for (size_t i = 0; i < net->nlayers; i++) {
             const ns_layer *L = &net->layers[i];
-            if (!L->weight_mean)
+            if (!ns_layer_weight_mean(L))
                 continue;
             layers++;
             const ns_tensor *W = &L->param[0];

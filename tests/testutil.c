@@ -380,9 +380,9 @@ int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
         if (kind_is(net, i, "dense") || kind_is(net, i, "conv")) {
             static const char *const rules[] = {"none", "center", "standardize", "scaled"};
             bad |= H5LTset_attribute_string(f, obj, "wrule",
-                                            L->wrule >= 0 && L->wrule <= 3 ? rules[L->wrule]
-                                                                           : "unknown") < 0;
-            bad |= h5_int(f, obj, "weight_mean", L->weight_mean);
+                                            ns_layer_wrule(L) <= 3 ? rules[ns_layer_wrule(L)]
+                                                                   : "unknown") < 0;
+            bad |= h5_int(f, obj, "weight_mean", ns_layer_weight_mean(L));
         }
         for (int t = 0; t < L->nparam; t++)
             bad |= h5_tensor(f, obj, &L->param[t]);

@@ -141,6 +141,9 @@ typedef struct ns_layer_ops {
     void (*recal_end)(ns_layer *L);
 } ns_layer_ops;
 
+/* A dense or conv layer's weight rule (src/nn/wrule.c owns it). */
+typedef struct ns_wrule_state ns_wrule_state;
+
 /* One layer.  Shapes are per sample; max_batch bounds every call. */
 struct ns_layer {
     const ns_layer_ops *ops;
@@ -154,12 +157,7 @@ struct ns_layer {
     ns_tensor param[NS_MAX_TENSORS];
     ns_tensor state[NS_MAX_TENSORS];
     size_t cache_bytes;        /* bytes kept for backward besides the output, at max_batch */
-    int weight_mean;           /* MimicNorm's weight mean projects this layer's weight */
-    int wrule;                 /* weight reparametrisation in the forward pass (ns_wrule) */
-    ns_real *wt, *gw;          /* reparametrised weight and its gradient (wrule only) */
-    double *wis;               /* per-row 1/std of the standardised weight (wrule only) */
-    ns_real *wu;               /* scaled WS: the standardised weight before the gain */
-    double wgamma;             /* scaled WS: the activation gain folded into W' */
+    ns_wrule_state *wrule;     /* weight rule (dense, conv), or NULL: ns_layer_wrule */
     /* The previous normalization layer (read-only), or NULL.  Statistics
      * flow through it (BKN predicts from it).  After a residual block it is
      * the block's add layer, whose prev_norm is the branch's last norm layer
@@ -205,21 +203,39 @@ int ns_layer_add_state_flags(ns_layer *L, const char *name, int ndim, const size
 void ns_init_fill(ns_real *W, size_t nw, ns_real *b, size_t nb, double fan_in,
                   double fan_out, const ns_init *init, ns_rng *r);
 
-/* Weight reparametrisations inside the forward pass; gradients flow
- * through them (unlike the weight-mean projection). */
+/* Weight rules of dense and conv layers (src/nn/wrule.c), given by a
+ * method's weights hook: a reparametrisation inside the forward pass,
+ * through which gradients flow, or MimicNorm's weight-mean projection of
+ * the stored weights after each step (ns_net_project). */
 typedef enum ns_wrule {
     NS_WRULE_NONE = 0,
     NS_WRULE_CENTER,     /* CenConv: W' = W - mean over the fan-in, per output unit */
     NS_WRULE_STANDARDIZE, /* Weight Standardization: W' = (W - mean) / sqrt(var + 1e-5) */
     NS_WRULE_SCALED       /* NF nets' scaled WS: W' = gain g (W - mean) / sqrt(n var + 1e-4),
-                           * n = fan-in, g = sqrt(2/(1-1/pi)) after a ReLU, else 1 */
+                           * n = fan-in, g the gain folded in (sqrt(2/(1-1/pi)) after a
+                           * ReLU, else 1) */
 } ns_wrule;
 
-/* Gives a dense or conv layer a weight rule (allocates its buffers; the
- * scaled rule adds a "gain" parameter, so call it before the slabs exist). */
-int ns_layer_set_wrule(ns_layer *L, ns_wrule rule);
+/* Gives a dense or conv layer a reparametrisation (allocates its buffers;
+ * the scaled rule adds a "gain" parameter, so call it before the slabs
+ * exist).  g is the scaled rule's folded gain (ignored by the others).
+ * NS_EINVAL for a layer without a weight matrix or with a rule already. */
+int ns_layer_set_wrule(ns_layer *L, ns_wrule rule, double g);
+/* Marks a dense or conv layer for the weight-mean projection (ns_net_project). */
+int ns_layer_set_weight_mean(ns_layer *L);
+/* The layer's reparametrisation (NS_WRULE_NONE without one), and 1 when
+ * the weight mean projects it. */
+ns_wrule ns_layer_wrule(const ns_layer *L);
+int ns_layer_weight_mean(const ns_layer *L);
+/* Sets what the rule initialises (the scaled rule's gain to 1); called by
+ * ns_net_init after the layer's own init. */
+void ns_layer_wrule_init(ns_layer *L);
+/* Frees the layer's rule (NULL-safe). */
+void ns_layer_wrule_free(ns_layer *L);
 /* The weight a dense/conv layer multiplies with: W, or W' computed now. */
 const ns_real *ns_layer_weight_forward(ns_layer *L);
+/* The weight the last forward multiplied with (backward reads it). */
+const ns_real *ns_layer_weight_used(const ns_layer *L);
 /* Where the layer's backward accumulates dL/dW' (zeroed), and the step
  * that maps it to dL/dW and adds it to the parameter gradient. */
 ns_real *ns_layer_weight_grad_begin(ns_layer *L);
@@ -310,11 +326,11 @@ const char *ns_arch_presets(void);
 void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed);
 
 /* MimicNorm's weight mean: W[o, :] <- W[o, :] - mean(W[o, :]) over the
- * fan-in of every layer marked weight_mean.  A projection of the stored
+ * fan-in of every layer marked (ns_layer_set_weight_mean).  A projection of the stored
  * weights, called after initialisation and after every optimiser step. */
 void ns_net_project(ns_net *net);
 /* Adaptive gradient clipping (Brock et al. 2021), unit-wise on the weight
- * of every layer with a weight rule: a row's gradient G_o is scaled down to
+ * of every layer with a reparametrisation (ns_layer_wrule): a row's gradient G_o is scaled down to
  * lambda max(|W_o|, 1e-3) when its norm exceeds that. */
 void ns_net_agc(ns_net *net, double lambda);
 /* Global gradient-norm clipping as torch.nn.utils.clip_grad_norm_: when the

@@ -175,11 +175,11 @@ static int analytic_setup(analytic *a, const ns_net *net, const ns_train_config 
     for (size_t i = 0; i < net->nlayers; i++) {
         const ns_layer *L = &net->layers[i];
         if (L->ops->role == NS_ROLE_DENSE) {
-            if (L->wrule)
+            if (ns_layer_wrule(L))
                 return ns_error(NS_EINVAL, "--analytic: layer '%s' reparametrises its weight",
                                 L->name);
             if (a->depth > 0) {
-                int lw = L->weight_mean != 0;
+                int lw = ns_layer_weight_mean(L) != 0;
                 if (wm >= 0 && lw != wm)
                     return ns_error(NS_EINVAL, "--analytic: the weight mean projects some hidden "
                                     "layers and not others");

@@ -113,7 +113,7 @@ static int plan_make(plan *p, ns_net *net, const ns_ntk_opts *o, size_t n)
             return ns_error(NS_EFAIL, "parameters of layer '%s' are not contiguous", L->name);
         }
         int structured = 0;
-        if (!p->batch && L->ops->role == NS_ROLE_DENSE && !L->wrule &&
+        if (!p->batch && L->ops->role == NS_ROLE_DENSE && !ns_layer_wrule(L) &&
             o->method != NS_NTK_JACOBIAN) {
             /* FLOPs per pair of samples: structured n_in + K^2 n_out against
              * the Jacobian form's K^2 (n_in + 1) n_out. */
@@ -235,7 +235,7 @@ static void sample_grad(const plan *p, size_t g, ns_real *G, size_t row, const n
  * here for all samples of a chunk in parallel from columns computed once. */
 static int fast_conv(const ns_layer *L)
 {
-    return L->ops->role == NS_ROLE_CONV && !L->wrule && L->nparam == 2;
+    return L->ops->role == NS_ROLE_CONV && !ns_layer_wrule(L) && L->nparam == 2;
 }
 
 /* Eval-mode factors of samples [b->s0, b->s0 + b->m). */

@@ -153,8 +153,8 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     size_t K = L->in_c * c->k * c->k, P = L->out_h * L->out_w;
     size_t in = ns_layer_in_size(L), out = ns_layer_out_size(L), co = L->out_c;
     size_t blk = c->blk, nb = (n + blk - 1) / blk;
-    /* With a weight rule the forward multiplied with W' (kept in L->wt). */
-    const ns_real *W = L->wrule ? L->wt : L->param[0].data;
+    /* With a weight rule the forward multiplied with W'. */
+    const ns_real *W = ns_layer_weight_used(L);
     if (!pg && !dx)
         return;
     ns_real *dW = pg ? ns_layer_weight_grad_begin(L) : NULL, *db = L->param[1].grad;

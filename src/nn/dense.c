@@ -31,8 +31,8 @@ static void dense_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     (void)dx2;
     (void)y;
     size_t in = ns_layer_in_size(L), out = L->out_c;
-    /* With a weight rule the forward multiplied with W' (kept in L->wt). */
-    const ns_real *W = L->wrule ? L->wt : L->param[0].data;
+    /* With a weight rule the forward multiplied with W'. */
+    const ns_real *W = ns_layer_weight_used(L);
     if (pg) {
         ns_real *dW = ns_layer_weight_grad_begin(L), *db = L->param[1].grad;
         /* dW (out, in) += dy^T (out, n) x (n, in) */

@@ -338,15 +338,15 @@ static int apply_weight_rules(ns_net *net, unsigned flags)
         if (!pick[i])
             continue;
         if (flags & NS_NORM_WEIGHT_MEAN) {
-            L->weight_mean = 1;
+            st = ns_layer_set_weight_mean(L);
             continue;
         }
-        st = ns_layer_set_wrule(L, wrule);
         /* BN-free nets fold the ReLU gain into the weight that follows one. */
-        if (wrule == NS_WRULE_SCALED && L->src >= 0 &&
-            net->layers[L->src].ops->role == NS_ROLE_ACT &&
-            net->layers[L->src].ops->act == NS_ACT_RELU)
-            L->wgamma = sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846));
+        const ns_layer_ops *in = L->src >= 0 ? net->layers[L->src].ops : NULL;
+        int after_relu = in && in->role == NS_ROLE_ACT && in->act == NS_ACT_RELU;
+        double g = wrule == NS_WRULE_SCALED && after_relu
+                       ? sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846)) : 1;
+        st = ns_layer_set_wrule(L, wrule, g);
     }
     ns_free(pick);
     return st;
@@ -492,10 +492,7 @@ void ns_net_free(ns_net *net)
         ns_layer *L = &net->layers[i];
         if (L->ops && L->ops->release)
             L->ops->release(L);
-        ns_free(L->wt);
-        ns_free(L->gw);
-        ns_free(L->wis);
-        ns_free(L->wu);
+        ns_layer_wrule_free(L);
         if (net->act)
             ns_free(net->act[i]);
         if (net->dact)
@@ -523,10 +520,7 @@ void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed)
         ns_rng_seed(&r, seed, 0x1000 + i);
         if (L->ops->init)
             L->ops->init(L, init, &r);
-        for (int t = 0; t < L->nparam; t++)
-            if (!strcmp(L->param[t].name, "gain"))
-                for (size_t k = 0; k < L->param[t].size; k++)
-                    L->param[t].data[k] = 1;
+        ns_layer_wrule_init(L);
     }
     ns_net_project(net);
 }
@@ -558,6 +552,23 @@ const ns_real *ns_net_logits(const ns_net *net)
 void ns_net_zero_grad(ns_net *net)
 {
     memset(net->grads, 0, net->nparams * sizeof *net->grads);
+}
+
+double ns_net_clip_grad(ns_net *net, double max_norm)
+{
+    ns_real *g = net->grads;
+    double g2 = 0;
+#pragma omp simd reduction(+ : g2)
+    for (size_t i = 0; i < net->nparams; i++)
+        g2 += (double)g[i] * g[i];
+    double norm = sqrt(g2);
+    if (max_norm > 0 && norm > max_norm) {
+        ns_real f = (ns_real)(max_norm / (norm + 1e-6));
+#pragma omp simd
+        for (size_t i = 0; i < net->nparams; i++)
+            g[i] *= f;
+    }
+    return norm;
 }
 
 /* The backward pass; bits (ns_backward_bits) go to every layer. */
