@@ -19,6 +19,7 @@
 #include "normscope/nn.h"
 #include "normscope/io.h"
 #include "normscope/meanfield.h"
+#include "normscope/norm.h"
 #include "normscope/ntk.h"
 
 #include <lapacke.h>

@@ -257,7 +257,7 @@ static int torch_geometry(const ns_net *net, torch_geom *g)
     free(copy);
     /* MimicNorm's last BN follows the tokens */
     const ns_norm_method *m = ns_norm_find(slot);
-    if (m && (m->flags & NS_NORM_LAST_BN) && li == net->nlayers - 1 && kind_is(net, li, "bn")) {
+    if (m && m->net && m->net->logits && li == net->nlayers - 1 && kind_is(net, li, "bn")) {
         g[li].method = "lastbn";
         li++;
     }

@@ -158,10 +158,11 @@ struct ns_layer {
     ns_tensor state[NS_MAX_TENSORS];
     size_t cache_bytes;        /* bytes kept for backward besides the output, at max_batch */
     ns_wrule_state *wrule;     /* weight rule (dense, conv), or NULL: ns_layer_wrule */
-    /* The previous normalization layer (read-only), or NULL.  Statistics
-     * flow through it (BKN predicts from it).  After a residual block it is
-     * the block's add layer, whose prev_norm is the branch's last norm layer
-     * and prev_norm2 the skip path's source of statistics. */
+    /* Normalization layers and residual adds: the previous normalization
+     * layer (read-only), or NULL.  Statistics flow through it (BKN predicts
+     * from it).  After a residual block it is the block's add layer, whose
+     * prev_norm is the branch's last norm layer and prev_norm2 the skip
+     * path's source of statistics. */
     const ns_layer *prev_norm;
     const ns_layer *prev_norm2;
     ns_mode last_mode;         /* mode of the last forward (backward follows it) */
@@ -295,24 +296,61 @@ typedef struct ns_net {
 } ns_net;
 
 /*
+ * What a normalization method does to a network while it is built.  src/nn
+ * knows no method: the registry of src/norm hands ns_net_build_with the
+ * hooks of the method `--norm` names (ns_net_build in normscope/norm.h).
+ * Every member may be NULL (the method does nothing there).
+ *
+ * The layer fillers get L with its input shape set, and prev_norm (the
+ * previous normalization layer) for a normalization layer to read; they
+ * fill it as the ns_*_create constructors do and return a status.  A
+ * filler that leaves L->ops NULL adds no layer.  Normalization layers
+ * (NS_LAYER_NORM) become the prev_norm of the ones after them.
+ */
+typedef struct ns_net_method {
+    /* A `norm` token of the architecture; NULL: every slot stays empty. */
+    int (*slot)(ns_layer *L, const ns_net_opts *o);
+    /* A `bn` token: batch normalization whatever the method. */
+    int (*bn)(ns_layer *L, const ns_net_opts *o);
+    /* 1 when activation fn right after a filled `norm` slot is left out:
+     * the slot's layer ends in an activation of its own (FRN's TLU takes
+     * a relu's place). */
+    int (*replaces_act)(ns_act_fn fn, const ns_net_opts *o);
+    /* Layers after every activation: the k-th (k = 0, 1, ...) until one is
+     * left empty (IC: BN, then dropout). */
+    int (*after_act)(ns_layer *L, size_t k, const ns_net_opts *o);
+    /* A layer ending residual branch `block` (1, 2, ...) before its add
+     * (MimicNorm's residual scalar). */
+    int (*branch_end)(ns_layer *L, size_t block, const ns_net_opts *o);
+    /* A layer after the last one, on the logits (MimicNorm's last BN). */
+    int (*logits)(ns_layer *L, const ns_net_opts *o);
+    /* Runs on the complete list of layers before the slabs exist: weight
+     * rules (ns_layer_set_wrule, ns_layer_set_weight_mean). */
+    int (*weights)(ns_net *net);
+} ns_net_method;
+
+/*
  * Builds a network from an architecture string for inputs of shape
- * (c, h, w) and nout outputs.  Grammar, comma separated:
+ * (c, h, w) and nout outputs, with the method's hooks (NULL: none; the
+ * `norm` slots stay empty and `bn` tokens are refused).  Grammar, comma
+ * separated:
  *   fc:N            dense layer with N outputs (flattens its input); fc:out = nout
  *   convKxK:C[/S][pP]  KxK convolution, C channels, stride S (1), padding P (K/2)
  *   maxpool:K[/S] | avgpool:K[/S]   pooling, stride S (K)
  *   gap | flatten   global average pool; explicit flatten (a no-op view)
  *   relu | lrelu[:A] | tanh | erf | id     activations (A = 0.01)
  *   dropout:P       inverted dropout with drop probability P
- *   norm            the normalization slot (method from opts->norm)
- *   bn              batch normalization regardless of opts->norm
+ *   norm            the normalization slot (method->slot)
+ *   bn              batch normalization regardless of the method (method->bn)
  *   res:C[/S]       basic residual block: conv3x3:C/S,norm,relu,conv3x3:C,norm,
  *                   plus the shortcut (identity, or conv1x1:C/S,norm when
  *                   the shape changes), add, relu
  * and presets (see ns_arch_expand): mlp[:WxD], deepmlp[:WxD], cnn, vgg11-s,
  * vgg16-s, resnet8, resnet20.  Errors (NS_EINVAL) name the bad token.
+ * opts->norm is recorded, not read.
  */
-int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
-                 size_t w, size_t nout, ns_net **out);
+int ns_net_build_with(const char *arch, const ns_net_opts *opts, const ns_net_method *method,
+                      size_t c, size_t h, size_t w, size_t nout, ns_net **out);
 void ns_net_free(ns_net *net);
 
 /* Expands a preset into its architecture string; plain strings are copied.

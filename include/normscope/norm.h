@@ -1,36 +1,29 @@
 /*
  * normscope normalization methods.  `--norm NAME` picks a method from a
- * registry; each entry says how to fill a normalization slot (a layer, or
- * nothing).  Weight rules (projections after the optimiser step,
- * reparametrisations) and network rewrites hang off the same entry.
+ * registry; each entry carries the hooks of what the method does to a
+ * network (ns_net_method, normscope/nn.h): how to fill a normalization slot
+ * (a layer, or nothing), weight rules (projections after the optimiser
+ * step, reparametrisations) and network rewrites.
  */
 #ifndef NORMSCOPE_NORM_H
 #define NORMSCOPE_NORM_H
 
 #include "normscope/nn.h"
 
-/* What a method does besides filling the slots. */
+/* What a method asks of training (what it does to the network is in its
+ * hooks). */
 enum ns_norm_flags {
-    NS_NORM_WEIGHT_MEAN = 1,  /* project weights to zero mean per output unit */
-    NS_NORM_LAST_BN = 2,      /* append a BN without affine on the logits */
-    NS_NORM_RES_SCALE = 4,    /* a learnable scalar ends each residual branch */
     NS_NORM_MIMIC_INIT = 8,   /* MimicNorm's initialisation unless --init is given */
-    NS_NORM_CENTER_W = 16,    /* CenConv: centred weights inside the forward pass */
-    NS_NORM_STD_W = 32,       /* Weight Standardization inside the forward pass */
-    NS_NORM_IC = 64,          /* IC layer: BN + dropout after every activation */
-    NS_NORM_SCALED_W = 128,   /* scaled WS on conv and hidden dense layers */
-    NS_NORM_AGC = 256,        /* adaptive gradient clipping before each step */
-    NS_NORM_TLU = 512         /* the slot ends in an activation: a relu after it is
-                                 dropped unless ns_net_opts.frn_relu */
+    NS_NORM_AGC = 256         /* adaptive gradient clipping before each step */
 };
 
 typedef struct ns_norm_method {
     const char *name;       /* one word: "bn" */
     const char *summary;    /* one line for --list-norms */
     const char *reference;  /* paper, or "normscope's own definition" */
-    /* Fills a slot layer L whose input shape is set; NULL: the slot is left
-     * empty (no layer). */
-    int (*create)(ns_layer *L, const ns_net_opts *o);
+    /* What it does to a network (ns_net_build); NULL: nothing, the slots
+     * are left empty.  The bn hook is the registry's, whatever the entry. */
+    const ns_net_method *net;
     const char *options;    /* the options it reads, for --help-norm (NULL: none) */
     unsigned flags;         /* ns_norm_flags */
     double lr;              /* the method's default learning rate (0: the global 0.05) */
@@ -40,6 +33,12 @@ typedef struct ns_norm_method {
 
 /* Lookup by name; NULL if unknown. */
 const ns_norm_method *ns_norm_find(const char *name);
+
+/* Builds a network (ns_net_build_with, normscope/nn.h, for the grammar) with
+ * the hooks of the method opts->norm names.  NS_EINVAL for an unknown
+ * method, and as ns_net_build_with. */
+int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
+                 size_t w, size_t nout, ns_net **out);
 /* Registry access for listings. */
 size_t ns_norm_count(void);
 const ns_norm_method *ns_norm_at(size_t i);

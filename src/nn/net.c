@@ -3,9 +3,10 @@
  * layers, with parameters, gradients and state each in one slab (so the
  * parameter vector is contiguous), and one output and one gradient buffer
  * per layer sized for max_batch.  Nothing is allocated after the build.
+ * What a normalization method does to the network comes in as hooks
+ * (ns_net_method): the builder knows no method.
  */
 #include "normscope/nn.h"
-#include "normscope/norm.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -33,7 +34,7 @@ void ns_net_opts_default(ns_net_opts *o)
     o->agc = 0.01;
     o->bkn_p = -1;
     o->bkn_samples = 64;
-    o->bkn_predict = NS_BKN_PREDICT_GROUP;
+    o->bkn_predict = 1;    /* NS_BKN_PREDICT_GROUP, the authors' per-group prediction */
     o->bkn_grad = 1;
     o->pn_warmup = 10000;
     o->max_batch = 128;
@@ -45,9 +46,10 @@ typedef struct builder {
     ns_net *net;
     size_t cap;
     int cur;                 /* layer whose output feeds the next token (-1 input) */
+    int slot;                /* the last layer that filled a `norm` slot (-1 none) */
     const ns_layer *prev_norm;
     const char *token;       /* for error messages */
-    const ns_norm_method *method;
+    ns_net_method method;    /* the method's hooks (members NULL where it has none) */
     size_t nblocks;          /* residual blocks so far */
 } builder;
 
@@ -113,6 +115,33 @@ static int commit_layer(builder *b, ns_layer *L, int st)
     return NS_OK;
 }
 
+/* Starts a layer that a method's hook fills, after the current one; a
+ * normalization layer there reads the previous one's statistics. */
+static ns_layer *new_method_layer(builder *b)
+{
+    ns_layer *L = new_layer(b, b->cur);
+    if (L)
+        L->prev_norm = b->prev_norm;
+    return L;
+}
+
+/* Finishes it: *added says whether the hook filled it (an empty one adds
+ * nothing); prev_norm stays with normalization layers only. */
+static int commit_method_layer(builder *b, ns_layer *L, int st, int *added)
+{
+    *added = st || L->ops;
+    if (!*added)
+        return NS_OK;
+    if (!st && !ns_layer_is_norm(L))
+        L->prev_norm = NULL;
+    return commit_layer(b, L, st);
+}
+
+static int too_many_layers(const builder *b)
+{
+    return ns_error(NS_EFAIL, "too many layers for the architecture at token '%s'", b->token);
+}
+
 static int parse_size(const char *s, char **end, size_t *v)
 {
     if (!isdigit((unsigned char)*s))
@@ -128,14 +157,19 @@ static int parse_size(const char *s, char **end, size_t *v)
 static int add_norm_slot(builder *b, int explicit_bn)
 {
     const ns_net_opts *o = &b->net->opts;
-    const ns_norm_method *m = ns_norm_find(explicit_bn ? "bn" : o->norm);
-    if (!m)
-        return ns_error(NS_EINVAL, "unknown normalization method '%s'", o->norm);
-    if (!m->create)
+    int (*fill)(ns_layer *, const ns_net_opts *) = explicit_bn ? b->method.bn : b->method.slot;
+    if (!fill) {
+        if (explicit_bn)
+            return bad_token(b, "no batch normalization without a normalization module");
         return NS_OK;   /* empty slot */
-    ns_layer *L = new_layer(b, b->cur);
-    L->prev_norm = b->prev_norm;
-    return commit_layer(b, L, m->create(L, o));
+    }
+    ns_layer *L = new_method_layer(b);
+    if (!L)
+        return too_many_layers(b);
+    int added, st = commit_method_layer(b, L, fill(L, o), &added);
+    if (!st && added && !explicit_bn)
+        b->slot = b->cur;
+    return st;
 }
 
 static int add_conv(builder *b, int src, size_t cout, size_t k, size_t s, size_t p)
@@ -146,26 +180,23 @@ static int add_conv(builder *b, int src, size_t cout, size_t k, size_t s, size_t
 
 static int add_act(builder *b, ns_act_fn fn, double alpha)
 {
-    /* FRN's TLU is the activation of its slot (FRN + TLU replace BN + ReLU):
-     * a relu right after it is left out unless --frn-relu. */
-    if ((b->method->flags & NS_NORM_TLU) && !b->net->opts.frn_relu && fn == NS_ACT_RELU &&
-        b->cur >= 0 && !strcmp(b->net->layers[b->cur].ops->kind, "frn"))
+    const ns_net_method *m = &b->method;
+    const ns_net_opts *o = &b->net->opts;
+    /* A slot layer that ends in an activation of its own takes this one's
+     * place (FRN's TLU for a relu). */
+    if (m->replaces_act && b->slot >= 0 && b->cur == b->slot && m->replaces_act(fn, o))
         return NS_OK;
     ns_layer *L = new_layer(b, b->cur);
-    int st = commit_layer(b, L, ns_act_create(L, fn, alpha));
-    if (st || !(b->method->flags & NS_NORM_IC))
-        return st;
-    /* IC layer: BN then dropout after each activation, so before the next
-     * weight layer (Chen et al. 2019). */
-    const ns_net_opts *o = &b->net->opts;
-    L = new_layer(b, b->cur);
-    L->prev_norm = b->prev_norm;
-    st = commit_layer(b, L, ns_bn_create(L, o->bn_momentum, o->bn_eps, o->bn_affine,
-                                         o->norm_group));
-    if (st)
-        return st;
-    L = new_layer(b, b->cur);
-    return commit_layer(b, L, ns_dropout_create(L, o->ic_drop));
+    if (!L)
+        return too_many_layers(b);
+    int st = commit_layer(b, L, ns_act_create(L, fn, alpha)), added = 1;
+    /* Layers the method puts after every activation (IC: BN, dropout). */
+    for (size_t k = 0; !st && added && m->after_act; k++) {
+        if (!(L = new_method_layer(b)))
+            return too_many_layers(b);
+        st = commit_method_layer(b, L, m->after_act(L, k, o), &added);
+    }
+    return st;
 }
 
 static int add_resblock(builder *b, size_t cout, size_t stride)
@@ -180,11 +211,13 @@ static int add_resblock(builder *b, size_t cout, size_t stride)
     if (!st) st = add_conv(b, b->cur, cout, 3, 1, 1);
     if (!st) st = add_norm_slot(b, 0);
     b->nblocks++;
-    if (!st && (b->method->flags & NS_NORM_RES_SCALE)) {
-        double l = (double)b->nblocks;
-        ns_layer *S = new_layer(b, b->cur);
-        st = commit_layer(b, S, ns_scale_create(S, b->net->opts.res_scale_paper
-                                                       ? 1.0 / sqrt(l) : 1.44 / l));
+    if (!st && b->method.branch_end) {
+        /* the method's layer at the end of the branch (MimicNorm's scalar) */
+        ns_layer *S = new_method_layer(b);
+        int added;
+        st = S ? commit_method_layer(b, S, b->method.branch_end(S, b->nblocks, &b->net->opts),
+                                     &added)
+               : too_many_layers(b);
     }
     if (st)
         return st;
@@ -314,44 +347,6 @@ static int parse_token(builder *b, char *tok)
 
 /* ------------------------------------------------------------ build/free */
 
-/* Marks the layers a method's weight rules act on: the weight-mean
- * projection, or a reparametrisation inside the forward pass. */
-static int apply_weight_rules(ns_net *net, unsigned flags)
-{
-    unsigned rules = NS_NORM_WEIGHT_MEAN | NS_NORM_SCALED_W | NS_NORM_CENTER_W | NS_NORM_STD_W;
-    if (!(flags & rules))
-        return NS_OK;
-    unsigned char *pick = ns_calloc(net->nlayers, 1);
-    if (!pick)
-        return NS_ENOMEM;
-    ns_pick rule = (flags & NS_NORM_WEIGHT_MEAN)
-                       ? (net->opts.wm_all ? NS_PICK_ALL : NS_PICK_MIMIC)
-                   : (flags & NS_NORM_SCALED_W) ? NS_PICK_ALL_BUT_CLASSIFIER
-                                                : NS_PICK_CONV_ELSE_HIDDEN;
-    ns_wrule wrule = (flags & NS_NORM_SCALED_W) ? NS_WRULE_SCALED
-                     : (flags & NS_NORM_STD_W)  ? NS_WRULE_STANDARDIZE
-                                                : NS_WRULE_CENTER;
-    ns_weight_layers_pick(net, rule, pick);
-    int st = NS_OK;
-    for (size_t i = 0; !st && i < net->nlayers; i++) {
-        ns_layer *L = &net->layers[i];
-        if (!pick[i])
-            continue;
-        if (flags & NS_NORM_WEIGHT_MEAN) {
-            st = ns_layer_set_weight_mean(L);
-            continue;
-        }
-        /* BN-free nets fold the ReLU gain into the weight that follows one. */
-        const ns_layer_ops *in = L->src >= 0 ? net->layers[L->src].ops : NULL;
-        int after_relu = in && in->role == NS_ROLE_ACT && in->act == NS_ACT_RELU;
-        double g = wrule == NS_WRULE_SCALED && after_relu
-                       ? sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846)) : 1;
-        st = ns_layer_set_wrule(L, wrule, g);
-    }
-    ns_free(pick);
-    return st;
-}
-
 static int finalize(ns_net *net)
 {
     size_t np = 0, ns = 0;
@@ -396,8 +391,8 @@ static int finalize(ns_net *net)
     return NS_OK;
 }
 
-int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
-                 size_t w, size_t nout, ns_net **out)
+int ns_net_build_with(const char *arch, const ns_net_opts *opts, const ns_net_method *method,
+                      size_t c, size_t h, size_t w, size_t nout, ns_net **out)
 {
     *out = NULL;
     if (opts->max_batch == 0 || opts->max_batch > NS_MAX_BATCH)
@@ -405,8 +400,6 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
                         NS_MAX_BATCH, opts->max_batch);
     if (!ns_size_bounded(ns_size_bounded(c, h), w))
         return ns_error(NS_EINVAL, "input shape %zu x %zu x %zu is empty or too large", c, h, w);
-    if (!ns_norm_find(opts->norm))
-        return ns_error(NS_EINVAL, "unknown normalization method '%s'", opts->norm);
     ns_net *net = ns_calloc(1, sizeof *net);
     if (!net)
         return NS_ENOMEM;
@@ -428,8 +421,9 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
     size_t ntok = 1;
     for (const char *q = copy; *q; q++)
         ntok += *q == ',';
-    builder b = {.net = net, .cap = ntok * 10 + 2, .cur = -1,
-                 .method = ns_norm_find(opts->norm)};
+    builder b = {.net = net, .cap = ntok * 10 + 2, .cur = -1, .slot = -1};
+    if (method)
+        b.method = *method;
     net->layers = ns_calloc(b.cap, sizeof *net->layers);
     if (!net->layers) {
         st = NS_ENOMEM;
@@ -457,12 +451,14 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
         st = ns_error(NS_EINVAL, "empty architecture '%s'", arch);
         goto cleanup;
     }
-    if (b.method->flags & NS_NORM_LAST_BN) {
-        /* MimicNorm's last BN: on the logits, no affine, default settings. */
-        ns_layer *L = new_layer(&b, b.cur);
-        L->prev_norm = b.prev_norm;
-        b.token = "last bn";
-        if ((st = commit_layer(&b, L, ns_bn_create(L, opts->bn_momentum, opts->bn_eps, 0, 0))))
+    if (b.method.logits) {
+        /* the method's layer on the logits (MimicNorm's last BN) */
+        ns_layer *L = new_method_layer(&b);
+        int added;
+        b.token = "(layer on the logits)";
+        st = L ? commit_method_layer(&b, L, b.method.logits(L, &net->opts), &added)
+               : too_many_layers(&b);
+        if (st)
             goto cleanup;
     }
     const ns_layer *last = &net->layers[net->nlayers - 1];
@@ -471,7 +467,8 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
                       "the data have %zu classes", arch, ns_layer_out_size(last), nout);
         goto cleanup;
     }
-    if ((st = apply_weight_rules(net, b.method->flags)))
+    /* the method's weight rules, before the slabs (a rule may add a parameter) */
+    if (b.method.weights && (st = b.method.weights(net)))
         goto cleanup;
     st = finalize(net);
 cleanup:
