@@ -274,9 +274,7 @@ typedef struct ns_net_opts {
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */
     size_t max_batch;      /* largest batch any call will pass */
 } ns_net_opts;
-
-/* Fills opts with the defaults above (norm "bn", max_batch 128). */
-void ns_net_opts_default(ns_net_opts *o);
+/* ns_net_opts_default (normscope/norm.h) fills in the defaults above. */
 
 typedef struct ns_net {
     size_t nlayers;

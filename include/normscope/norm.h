@@ -39,6 +39,9 @@ const ns_norm_method *ns_norm_find(const char *name);
  * method, and as ns_net_build_with. */
 int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
                  size_t w, size_t nout, ns_net **out);
+/* Fills opts with the defaults of ns_net_opts (normscope/nn.h; norm "bn",
+ * max_batch 128), the methods' options included. */
+void ns_net_opts_default(ns_net_opts *o);
 /* Registry access for listings. */
 size_t ns_norm_count(void);
 const ns_norm_method *ns_norm_at(size_t i);
