@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "normscope/core.h"
 #include "normscope/io.h"
 #include "normscope/train.h"

@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 /* ------------------------------------------------------------- strings */
 
 /* A growing string for gnuplot variables of unbounded length. */
