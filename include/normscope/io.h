@@ -147,6 +147,102 @@ int ns_h5_read_double_alloc(ns_hid loc, const char *path, double **out, size_t *
 /* The file name HDF5 reports for loc (for error messages). */
 const char *ns_h5_name(ns_hid loc);
 
+/* ------------------------------------------------------ walking a file */
+
+/* What a reader of any HDF5 file needs (`normscope info`, figures that
+ * list checkpoints): the links of a group, every object below it, the
+ * attributes of an object with their values, the shape and element type
+ * of a data set, and the JSON form of attributes.  Odd objects (soft
+ * links, named types, attributes of unusual types) are reported as such,
+ * never refused. */
+
+/* Element type classes of attributes and data sets. */
+typedef enum ns_h5_class {
+    NS_H5_UNREADABLE = 0,   /* missing, or could not be opened or read */
+    NS_H5_INT,
+    NS_H5_FLOAT,
+    NS_H5_STRING,
+    NS_H5_ENUM,
+    NS_H5_COMPOUND,
+    NS_H5_OTHER
+} ns_h5_class;
+
+/* Names of the links of group (one level, any kind of link) in name
+ * order; free with ns_h5_names_free.  NS_EFORMAT naming the file when
+ * group is missing or not a group, or when the listing fails; NS_ENOMEM. */
+int ns_h5_children(ns_hid loc, const char *group, char ***names, size_t *n);
+
+/* Names of the attributes of obj: sorted by name when sorted, else in the
+ * order HDF5 keeps them (creation order while they are few, the order of
+ * its name index when many).  An obj that is missing or cannot be opened
+ * has none (NS_OK, *n = 0).  NS_ENOMEM or NS_EFORMAT (listing failed):
+ * *names still holds those read before the failure. */
+int ns_h5_attr_names(ns_hid loc, const char *obj, int sorted, char ***names, size_t *n);
+/* Frees a list of names (NULL is safe). */
+void ns_h5_names_free(char **names, size_t n);
+
+#define NS_H5_VALUES_MAX 64     /* numbers an ns_h5_value holds */
+#define NS_H5_STR_MAX 8192      /* bytes of a string value, with its NUL */
+
+/* The value of an attribute as stored. */
+typedef struct ns_h5_value {
+    ns_h5_class cls;        /* NS_H5_UNREADABLE: missing or unreadable */
+    int64_t count;          /* number of values (-1 when HDF5 cannot say) */
+    int array;              /* stored with at least one dimension, not as
+                             * a scalar (h5py writes lists so) */
+    int held;               /* 1: the value is below (one string or enum
+                             * member; 1..NS_H5_VALUES_MAX numbers);
+                             * 0: a kind or count that is not read */
+    size_t n;               /* numbers in num (NS_H5_INT, NS_H5_FLOAT) */
+    double num[NS_H5_VALUES_MAX];
+    char str[NS_H5_STR_MAX];   /* NS_H5_STRING: the string (cut at
+                                * NS_H5_STR_MAX - 1 bytes); NS_H5_ENUM: the
+                                * member's name (h5py's booleans are the
+                                * members FALSE and TRUE) */
+} ns_h5_value;
+
+/* Reads the attribute name of obj into *v; what cannot be read shows in
+ * v->cls and v->held rather than as an error. */
+void ns_h5_attr_value(ns_hid loc, const char *obj, const char *name, ns_h5_value *v);
+
+/* One object met by ns_h5_walk. */
+typedef struct ns_h5_object {
+    const char *path;       /* relative to the group walked ("ntk/0/kernel") */
+    int dataset;            /* 1: a data set, 0: a group */
+    int64_t count;          /* data sets: number of values (-1 unknown) */
+} ns_h5_object;
+
+/* Return NS_OK to go on, another status to stop the walk with it. */
+typedef int ns_h5_walk_fn(void *ctx, const ns_h5_object *o);
+
+/* Calls fn for every group and data set below group (not group itself),
+ * recursively, in HDF5's name order, a group before what it holds.  Only
+ * objects reached through hard links, unless follow: then also the
+ * targets of soft and external links that can be opened (listed under
+ * the link's name, not descended into).  Named types are skipped.
+ * Returns fn's status when it stopped the walk; NS_EFORMAT naming the
+ * file when group cannot be opened or walked. */
+int ns_h5_walk(ns_hid loc, const char *group, int follow, ns_h5_walk_fn *fn, void *ctx);
+
+/* Shape and element type of a data set. */
+typedef struct ns_h5_dsinfo {
+    ns_h5_class cls;        /* NS_H5_UNREADABLE when it cannot be opened */
+    int ndim;               /* -1: unknown, or more than 8 dimensions */
+    uint64_t dims[8];
+    size_t bits;            /* bits of one element */
+    char type[32];          /* "float64", "int32", "uint8", "string", "enum",
+                             * "compound", "other"; "?" when unreadable */
+} ns_h5_dsinfo;
+void ns_h5_dataset_info(ns_hid loc, const char *path, ns_h5_dsinfo *d);
+
+/* The JSON form of a value (ns_sb of core.h): a string; true or false for
+ * h5py's booleans, the member's name for other enums; a number, or an
+ * array of numbers when stored as an array; null for what is not held. */
+void ns_h5_json_value(ns_sb *b, const ns_h5_value *v);
+/* The attributes of obj as one JSON object, sorted by name ({} when it
+ * has none or is missing). */
+void ns_h5_json_attrs(ns_sb *b, ns_hid loc, const char *obj);
+
 /* ----------------------------------------------------------- run files */
 
 /* Writes /checkpoints/<step>/{params,state}/<layer>/<name>. */
