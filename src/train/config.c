@@ -1,7 +1,9 @@
 /*
- * Training configuration: defaults (the recipe that trains the presets
- * well without further flags), validation, names of settings, and its
- * storage as attributes of /config in the run file.
+ * Training configuration: the option table of the training settings (the
+ * methods' options are declared with the methods, src/norm), defaults (the
+ * recipe that trains the presets well without further flags), validation,
+ * names of settings, and its storage as attributes of /config in the run
+ * file, all driven from the tables.
  */
 #include "normscope/train.h"
 
