@@ -201,7 +201,8 @@ typedef struct ns_net_opts {
     size_t max_batch;      /* largest batch any call will pass */
 } ns_net_opts;
 
-/* Fills opts with the defaults above (norm "bn", max_batch 128). */
+/* Fills opts with the defaults above: norm "bn", max_batch 128, and each
+ * method option's default as its method declares it (ns_norm_opts_default). */
 void ns_net_opts_default(ns_net_opts *o);
 
 typedef struct ns_net {

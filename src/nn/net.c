@@ -17,25 +17,7 @@ void ns_net_opts_default(ns_net_opts *o)
 {
     memset(o, 0, sizeof *o);
     snprintf(o->norm, sizeof o->norm, "bn");
-    o->bn_momentum = 0.1;
-    o->bn_eps = 1e-5;
-    o->bn_affine = 1;
-    o->gn_groups = 32;
-    o->psbn_alpha = 0.1;
-    o->fct = 0.9;
-    o->frn_eps = 1e-6;
-    o->brn_warmup = 500;
-    o->brn_ramp = 2000;
-    o->ic_drop = 0.05;
-    o->mabn_buffer = 0;
-    o->mabn_real_batch = 32;
-    o->mabn_warmup = 100;
-    o->agc = 0.01;
-    o->bkn_p = -1;
-    o->bkn_samples = 64;
-    o->bkn_predict = NS_BKN_PREDICT_GROUP;
-    o->bkn_grad = 1;
-    o->pn_warmup = 10000;
+    ns_norm_opts_default(o);   /* each method option as its method declares it */
     o->max_batch = 128;
 }
 
