@@ -274,7 +274,9 @@ typedef struct ns_net_opts {
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */
     size_t max_batch;      /* largest batch any call will pass */
 } ns_net_opts;
-/* ns_net_opts_default (normscope/norm.h) fills in the defaults above. */
+/* ns_net_opts_default (normscope/norm.h) fills in the defaults above: norm
+ * "bn", max_batch 128, and each method option's default as its method
+ * declares it. */
 
 typedef struct ns_net {
     size_t nlayers;

@@ -9,6 +9,7 @@
 #define NORMSCOPE_NORM_H
 
 #include "normscope/nn.h"
+#include "normscope/opt.h"
 
 /* What a method asks of training (what it does to the network is in its
  * hooks). */
@@ -24,11 +25,17 @@ typedef struct ns_norm_method {
     /* What it does to a network (ns_net_build); NULL: nothing, the slots
      * are left empty.  The bn hook is the registry's, whatever the entry. */
     const ns_net_method *net;
-    const char *options;    /* the options it reads, for --help-norm (NULL: none) */
+    const char *notes;      /* what --help-norm adds to the options: the reasons for the
+                               default recipe (NULL: nothing) */
     unsigned flags;         /* ns_norm_flags */
     double lr;              /* the method's default learning rate (0: the global 0.05) */
     size_t warmup;          /* its default linear warm-up in steps (0: none) */
     double clip;            /* its default gradient-norm clipping (0: none) */
+    /* Its options: the ones declared with it, in its source file (NULL: none),
+     * then the /config keys of options declared with other methods that it
+     * reads too, space-separated ("norm_group bn_eps"; NULL: none). */
+    const ns_opt_table *opts;
+    const char *reads;
 } ns_norm_method;
 
 /* Lookup by name; NULL if unknown. */
@@ -45,6 +52,34 @@ void ns_net_opts_default(ns_net_opts *o);
 /* Registry access for listings. */
 size_t ns_norm_count(void);
 const ns_norm_method *ns_norm_at(size_t i);
+
+/* ------------------------------------------------- method options */
+
+/* The option tables, each declared in the method's source file: bn
+ * (norm_group, bn_momentum, bn_eps, bn_affine, read by most methods), ubn,
+ * psbn, brn and ic in batchnorm.c, mabn.c, bkn.c, powernorm.c, gn in
+ * groupnorm.c, frn.c, mimic (wm_all, res_scale_paper) and nf (agc) in
+ * weightmean.c.  Every entry carries NS_OPT_NET: its field is in
+ * ns_net_opts. */
+/* In a table: the /config key of a field of ns_net_opts, which is its name. */
+#define NS_NET_FIELD(f) .key = #f, .offset = offsetof(ns_net_opts, f)
+
+extern const ns_opt_table ns_bn_options, ns_ubn_options, ns_psbn_options, ns_brn_options,
+    ns_ic_options, ns_mabn_options, ns_bkn_options, ns_pn_options, ns_gn_options,
+    ns_frn_options, ns_mimic_options, ns_nf_options;
+
+/* Every method option once: the methods' own tables in registry order,
+ * entries 0, 1, ...; NULL beyond. */
+const ns_opt *ns_norm_opt_at(size_t i);
+/* The method option with this command-line option, flag or /config key
+ * ("--bkn-p", "--frn-relu", "bkn_p"); NULL if none. */
+const ns_opt *ns_norm_opt_find(const char *name);
+/* The options method m reads: its own, then those m->reads names (a key
+ * that names no option is skipped); entries 0, 1, ...; NULL beyond. */
+const ns_opt *ns_norm_reads(const ns_norm_method *m, size_t i);
+/* Sets every method option in o to its declared default (the rest of o is
+ * left alone). */
+void ns_norm_opts_default(ns_net_opts *o);
 
 /* Batch normalization over (N, H, W) per channel, in groups of `group`
  * samples (0: the whole batch); running variance unbiased as in PyTorch. */

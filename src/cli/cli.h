@@ -55,6 +55,13 @@ int ns_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *v);
 /* --threads: an integer in 1..256, the rule of the training option table
  * (ns_train_opt_find("--threads")). */
 int ns_cli_threads(const char *cmd, const char *s, int *t);
+/* A memory size (--mem): a decimal number of bytes (digits, an optional
+ * fraction), then an optional K, M or G (powers of 1024), then an optional B
+ * or iB: "300K", "1.5G", "512MiB".  No sign, blank, exponent, hex, inf or
+ * nan; at most 2^50 bytes.  On error a usage error naming opt, -1. */
+int ns_cli_mem(const char *cmd, const char *opt, const char *s, size_t *v);
+/* A byte count as "N KiB", "N MiB" or "N.N GiB", rounded up. */
+void ns_cli_bytes_up(size_t b, char *buf, size_t len);
 /* 1 when s is a comma-separated list without empty items ("", "1,,2",
  * ",1" and "1," are not). */
 int ns_cli_list_ok(const char *s);

@@ -7,7 +7,6 @@
 #include "cli.h"
 
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,56 +66,6 @@ static const char usage_text[] =
     "the weight mean; each checkpoint gets output_condition_number (of the\n"
     "kernel of one output, sum_k Theta[(i,k),(j,k)] / K) and analytic_relerr\n"
     "(||that - analytic||_F / ||analytic||_F).\n";
-
-/* --mem: a decimal number of bytes (digits, an optional fraction), then
- * an optional K, M or G (powers of 1024), then an optional B or iB: "300K",
- * "1.5G", "512MiB".  No sign, blank, exponent, hex, inf or nan; at most
- * 2^50 bytes. */
-static int parse_mem(const char *s, size_t *out)
-{
-    const char *p = s;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    if (p == s)
-        return -1;
-    if (*p == '.') {
-        const char *f = ++p;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        if (p == f)
-            return -1;
-    }
-    double v = strtod(s, NULL);   /* the plain decimal prefix just checked */
-    double mul = 1;
-    int unit = 1;
-    switch (*p) {
-    case 'K': case 'k': mul = 1024.0; break;
-    case 'M': case 'm': mul = 1024.0 * 1024; break;
-    case 'G': case 'g': mul = 1024.0 * 1024 * 1024; break;
-    default: unit = 0;
-    }
-    p += unit;
-    if (unit && (*p == 'i' || *p == 'I') && (p[1] == 'B' || p[1] == 'b'))
-        p += 2;
-    else if (*p == 'B' || *p == 'b')
-        p++;
-    if (*p || !(v * mul <= 1125899906842624.0))
-        return -1;
-    *out = (size_t)(v * mul);
-    return 0;
-}
-
-/* A byte count as "N KiB", "N MiB" or "N.N GiB", rounded up. */
-static void fmt_bytes_up(size_t b, char *buf, size_t len)
-{
-    const double K = 1024.0, M = K * K, G = M * K;
-    if (b < M)
-        snprintf(buf, len, "%.0f KiB", ceil((double)b / K));
-    else if (b < G)
-        snprintf(buf, len, "%.0f MiB", ceil((double)b / M));
-    else
-        snprintf(buf, len, "%.1f GiB", ceil((double)b / G * 10) / 10);
-}
 
 /* The one-screen summary, printed as ns_ntk_run goes. */
 static void print_summary(void *ctx, const ns_ntk_summary *s, int event)
@@ -201,9 +150,7 @@ int cmd_ntk(int argc, char **argv)
                                            "got '%s'", optarg);
             break;
         case 'x':
-            if (parse_mem(optarg, &o->mem))
-                return ns_cli_usage_error("ntk", "--mem expects a size such as 512M or 2G, "
-                                          "got '%s'", optarg);
+            if (ns_cli_mem("ntk", "--mem", optarg, &o->mem)) return NS_EXIT_USAGE;
             mem_arg = optarg;
             break;
         case 'T':
@@ -233,7 +180,6 @@ int cmd_ntk(int argc, char **argv)
     const char *path = argv[optind];
     ns_set_threads(threads);
 
-
     /* The run, its checkpoints and samples; the checks that need no kernel. */
     int usage = 0;
     ns_run_inputs in;
@@ -245,7 +191,7 @@ int cmd_ntk(int argc, char **argv)
     st = ns_ntk_check(&ro, &in, &need);
     if (!st && (need > o->mem || !o->mem)) {
         char least[32];
-        fmt_bytes_up(need, least, sizeof least);
+        ns_cli_bytes_up(need, least, sizeof least);
         st = ns_error(NS_EINVAL, "--mem %s: too small for one block of the NTK (at least %s)",
                       mem_arg, least);
     }

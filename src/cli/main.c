@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,63 @@ int ns_cli_list_ok(const char *s)
 {
     size_t n = strlen(s);
     return n && s[0] != ',' && s[n - 1] != ',' && !strstr(s, ",,");
+}
+
+/* --mem: a decimal number of bytes (digits, an optional fraction), then
+ * an optional K, M or G (powers of 1024), then an optional B or iB: "300K",
+ * "1.5G", "512MiB".  No sign, blank, exponent, hex, inf or nan; at most
+ * 2^50 bytes. */
+static int parse_mem(const char *s, size_t *out)
+{
+    const char *p = s;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (p == s)
+        return -1;
+    if (*p == '.') {
+        const char *f = ++p;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (p == f)
+            return -1;
+    }
+    double v = strtod(s, NULL);   /* the plain decimal prefix just checked */
+    double mul = 1;
+    int unit = 1;
+    switch (*p) {
+    case 'K': case 'k': mul = 1024.0; break;
+    case 'M': case 'm': mul = 1024.0 * 1024; break;
+    case 'G': case 'g': mul = 1024.0 * 1024 * 1024; break;
+    default: unit = 0;
+    }
+    p += unit;
+    if (unit && (*p == 'i' || *p == 'I') && (p[1] == 'B' || p[1] == 'b'))
+        p += 2;
+    else if (*p == 'B' || *p == 'b')
+        p++;
+    if (*p || !(v * mul <= 1125899906842624.0))
+        return -1;
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
+void ns_cli_bytes_up(size_t b, char *buf, size_t len)
+{
+    const double K = 1024.0, M = K * K, G = M * K;
+    if (b < M)
+        snprintf(buf, len, "%.0f KiB", ceil((double)b / K));
+    else if (b < G)
+        snprintf(buf, len, "%.0f MiB", ceil((double)b / M));
+    else
+        snprintf(buf, len, "%.1f GiB", ceil((double)b / G * 10) / 10);
+}
+
+int ns_cli_mem(const char *cmd, const char *opt, const char *s, size_t *v)
+{
+    if (parse_mem(s, v) == 0)
+        return 0;
+    ns_cli_usage_error(cmd, "%s expects a size such as 512M or 2G, got '%s'", opt, s);
+    return -1;
 }
 
 int ns_cli_threads(const char *cmd, const char *s, int *t)

@@ -194,3 +194,12 @@ int ns_gn_create(ns_layer *L, ns_gn_kind kind, size_t groups, double eps)
         st = ns_layer_add_param(L, "bias", 1, cd);
     return st;
 }
+
+/* ------------------------------------------------------------- options */
+
+static const ns_opt gn_opts[] = {
+    {.option = "--gn-groups", NS_NET_FIELD(gn_groups), .type = NS_OPT_SIZE, .min = 1,
+     .max = 65536, .flags = NS_OPT_NET | NS_OPT_OLD, .def = 32, .old = 32, .arg = "G",
+     .help = "groups of channels: the largest divisor of the channel count not above G"},
+};
+const ns_opt_table ns_gn_options = {gn_opts, sizeof gn_opts / sizeof *gn_opts};

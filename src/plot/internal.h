@@ -16,8 +16,6 @@
 
 #include <stdio.h>
 
-#include <hdf5.h>
-
 #include "normscope/io.h"
 #include "normscope/plot.h"
 
@@ -27,15 +25,14 @@
 struct ns_plot_ctx {
     const ns_plot_kind *kind;
     const char *const *paths; /* input files as given on the command line */
-    const hid_t *fids;        /* the same, open read-only, format checked */
+    const ns_hid *fids;        /* the same, open read-only, format checked */
     size_t n;
     char datadir[1100];       /* where data files go while the figure is made:
                                * DIR/.<kind>-data.tmp-PID, moved to finaldir
                                * once the figure is complete */
     char finaldir[1100];      /* DIR/<kind>-data */
     int write_failed;         /* a data file could not be written */
-    char *vars;               /* gnuplot assignments "name=value; ..." */
-    size_t vars_len, vars_cap;
+    ns_sb vars;               /* gnuplot assignments "name=value; ..." */
 };
 
 /* Appends the gnuplot assignment name='value' (quotes doubled). */

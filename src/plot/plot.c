@@ -79,22 +79,11 @@ int ns_plot_format_ok(const char *format)
 
 /* -------------------------------------------------- helpers for kinds */
 
-static int vars_append(ns_plot_ctx *c, const char *s, size_t k)
+/* NS_ENOMEM once an append to the gnuplot variables has failed. */
+static int vars_status(const ns_plot_ctx *c)
 {
-    if (c->vars_len + k + 1 > c->vars_cap) {
-        size_t cap = c->vars_cap ? c->vars_cap : 1024;
-        while (c->vars_len + k + 1 > cap)
-            cap *= 2;
-        char *v = realloc(c->vars, cap);
-        if (!v)
-            return ns_error(NS_ENOMEM, "out of memory (%zu bytes for gnuplot variables)", cap);
-        c->vars = v;
-        c->vars_cap = cap;
-    }
-    memcpy(c->vars + c->vars_len, s, k);
-    c->vars_len += k;
-    c->vars[c->vars_len] = '\0';
-    return NS_OK;
+    return c->vars.failed ? ns_error(NS_ENOMEM, "out of memory (%zu bytes for gnuplot "
+                                     "variables)", c->vars.len) : NS_OK;
 }
 
 /* Variable names are identifiers chosen by the code, never by the user. */
@@ -113,37 +102,32 @@ int ns_plot_var_str(ns_plot_ctx *c, const char *name, const char *value)
 {
     if (!var_name_ok(name))
         return ns_error(NS_EFAIL, "bad gnuplot variable name '%s'", name ? name : "");
-    int st = vars_append(c, name, strlen(name));
-    if (!st)
-        st = vars_append(c, "='", 2);
+    ns_sb_appendf(&c->vars, "%s='", name);
     /* Inside gnuplot's single quotes nothing is special but the quote
      * itself, written twice; newlines would end the -e command. */
-    for (const char *p = value; !st && *p; p++) {
+    for (const char *p = value; *p; p++) {
         if (*p == '\'')
-            st = vars_append(c, "''", 2);
+            ns_sb_append(&c->vars, "''");
         else if (*p == '\n' || *p == '\r')
-            st = vars_append(c, " ", 1);
+            ns_sb_append(&c->vars, " ");
         else
-            st = vars_append(c, p, 1);
+            ns_sb_appendf(&c->vars, "%c", *p);
     }
-    if (!st)
-        st = vars_append(c, "'; ", 3);
-    return st;
+    ns_sb_append(&c->vars, "'; ");
+    return vars_status(c);
 }
 
 int ns_plot_var_num(ns_plot_ctx *c, const char *name, double value)
 {
     if (!var_name_ok(name))
         return ns_error(NS_EFAIL, "bad gnuplot variable name '%s'", name ? name : "");
-    char buf[128];
-    int k;
     if (!isfinite(value))
-        k = snprintf(buf, sizeof buf, "%s=NaN; ", name);
+        ns_sb_appendf(&c->vars, "%s=NaN; ", name);
     else if (value == floor(value) && fabs(value) < 1e15)
-        k = snprintf(buf, sizeof buf, "%s=%.0f; ", name, value);
+        ns_sb_appendf(&c->vars, "%s=%.0f; ", name, value);
     else
-        k = snprintf(buf, sizeof buf, "%s=%.17g; ", name, value);
-    return vars_append(c, buf, (size_t)k);
+        ns_sb_appendf(&c->vars, "%s=%.17g; ", name, value);
+    return vars_status(c);
 }
 
 FILE *ns_plot_data_open(ns_plot_ctx *c, const char *file, char *path, size_t len)
@@ -182,7 +166,7 @@ void ns_plot_data_num(FILE *f, double v)
         fputs(" NaN", f);
 }
 
-static void read_str(hid_t fid, const char *name, char *buf, size_t len, const char *dflt)
+static void read_str(ns_hid fid, const char *name, char *buf, size_t len, const char *dflt)
 {
     if (ns_h5_get_str(fid, ".", name, buf, len) || !*buf)
         snprintf(buf, len, "%s", dflt);
@@ -543,7 +527,7 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
 {
     ns_plot_ctx c;
     memset(&c, 0, sizeof c);
-    hid_t *fids = NULL;
+    ns_hid *fids = NULL;
     char tmp[1200] = "", sdir[2048], script[2200];
     const char *fmt = opts->format ? opts->format : "png";
     int st = NS_OK, made_out = 0, made_data = 0;
@@ -564,7 +548,7 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
     if (!fids)
         return NS_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        fids[i] = H5I_INVALID_HID;
+        fids[i] = NS_HID_INVALID;
     for (size_t i = 0; i < n && !st; i++) {
         /* Run files go through the one check every reader of them makes. */
         if (!strcmp(kind->input, NS_RUN_FORMAT))
@@ -644,7 +628,7 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
         goto cleanup;
 
     unlink(tmp);
-    if ((st = run_gnuplot(c.vars, script)))
+    if ((st = run_gnuplot(ns_sb_str(&c.vars), script)))
         goto cleanup;
     if (stat(tmp, &sb) != 0 || sb.st_size == 0) {
         st = ns_error(NS_EFAIL, "gnuplot wrote no figure with '%s'", script);
@@ -675,6 +659,6 @@ cleanup:
     for (size_t i = 0; fids && i < n; i++)
         ns_h5_close(fids[i]);
     ns_free(fids);
-    free(c.vars);
+    ns_sb_release(&c.vars);
     return st;
 }
