@@ -364,12 +364,14 @@ const char *ns_arch_presets(void);
 void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed);
 
 /* MimicNorm's weight mean: W[o, :] <- W[o, :] - mean(W[o, :]) over the
- * fan-in of every layer marked (ns_layer_set_weight_mean).  A projection of the stored
- * weights, called after initialisation and after every optimiser step. */
+ * fan-in of every layer marked for it (ns_layer_set_weight_mean).  A
+ * projection of the stored weights, called after initialisation and after
+ * every optimiser step. */
 void ns_net_project(ns_net *net);
 /* Adaptive gradient clipping (Brock et al. 2021), unit-wise on the weight
- * of every layer with a reparametrisation (ns_layer_wrule): a row's gradient G_o is scaled down to
- * lambda max(|W_o|, 1e-3) when its norm exceeds that. */
+ * of every layer with a reparametrisation (ns_layer_wrule): a row's
+ * gradient G_o is scaled down to lambda max(|W_o|, 1e-3) when its norm
+ * exceeds that. */
 void ns_net_agc(ns_net *net, double lambda);
 /* Global gradient-norm clipping as torch.nn.utils.clip_grad_norm_: when the
  * norm of all gradients exceeds max_norm (> 0) they are scaled by

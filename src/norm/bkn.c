@@ -357,8 +357,8 @@ static void predict_backward(ns_layer *L, bkn_impl *b, int bits)
     size_t rows = b->npred * ns, chunk = W->max_batch / ns * ns;
     for (size_t r0 = 0; r0 < rows; r0 += chunk) {
         size_t m = rows - r0 < chunk ? rows - r0 : chunk;
-        W->ops->backward(W, b->dpin + r0 * in, NULL, bits, b->dpout + r0 * out, b->pout + r0 * out,
-                         b->pin + r0 * in, m);
+        W->ops->backward(W, b->dpin + r0 * in, NULL, bits, b->dpout + r0 * out,
+                         b->pout + r0 * out, b->pin + r0 * in, m);
     }
     /* S = relu(m + sqrt(v) eps): dS/dm = 1, dS/dv = eps / (2 sqrt(v)) where S > 0 */
     double *dm = b->dmh, *dv = b->dvh;   /* reused as scratch, pc <= gmax rows */
