@@ -18,6 +18,8 @@
 
 #define G NS_SPEC_GROUP
 
+enum { SPEC_CHUNK = 32 };
+
 void ns_spectrum_defaults(ns_spectrum_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -99,8 +101,8 @@ typedef struct lstats {
     size_t nz;               /* nonzero sample vectors */
     float *gram;             /* gram rows x D: the first sample vectors */
     size_t ng;
-    double *rows;            /* HW x C: one sample's observations */
-    double *vec;             /* D: one sample's vector */
+    double *rows;            /* SPEC_CHUNK x HW x C: a chunk's observations */
+    double *vec;             /* SPEC_CHUNK: 1 / norm of its sample vectors */
 } lstats;
 
 static void lstats_free(lstats *s)
@@ -143,8 +145,8 @@ static int lstats_init(lstats *s, const ns_spectrum_opts *o, const ns_layer *L, 
     s->qval = malloc(s->F * s->nq * sizeof *s->qval);
     s->vsum = calloc(s->D, sizeof *s->vsum);
     s->gram = malloc(s->ng * s->D * sizeof *s->gram);
-    s->rows = malloc(per * s->C * sizeof *s->rows);
-    s->vec = malloc(s->D * sizeof *s->vec);
+    s->rows = malloc(SPEC_CHUNK * per * s->C * sizeof *s->rows);
+    s->vec = malloc(SPEC_CHUNK * sizeof *s->vec);
     if (!s->npos || !s->qobs || !s->qval || !s->vsum || !s->gram || !s->rows || !s->vec)
         return ns_error(NS_ENOMEM, "out of memory for the statistics of layer %zu "
                         "(%zu features, %zu values per sample)", li, s->F, s->D);
@@ -162,55 +164,78 @@ static int lstats_init(lstats *s, const ns_spectrum_opts *o, const ns_layer *L, 
     return NS_OK;
 }
 
-/* One sample: t (C x HW, channel-major) is its tensor, i its index among
- * the samples. */
-static int lstats_add(lstats *s, const ns_real *t, size_t i, int pool)
+/* Samples i0..i0+m-1: t holds their tensors (C x HW each, channel-major),
+ * one after the other.  Work goes in chunks of SPEC_CHUNK samples so that
+ * the observation buffer stays small while dsyrk gets many rows. */
+static int lstats_add(lstats *s, const ns_real *t, size_t i0, size_t m, int pool)
 {
-    size_t C = s->C, HW = s->HW, per = pool ? 1 : HW;
-    for (size_t c = 0; c < C; c++) {
-        const ns_real *tc = t + c * HW;
-        if (pool) {
-            double m = 0;
-            for (size_t p = 0; p < HW; p++)
-                m += tc[p];
-            s->rows[c] = m / (double)HW;
-        } else {
-            for (size_t p = 0; p < HW; p++)
-                s->rows[p * C + c] = tc[p];
+    size_t C = s->C, HW = s->HW, per = pool ? 1 : HW, D = s->D;
+    for (size_t a = 0; a < m; a += SPEC_CHUNK) {
+        size_t k = m - a < SPEC_CHUNK ? m - a : SPEC_CHUNK;
+        const ns_real *tk = t + a * C * HW;
+        double *rows = s->rows;
+        /* Observations, rows of C: positions of each sample, or its means. */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < k; i++) {
+            const ns_real *ti = tk + i * C * HW;
+            double *ri = rows + i * per * C;
+            for (size_t c = 0; c < C; c++) {
+                const ns_real *tc = ti + c * HW;
+                if (pool) {
+                    double mu = 0;
+                    for (size_t p = 0; p < HW; p++)
+                        mu += tc[p];
+                    ri[c] = mu / (double)HW;
+                } else {
+                    for (size_t p = 0; p < HW; p++)
+                        ri[p * C + c] = tc[p];
+                }
+            }
+        }
+        int st = ns_cov_acc_add(&s->cov, rows, k * per, C);
+        if (st)
+            return st;
+        size_t nobs = k * per;
+#pragma omp parallel for schedule(static)
+        for (size_t c = 0; c < C; c++) {
+            size_t np = 0;
+            for (size_t o = 0; o < nobs; o++)
+                np += rows[o * C + c] > 0;
+            s->npos[c] += np;
+        }
+        size_t o0 = (i0 + a) * per;
+        while (s->qnext < s->nq && s->qobs[s->qnext] < o0 + nobs) {
+            const double *row = rows + (s->qobs[s->qnext] - o0) * C;
+            for (size_t c = 0; c < C; c++)
+                s->qval[c * s->nq + s->qnext] = row[c];
+            s->qnext++;
+        }
+        /* Sample vectors: their values (channel-major) or channel means. */
+        double *inv = s->vec;
+        for (size_t i = 0; i < k; i++) {
+            double q = 0;
+            if (pool)
+                for (size_t c = 0; c < C; c++)
+                    q += rows[i * C + c] * rows[i * C + c];
+            else
+                for (size_t d = 0; d < D; d++)
+                    q += (double)tk[i * D + d] * tk[i * D + d];
+            inv[i] = q > 0 ? 1 / sqrt(q) : 0;
+            s->nz += q > 0;
+        }
+#pragma omp parallel for schedule(static)
+        for (size_t d = 0; d < D; d++) {
+            double acc = 0;
+            for (size_t i = 0; i < k; i++)
+                acc += (pool ? rows[i * C + d] : (double)tk[i * D + d]) * inv[i];
+            s->vsum[d] += acc;
+        }
+        for (size_t i = 0; i < k && i0 + a + i < s->ng; i++) {
+            float *g = s->gram + (i0 + a + i) * D;
+            for (size_t d = 0; d < D; d++)
+                g[d] = (float)(pool ? rows[i * C + d] : tk[i * D + d]);
         }
     }
-    int st = ns_cov_acc_add(&s->cov, s->rows, per, C);
-    if (st)
-        return st;
-    for (size_t p = 0; p < per; p++)
-        for (size_t c = 0; c < C; c++)
-            s->npos[c] += s->rows[p * C + c] > 0;
-    size_t o0 = i * per;
-    while (s->qnext < s->nq && s->qobs[s->qnext] < o0 + per) {
-        const double *row = s->rows + (s->qobs[s->qnext] - o0) * C;
-        for (size_t c = 0; c < C; c++)
-            s->qval[c * s->nq + s->qnext] = row[c];
-        s->qnext++;
-    }
-    /* The sample's vector: its values (channel-major) or its channel means. */
-    const double *v = s->rows;
-    if (!pool) {
-        for (size_t k = 0; k < s->D; k++)
-            s->vec[k] = t[k];
-        v = s->vec;
-    }
-    double q = 0;
-    for (size_t k = 0; k < s->D; k++)
-        q += v[k] * v[k];
-    if (q > 0) {
-        double inv = 1 / sqrt(q);
-        for (size_t k = 0; k < s->D; k++)
-            s->vsum[k] += v[k] * inv;
-        s->nz++;
-    }
-    if (i < s->ng)
-        for (size_t k = 0; k < s->D; k++)
-            s->gram[i * s->D + k] = (float)v[k];
     return NS_OK;
 }
 
@@ -235,9 +260,9 @@ static int lstats_write(lstats *s, const ns_spectrum_opts *o, const ns_layer *L,
     double *sd = malloc(F * sizeof *sd), *pos = malloc(F * sizeof *pos);
     double *qu = malloc(F * NS_NQUANT * sizeof *qu), q[NS_NQUANT];
     size_t ng = s->ng;
-    double *gx = malloc(ng * s->D * sizeof *gx), *ge = malloc(ng * sizeof *ge);
+    double *ge = malloc(ng * sizeof *ge);
     int st = NS_OK;
-    if (!cov || !mean || !ce || !re || !sd || !pos || !qu || !gx || !ge) {
+    if (!cov || !mean || !ce || !re || !sd || !pos || !qu || !ge) {
         st = ns_error(NS_ENOMEM, "out of memory for the spectra of layer %s", L->name);
         goto done;
     }
@@ -255,10 +280,7 @@ static int lstats_write(lstats *s, const ns_spectrum_opts *o, const ns_layer *L,
     for (size_t d = 0; d < s->D; d++)
         vs += s->vsum[d] * s->vsum[d];
     double mean_cos = (vs - (double)s->nz) / ((double)n * (double)(n - 1));
-    for (size_t i = 0; i < ng * s->D; i++)
-        gx[i] = s->gram[i];
-    double unused;
-    if ((st = ns_cosine_gram(gx, ng, s->D, &unused, ge)))
+    if ((st = ns_cosine_gram_eig_f(s->gram, ng, s->D, ge)))
         goto done;
 
     if ((st = ns_result_group(res, g, NULL)))
@@ -318,7 +340,6 @@ done:
     free(sd);
     free(pos);
     free(qu);
-    free(gx);
     free(ge);
     return st;
 }
@@ -429,9 +450,7 @@ static int one_step(const ns_spectrum_opts *o, ns_run_inputs *in, ns_result *res
             const ns_layer *L = &net->layers[ls[j].li];
             const ns_real *t = !o->at_pre ? net->act[ls[j].li]
                                : L->src < 0 ? x : net->act[L->src];
-            size_t per = ls[j].C * ls[j].HW;
-            for (size_t i = 0; i < m && !st; i++)
-                st = lstats_add(&ls[j], t + i * per, i0 + i, o->pool);
+            st = lstats_add(&ls[j], t, i0, m, o->pool);
         }
         ns_progress_update(&pr, i0 + m, NULL);
     }
