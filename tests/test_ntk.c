@@ -380,7 +380,7 @@ START_TEST(test_h5_sink_arpack)
     H5Pset_chunk(pl, 2, ch);
     hid_t d = H5Dcreate2(f, "k", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
     ck_assert(d >= 0);
-    ns_ntk_h5sink hs = {.dset = d, .type = H5T_NATIVE_DOUBLE};
+    ns_ntk_h5sink hs = {.dset = d, .single = 0};
     ns_ntk_sink sink = {ns_ntk_h5sink_put, &hs};
     ns_ntk_stats s;
     ck_assert_int_eq(ns_ntk_compute(net, x, y, tc->n, &o, &sink, &s), NS_OK);

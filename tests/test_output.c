@@ -126,7 +126,7 @@ START_TEST(test_write_fails_at_commit)
     ck_assert_int_eq(ns_h5out_create(&o, p, 0), NS_OK);
     ck_assert_int_eq(ns_h5_attr_int(o.fid, ".", "answer", 42), NS_OK);
     ck_assert_int_eq(ns_h5out_commit(&o), NS_OK);
-    hid_t fid;
+    ns_hid fid;
     int64_t v = 0;
     ck_assert_int_eq(ns_h5_open(p, &fid), NS_OK);
     ck_assert_int_eq(ns_h5_get_int(fid, ".", "answer", &v), NS_OK);
@@ -188,7 +188,7 @@ START_TEST(test_commit_keeps_newcomer)
     /* With force the newcomer is replaced. */
     ck_assert_int_eq(ns_h5out_create(&o, p, 1), NS_OK);
     ck_assert_int_eq(ns_h5out_commit(&o), NS_OK);
-    hid_t fid;
+    ns_hid fid;
     ck_assert_int_eq(ns_h5_open(p, &fid), NS_OK);
     ns_h5_close(fid);
 }

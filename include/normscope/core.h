@@ -1,11 +1,12 @@
 /*
  * normscope core: scalar type, status codes and the error handler,
- * checked allocation, the random number generator, BLAS/thread glue and
- * progress reporting.  Every other module builds on this header.
+ * checked allocation, a string builder, the random number generator,
+ * BLAS/thread glue and progress reporting.  Every other module builds on this header.
  */
 #ifndef NORMSCOPE_CORE_H
 #define NORMSCOPE_CORE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +76,42 @@ size_t ns_mul_size(size_t a, size_t b);
 
 /* Peak resident set size of this process in bytes (getrusage). */
 size_t ns_peak_rss(void);
+
+/* --------------------------------------------------------- strings */
+
+/* A growing string: text of unbounded length (a report, a gnuplot
+ * variable) built by appending.  Zero-initialised (NS_SB_INIT or
+ * ns_sb_init) it is empty and owns nothing; ns_sb_release frees it.
+ * An append that fails (out of memory, or a format vsnprintf refuses)
+ * sets failed and leaves the text as it was; later appends do nothing,
+ * so callers check failed once, at the end. */
+typedef struct ns_sb {
+    char *s;        /* NUL-terminated text; NULL until the first append */
+    size_t len;     /* bytes of text, without the NUL */
+    size_t cap;     /* bytes allocated */
+    int failed;     /* an append failed: s holds the text before it */
+} ns_sb;
+
+#define NS_SB_INIT {NULL, 0, 0, 0}
+
+void ns_sb_init(ns_sb *b);
+/* Appends the string s. */
+void ns_sb_append(ns_sb *b, const char *s);
+/* Appends printf-style, growing as needed. */
+void ns_sb_appendf(ns_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ns_sb_vappendf(ns_sb *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+/* Appends s as a JSON string, quoted and escaped ("null" for NULL). */
+void ns_sb_json_str(ns_sb *b, const char *s);
+/* Appends v as a JSON number: null for NaN and infinities, integers
+ * without a fraction, otherwise 15 significant digits (%.15g). */
+void ns_sb_json_num(ns_sb *b, double v);
+/* The text ("" when empty). */
+const char *ns_sb_str(const ns_sb *b);
+/* Empties b and clears failed, keeping its memory. */
+void ns_sb_reset(ns_sb *b);
+/* Frees the text; b is empty again (NULL is safe). */
+void ns_sb_release(ns_sb *b);
 
 /* ------------------------------------------------------------------ rng */
 

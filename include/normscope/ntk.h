@@ -131,6 +131,9 @@ int ns_ntk_memsink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, co
 #define NS_NTK_DRIFT_TO_PREVIOUS "to_previous"
 #define NS_NTK_ANALYTIC "analytic"
 #define NS_NTK_ANALYTIC_DEPTH "depth"
+#define NS_NTK_DEPTH_DEPTH "depth"
+#define NS_NTK_DEPTH_COND "condition_number"
+#define NS_NTK_DEPTH_COND_WM "condition_number_wm"
 
 struct ns_run_inputs;
 struct ns_result;

@@ -64,8 +64,8 @@ int ns_train_config_check(const ns_train_config *c);
  * "cannot read 'run.h5': /config attribute 'threads' must be an integer in
  * 1..256 or 0, got 1000000000".  Keys added after format version 1 may be
  * missing (their defaults are kept). */
-int ns_train_config_save(hid_t fid, const ns_train_config *c);
-int ns_train_config_load(hid_t fid, ns_train_config *c);
+int ns_train_config_save(ns_hid fid, const ns_train_config *c);
+int ns_train_config_load(ns_hid fid, ns_train_config *c);
 
 /* ------------------------------------------------- the option table */
 
@@ -229,7 +229,7 @@ typedef struct ns_run_data {
  * 'run.h5': /data attribute 'std' holds values that are not positive");
  * *fid is then closed.
  */
-int ns_run_open(const char *path, hid_t *fid, ns_train_config *cfg, ns_run_data *data);
+int ns_run_open(const char *path, ns_hid *fid, ns_train_config *cfg, ns_run_data *data);
 
 /* Checks a whole run file: ns_run_open, then every checkpoint read into the
  * network /config describes (ns_run_read_checkpoint: shapes, finite values,

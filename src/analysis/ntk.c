@@ -255,12 +255,12 @@ static int analytic_write(analytic *a, ns_result *res, const ns_real *x, size_t 
     if (!st) st = ns_mf_ntk_cond(w, &plain, L, Gm, n, wl, c0);
     if (!st) st = ns_mf_ntk_cond(w, &wmn, L, Gm, n, wl, c1);
 #define AD G "/" NS_NTK_ANALYTIC "/" NS_NTK_ANALYTIC_DEPTH
-    if (!st) st = ns_result_write_double(res, AD "/depth", 1, dl, dd, "number of dense layers",
-                                         NULL);
-    if (!st) st = ns_result_write_double(res, AD "/condition_number", 1, dl, c0, "condition "
+    if (!st) st = ns_result_write_double(res, AD "/" NS_NTK_DEPTH_DEPTH, 1, dl, dd,
+                                         "number of dense layers", NULL);
+    if (!st) st = ns_result_write_double(res, AD "/" NS_NTK_DEPTH_COND, 1, dl, c0, "condition "
                                          "number of the analytic NTK of these inputs, plain "
                                          "network", NULL);
-    if (!st) st = ns_result_write_double(res, AD "/condition_number_wm", 1, dl, c1, "the same "
+    if (!st) st = ns_result_write_double(res, AD "/" NS_NTK_DEPTH_COND_WM, 1, dl, c1, "the same "
                                          "with MimicNorm's weight mean on the hidden layers", NULL);
 #undef AD
     if (!st) {

@@ -17,6 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
+/* ns_hid of io.h stands for hid_t in every signature. */
+_Static_assert(_Generic((hid_t)0, ns_hid: 1, default: 0), "hid_t is not int64_t (HDF5 >= 1.10)");
+_Static_assert(H5I_INVALID_HID == NS_HID_INVALID, "H5I_INVALID_HID is not -1");
+
 /* An H5Fclose that fails (its flush meets a full disk) leaves, in HDF5 1.10
  * (fixed in 1.14.1, HDFFV-11052), a freed file object in the library's
  * table of open identifiers, which the library's own clean-up at exit
@@ -458,6 +464,18 @@ int ns_h5_exists(hid_t loc, const char *path)
     }
 }
 
+int ns_h5_delete(hid_t loc, const char *path)
+{
+    if (!ns_h5_exists(loc, path))
+        return NS_OK;
+    if (H5Ldelete(loc, path, H5P_DEFAULT) < 0) {
+        char what[1100];
+        snprintf(what, sizeof what, "removing '%s'", path);
+        return ns_h5_write_failed(loc, what);
+    }
+    return NS_OK;
+}
+
 static hid_t lcpl_intermediate(void)
 {
     hid_t p = H5Pcreate(H5P_LINK_CREATE);
@@ -542,9 +560,14 @@ int ns_h5_attr_doubles(hid_t loc, const char *obj, const char *name,
     return st;
 }
 
+int ns_h5_attr_exists(hid_t loc, const char *obj, const char *name)
+{
+    return ns_h5_exists(loc, obj) && H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) > 0;
+}
+
 static hid_t attr_open(hid_t loc, const char *obj, const char *name)
 {
-    if (!ns_h5_exists(loc, obj) || H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) <= 0) {
+    if (!ns_h5_attr_exists(loc, obj, name)) {
         ns_error(NS_EFORMAT, "cannot read '%s': attribute '%s' of '%s' is missing",
                  ns_h5_name(loc), name, obj);
         return H5I_INVALID_HID;

@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 int ns_ntk_h5sink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, const double *tile)
 {
     ns_ntk_h5sink *s = ctx;
     const void *src = tile;
-    if (s->type == H5T_NATIVE_FLOAT) {
+    if (s->single) {
         if (s->buf_len < nr * nc) {
             float *b = realloc(s->buf, nr * nc * sizeof *b);
             if (!b)
@@ -32,7 +34,8 @@ int ns_ntk_h5sink_put(void *ctx, size_t r0, size_t c0, size_t nr, size_t nc, con
     hid_t ms = H5Screate_simple(2, cnt, NULL);
     herr_t e = fs < 0 || ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
     if (e >= 0)
-        e = H5Dwrite(s->dset, s->type, ms, fs, H5P_DEFAULT, src);
+        e = H5Dwrite(s->dset, s->single ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, ms, fs,
+                     H5P_DEFAULT, src);
     int st = NS_OK;
     if (e < 0) {
         /* Before the next HDF5 call, which clears the reason. */

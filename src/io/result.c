@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "normscope/io.h"
 
 struct ns_result {
@@ -137,11 +139,12 @@ int ns_result_matrix_create(ns_result *r, const char *path, size_t rows, size_t 
     hsize_t hd[2] = {rows, cols};
     hsize_t ch[2] = {rows < chunk ? rows : chunk, cols < chunk ? cols : chunk};
     hid_t sp = H5Screate_simple(2, hd, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
-    w->sink.type = sizeof(ns_real) == 4 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+    w->sink.single = sizeof(ns_real) == 4;
     w->sink.dset = H5I_INVALID_HID;
     if (sp >= 0 && pl >= 0 && H5Pset_chunk(pl, 2, ch) >= 0)
-        w->sink.dset = H5Dcreate2(r->out.fid, path, w->sink.type, sp, H5P_DEFAULT, pl,
-                                  H5P_DEFAULT);
+        w->sink.dset = H5Dcreate2(r->out.fid, path,
+                                  w->sink.single ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, sp,
+                                  H5P_DEFAULT, pl, H5P_DEFAULT);
     int st = NS_OK;
     if (w->sink.dset < 0) {
         char what[300];

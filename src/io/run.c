@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 static int write_tensors(hid_t fid, const char *base, const ns_layer *L,
                          const ns_tensor *t, int n)
 {

@@ -45,7 +45,7 @@ typedef struct column {
 
 /* Reads the 1-D data sets of a table group into cols (NaN-filled when
  * optional and missing); every column has *rows values. */
-static int read_table(hid_t fid, const char *group, column *cols, size_t ncol,
+static int read_table(ns_hid fid, const char *group, column *cols, size_t ncol,
                       size_t *rows)
 {
     char path[256];

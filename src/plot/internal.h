@@ -16,8 +16,6 @@
 
 #include <stdio.h>
 
-#include <hdf5.h>
-
 #include "normscope/io.h"
 #include "normscope/plot.h"
 
@@ -27,7 +25,7 @@
 struct ns_plot_ctx {
     const ns_plot_kind *kind;
     const char *const *paths; /* input files as given on the command line */
-    const hid_t *fids;        /* the same, open read-only, format checked */
+    const ns_hid *fids;        /* the same, open read-only, format checked */
     size_t n;
     char datadir[1100];       /* where data files go while the figure is made:
                                * DIR/.<kind>-data.tmp-PID, moved to finaldir

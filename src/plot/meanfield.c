@@ -42,7 +42,7 @@ static void label_of(const ns_plot_ctx *c, size_t i, char *buf, size_t len)
     char act[64] = "?";
     double sw2 = NAN, sb2 = NAN;
     int64_t wm = 0;
-    hid_t f = c->fids[i];
+    ns_hid f = c->fids[i];
     ns_h5_get_str(f, NS_MF_GROUP, "act", act, sizeof act);
     ns_h5_get_double(f, NS_MF_GROUP, "sw2", &sw2);
     ns_h5_get_double(f, NS_MF_GROUP, "sb2", &sb2);
@@ -53,7 +53,7 @@ static void label_of(const ns_plot_ctx *c, size_t i, char *buf, size_t len)
             *p = '/';
 }
 
-static double scalar(hid_t f, const char *path)
+static double scalar(ns_hid f, const char *path)
 {
     double v;
     return ns_h5_read_double(f, path, &v, 1) == NS_OK ? v : NAN;
@@ -73,7 +73,7 @@ static void list_num(char *buf, size_t len, double v)
 
 int ns_plot_export_phase(ns_plot_ctx *c)
 {
-    hid_t f = c->fids[0];
+    ns_hid f = c->fids[0];
     double *sw2 = NULL, *sb2 = NULL, *chi = NULL, *cs = NULL, *lw = NULL, *lb = NULL,
            *br = NULL, *sl = NULL, *by = NULL;
     size_t nsw, nsb, n, nl = 0, k;

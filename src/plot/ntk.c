@@ -1,6 +1,7 @@
 /*
  * Figures of `normscope ntk` result files (the /ntk group written by
- * src/cli/cmd_ntk.c, DESIGN.md section 3):
+ * src/analysis/ntk.c, DESIGN.md section 3; its names are the NS_NTK_*
+ * macros of include/normscope/ntk.h):
  *   ntk-spectrum  plots/ntk-spectrum.gp: eigenvalues against their rank,
  *                 log scales, one colour per checkpoint from early (dark) to
  *                 late (light); left absolute, right divided by the largest
@@ -34,59 +35,27 @@
 #include "internal.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "normscope/ntk.h"
+
+/* Paths of the result's groups, from the names of ntk.h. */
+#define DRIFT NS_NTK_GROUP "/" NS_NTK_DRIFT "/"
+#define ANALYTIC NS_NTK_GROUP "/" NS_NTK_ANALYTIC
+#define DEPTH ANALYTIC "/" NS_NTK_ANALYTIC_DEPTH "/"
+
 /* ------------------------------------------------------------- strings */
 
-/* A growing string for gnuplot variables of unbounded length. */
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    while (!b->oom) {
-        size_t room = b->cap - b->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-        } else if ((size_t)k < room) {
-            b->len += (size_t)k;
-            return;
-        } else {
-            size_t cap = b->cap ? b->cap : 256;
-            while (cap <= b->len + (size_t)k)
-                cap *= 2;
-            char *s = realloc(b->s, cap);
-            if (!s)
-                b->oom = 1;
-            else {
-                b->s = s;
-                b->cap = cap;
-            }
-        }
-    }
-}
-
 /* Passes b as the gnuplot string variable name and frees it. */
-static int sb_var(ns_plot_ctx *c, sbuf *b, const char *name, int st)
+static int sb_var(ns_plot_ctx *c, ns_sb *b, const char *name, int st)
 {
-    if (!st && b->oom)
+    if (!st && b->failed)
         st = ns_error(NS_ENOMEM, "out of memory (gnuplot variable '%s')", name);
     if (!st)
-        st = ns_plot_var_str(c, name, b->s ? b->s : "");
-    free(b->s);
-    memset(b, 0, sizeof *b);
+        st = ns_plot_var_str(c, name, ns_sb_str(b));
+    ns_sb_release(b);
     return st;
 }
 
@@ -110,7 +79,7 @@ static void clean(char *s, char space)
 
 typedef struct ntk_file {
     uint64_t *step; /* checkpoint steps of /ntk, ascending */
-    size_t n, cap;
+    size_t n;
     size_t rows;    /* rows of the kernel (N*K full, N trace); 0: unknown */
 } ntk_file;
 
@@ -131,62 +100,60 @@ static void ntk_set_release(ntk_set *s)
     memset(s, 0, sizeof *s);
 }
 
-static herr_t collect_step(hid_t g, const char *name, const H5L_info_t *info, void *op)
-{
-    (void)g;
-    (void)info;
-    ntk_file *f = op;
-    char *end;
-    unsigned long long v = strtoull(name, &end, 10);
-    if (*end || end == name || *name < '0' || *name > '9')
-        return 0; /* drift, indices, analytic */
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? 2 * f->cap : 16;
-        uint64_t *p = realloc(f->step, cap * sizeof *p);
-        if (!p)
-            return -1;
-        f->step = p;
-        f->cap = cap;
-    }
-    f->step[f->n++] = v;
-    return 0;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
 }
 
+/* The checkpoint groups of /ntk: its links named by a step (not drift,
+ * indices, analytic), ascending. */
 static int read_steps(const ns_plot_ctx *c, size_t i, ntk_file *f)
 {
-    hid_t fid = c->fids[i];
-    if (!ns_h5_exists(fid, "/ntk"))
-        return ns_error(NS_EFORMAT, "cannot read '%s': no NTK results ('/ntk' is missing; write "
-                        "them with normscope ntk)", c->paths[i]);
-    hid_t g = H5Gopen2(fid, "/ntk", H5P_DEFAULT);
-    if (g < 0)
-        return ns_error(NS_EFORMAT, "cannot read '%s': /ntk is not a group", c->paths[i]);
-    herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, collect_step, f);
-    H5Gclose(g);
-    if (e < 0)
-        return ns_error(NS_ENOMEM, "cannot read '%s': out of memory listing /ntk", c->paths[i]);
+    ns_hid fid = c->fids[i];
+    if (!ns_h5_exists(fid, NS_NTK_GROUP))
+        return ns_error(NS_EFORMAT, "cannot read '%s': no NTK results ('" NS_NTK_GROUP "' is "
+                        "missing; write them with normscope ntk)", c->paths[i]);
+    char **names;
+    size_t n;
+    int st = ns_h5_children(fid, NS_NTK_GROUP, &names, &n);
+    if (st == NS_ENOMEM)
+        return ns_error(NS_ENOMEM, "cannot read '%s': out of memory listing " NS_NTK_GROUP,
+                        c->paths[i]);
+    if (st)
+        return ns_error(NS_EFORMAT, "cannot read '%s': " NS_NTK_GROUP " is not a group",
+                        c->paths[i]);
+    f->step = n ? malloc(n * sizeof *f->step) : NULL;
+    if (n && !f->step)
+        st = ns_error(NS_ENOMEM, "cannot read '%s': out of memory listing " NS_NTK_GROUP,
+                      c->paths[i]);
+    for (size_t k = 0; !st && k < n; k++) {
+        char *end;
+        const char *name = names[k];
+        unsigned long long v = strtoull(name, &end, 10);
+        if (!*end && end != name && *name >= '0' && *name <= '9')
+            f->step[f->n++] = v;
+    }
+    ns_h5_names_free(names, n);
+    if (st)
+        return st;
     if (!f->n)
-        return ns_error(NS_EFORMAT, "cannot read '%s': /ntk holds no checkpoint", c->paths[i]);
+        return ns_error(NS_EFORMAT, "cannot read '%s': " NS_NTK_GROUP " holds no checkpoint",
+                        c->paths[i]);
     qsort(f->step, f->n, sizeof *f->step, cmp_u64);
     return NS_OK;
 }
 
-static void get_str(hid_t f, const char *name, char *buf, size_t len)
+static void get_str(ns_hid f, const char *name, char *buf, size_t len)
 {
-    if (ns_h5_get_str(f, "/ntk", name, buf, len) != NS_OK)
+    if (ns_h5_get_str(f, NS_NTK_GROUP, name, buf, len) != NS_OK)
         buf[0] = '\0';
 }
 
-static int64_t get_int(hid_t f, const char *name)
+static int64_t get_int(ns_hid f, const char *name)
 {
     int64_t v;
-    return ns_h5_get_int(f, "/ntk", name, &v) == NS_OK ? v : -1;
+    return ns_h5_get_int(f, NS_NTK_GROUP, name, &v) == NS_OK ? v : -1;
 }
 
 /* The run's name: "norm arch" where /ntk has them, else the source run
@@ -230,25 +197,27 @@ static void make_labels(const ns_plot_ctx *c, ntk_set *s)
     char (*name)[NS_PLOT_LABEL_MAX] = calloc(c->n, sizeof *name);
     char (*tag)[NS_PLOT_LABEL_MAX] = calloc(c->n, sizeof *tag);
     char *dup = calloc(c->n, 1);
+    ns_sb extra = NS_SB_INIT;
     for (size_t i = 0; i < c->n; i++) {
-        hid_t f = c->fids[i];
-        char run[NS_PLOT_LABEL_MAX], kernel[32], mode[32], data[64], extra[160] = "";
+        ns_hid f = c->fids[i];
+        char run[NS_PLOT_LABEL_MAX], kernel[32], mode[32], data[64];
         run_name(c, i, run, sizeof run);
         get_str(f, "kernel", kernel, sizeof kernel);
         get_str(f, "mode", mode, sizeof mode);
         get_str(f, "data", data, sizeof data);
         int64_t n = get_int(f, "n"), k = get_int(f, "outputs");
-        size_t u = 0;
+        ns_sb_reset(&extra);
         if (d & 1)
-            u += (size_t)snprintf(extra + u, sizeof extra - u, ", %.31s kernel", kernel);
-        if ((d & 2) && u < sizeof extra)
-            u += (size_t)snprintf(extra + u, sizeof extra - u, ", %.31s mode", mode);
-        if ((d & 4) && u < sizeof extra)
-            u += (size_t)snprintf(extra + u, sizeof extra - u, ", %lld samples", (long long)n);
-        if ((d & 8) && u < sizeof extra)
-            snprintf(extra + u, sizeof extra - u, ", %.63s", data);
-        snprintf(s->label[i], NS_PLOT_LABEL_MAX, "%.100s%s%.50s%s", run, *extra ? " (" : "",
-                 *extra ? extra + 2 : "", *extra ? ")" : "");
+            ns_sb_appendf(&extra, ", %.31s kernel", kernel);
+        if (d & 2)
+            ns_sb_appendf(&extra, ", %.31s mode", mode);
+        if (d & 4)
+            ns_sb_appendf(&extra, ", %lld samples", (long long)n);
+        if (d & 8)
+            ns_sb_appendf(&extra, ", %.63s", data);
+        const char *ex = ns_sb_str(&extra);
+        snprintf(s->label[i], NS_PLOT_LABEL_MAX, "%.100s%s%.50s%s", run, *ex ? " (" : "",
+                 *ex ? ex + 2 : "", *ex ? ")" : "");
         if (name)
             snprintf(name[i], NS_PLOT_LABEL_MAX, "%s", run);
 
@@ -262,7 +231,7 @@ static void make_labels(const ns_plot_ctx *c, ntk_set *s)
                      *kernel ? kernel : "full", (long long)n);
         else
             snprintf(s->desc[i], sizeof s->desc[i], "%s kernel", *kernel ? kernel : "full");
-        u = strlen(s->desc[i]);
+        size_t u = strlen(s->desc[i]);
         if (*mode)
             snprintf(s->desc[i] + u, sizeof s->desc[i] - u, ", %.31s mode", mode);
         s->f[i].rows = n > 0 ? (size_t)n * (full && k > 0 ? (size_t)k : 1) : 0;
@@ -295,6 +264,7 @@ static void make_labels(const ns_plot_ctx *c, ntk_set *s)
         clean(s->label[i], 0);
         clean(s->desc[i], 0);
     }
+    ns_sb_release(&extra);
     free(name);
     free(tag);
     free(dup);
@@ -327,10 +297,10 @@ static int ntk_set_load(const ns_plot_ctx *c, ntk_set *s)
 /* labels, descs ('|'-separated) and nfiles. */
 static int labels_var(ns_plot_ctx *c, const ntk_set *s)
 {
-    sbuf l = {0}, d = {0};
+    ns_sb l = NS_SB_INIT, d = NS_SB_INIT;
     for (size_t i = 0; i < s->n; i++) {
-        sb_printf(&l, "%s%s", i ? "|" : "", s->label[i]);
-        sb_printf(&d, "%s%s", i ? "|" : "", s->desc[i]);
+        ns_sb_appendf(&l, "%s%s", i ? "|" : "", s->label[i]);
+        ns_sb_appendf(&d, "%s%s", i ? "|" : "", s->desc[i]);
     }
     int st = sb_var(c, &l, "labels", NS_OK);
     st = sb_var(c, &d, "descs", st);
@@ -339,7 +309,7 @@ static int labels_var(ns_plot_ctx *c, const ntk_set *s)
     return st;
 }
 
-static double attr(hid_t f, const char *g, const char *name)
+static double attr(ns_hid f, const char *g, const char *name)
 {
     double v;
     return ns_h5_get_double(f, g, name, &v) == NS_OK ? v : NAN;
@@ -348,14 +318,15 @@ static double attr(hid_t f, const char *g, const char *name)
 /* "/ntk/<step>/<name>" (name may be empty: the group). */
 static void ckpt_path(char *buf, size_t len, uint64_t step, const char *name)
 {
-    snprintf(buf, len, "/ntk/%llu%s%s", (unsigned long long)step, *name ? "/" : "", name);
+    snprintf(buf, len, NS_NTK_GROUP "/%llu%s%s", (unsigned long long)step, *name ? "/" : "",
+             name);
 }
 
 /* Which checkpoints of every file have the data set name: per file a note
  * ("no NAME at step S", "no NAME at K of N checkpoints", "no NAME in this
  * file") for the figure, repeated on stderr when some file has it at all;
  * fails (nothing written yet) when none has. */
-static int check_ckpts(const ns_plot_ctx *c, const ntk_set *s, const char *name, sbuf *note)
+static int check_ckpts(const ns_plot_ctx *c, const ntk_set *s, const char *name, ns_sb *note)
 {
     size_t total = 0;
     char p[128];
@@ -374,11 +345,11 @@ static int check_ckpts(const ns_plot_ctx *c, const ntk_set *s, const char *name,
         if (!miss)
             continue;
         if (!have)
-            sb_printf(&note[i], "no %s in this file", name);
+            ns_sb_appendf(&note[i], "no %s in this file", name);
         else if (miss == 1)
-            sb_printf(&note[i], "no %s at step %llu", name, (unsigned long long)first);
+            ns_sb_appendf(&note[i], "no %s at step %llu", name, (unsigned long long)first);
         else
-            sb_printf(&note[i], "no %s at %zu of %zu checkpoints", name, miss, f->n);
+            ns_sb_appendf(&note[i], "no %s at %zu of %zu checkpoints", name, miss, f->n);
     }
     if (!total && s->n == 1)
         return ns_error(NS_EFORMAT, "cannot read '%s': no checkpoint holds %s", c->paths[0],
@@ -388,7 +359,8 @@ static int check_ckpts(const ns_plot_ctx *c, const ntk_set *s, const char *name,
                         "holds %s", c->paths[0], s->n - 1, s->n > 2 ? "s" : "", name);
     for (size_t i = 0; i < s->n; i++)
         if (note[i].len)
-            ns_note("normscope: '%s': %s (left out of the figure)", c->paths[i], note[i].s);
+            ns_note("normscope: '%s': %s (left out of the figure)", c->paths[i],
+                    ns_sb_str(&note[i]));
     return NS_OK;
 }
 
@@ -396,13 +368,13 @@ static int check_ckpts(const ns_plot_ctx *c, const ntk_set *s, const char *name,
 
 /* The files' notes joined with '|' into the gnuplot variable name; frees
  * them. */
-static int notes_var(ns_plot_ctx *c, sbuf *note, size_t n, const char *name, int st)
+static int notes_var(ns_plot_ctx *c, ns_sb *note, size_t n, const char *name, int st)
 {
-    sbuf all = {0};
+    ns_sb all = NS_SB_INIT;
     for (size_t i = 0; i < n; i++) {
-        sb_printf(&all, "%s%s", i ? "|" : "", note[i].s ? note[i].s : "");
-        all.oom |= note[i].oom;
-        free(note[i].s);
+        ns_sb_appendf(&all, "%s%s", i ? "|" : "", ns_sb_str(&note[i]));
+        all.failed |= note[i].failed;
+        ns_sb_release(&note[i]);
     }
     free(note);
     return sb_var(c, &all, name, st);
@@ -414,7 +386,7 @@ int ns_plot_export_ntk_spectrum(ns_plot_ctx *c)
     int st = ntk_set_load(c, &s);
     if (st)
         return st;
-    sbuf nsteps = {0}, names = {0}, *note = calloc(s.n, sizeof *note);
+    ns_sb nsteps = NS_SB_INIT, names = NS_SB_INIT, *note = calloc(s.n, sizeof *note);
     char path[1200], file[64], g[128];
     double lo = INFINITY, hi = 0, rlo = INFINITY;
     size_t maxrank = 1;
@@ -424,12 +396,12 @@ int ns_plot_export_ntk_spectrum(ns_plot_ctx *c)
     }
 
     /* What each file can show, before anything is written. */
-    st = check_ckpts(c, &s, "eigenvalues", note);
+    st = check_ckpts(c, &s, NS_NTK_EIGENVALUES, note);
     if (!st)
         st = labels_var(c, &s);
 
     for (size_t i = 0; !st && i < s.n; i++) {
-        hid_t f = c->fids[i];
+        ns_hid f = c->fids[i];
         snprintf(file, sizeof file, "spec%zu.dat", i + 1);
         FILE *o = ns_plot_data_open(c, file, path, sizeof path);
         if (!o) {
@@ -440,7 +412,7 @@ int ns_plot_export_ntk_spectrum(ns_plot_ctx *c)
         for (size_t k = 0; k < s.f[i].n && !st; k++) {
             double *ev = NULL;
             size_t n = 0;
-            ckpt_path(g, sizeof g, s.f[i].step[k], "eigenvalues");
+            ckpt_path(g, sizeof g, s.f[i].step[k], NS_NTK_EIGENVALUES);
             if (!ns_h5_exists(f, g))
                 continue;
             if ((st = ns_h5_read_double_alloc(f, g, &ev, &n)))
@@ -469,20 +441,21 @@ int ns_plot_export_ntk_spectrum(ns_plot_ctx *c)
             maxrank = n > maxrank ? n : maxrank;
             fewest = n < fewest ? n : fewest;
             free(ev);
-            sb_printf(&names, "%s%llu", names.len ? " " : "", (unsigned long long)s.f[i].step[k]);
+            ns_sb_appendf(&names, "%s%llu", names.len ? " " : "",
+                          (unsigned long long)s.f[i].step[k]);
             blocks++;
         }
-        sb_printf(&nsteps, "%s%zu", i ? " " : "", blocks);
+        ns_sb_appendf(&nsteps, "%s%zu", i ? " " : "", blocks);
         int cl = ns_plot_data_close(o, path);
         st = st ? st : cl;
         /* ARPACK's top eigenvalues only: say how many of how many. */
         if (!st && blocks && s.f[i].rows && fewest < s.f[i].rows) {
             ns_note("normscope: '%s': only the top %zu of %zu eigenvalues are known (ARPACK)",
                     c->paths[i], fewest, s.f[i].rows);
-            sbuf t = {0};
-            sb_printf(&t, "top %zu of %zu eigenvalues%s%s", fewest, s.f[i].rows,
-                      note[i].len ? "; " : "", note[i].s ? note[i].s : "");
-            free(note[i].s);
+            ns_sb t = NS_SB_INIT;
+            ns_sb_appendf(&t, "top %zu of %zu eigenvalues%s%s", fewest, s.f[i].rows,
+                      note[i].len ? "; " : "", ns_sb_str(&note[i]));
+            ns_sb_release(&note[i]);
             note[i] = t;
         }
     }
@@ -508,24 +481,25 @@ int ns_plot_export_ntk_training(ns_plot_ctx *c)
     char path[1200], file[64], g[128];
     double maxstep = 1, clo = INFINITY, chi = 0;
     size_t ndrift = 0, ncond = 0, multi = 0;
-    sbuf condok = {0}, nodrift = {0};
+    ns_sb condok = NS_SB_INIT, nodrift = NS_SB_INIT;
     st = labels_var(c, &s);
     for (size_t i = 0; !st && i < s.n; i++) {
-        hid_t f = c->fids[i];
+        ns_hid f = c->fids[i];
         double *di = NULL, *dp = NULL, *ds = NULL;
         size_t nd = 0, n1 = 0, n2 = 0;
         if (s.f[i].n > 1) {
-            if (ns_h5_exists(f, "/ntk/drift/steps") && ns_h5_exists(f, "/ntk/drift/to_init") &&
-                ns_h5_exists(f, "/ntk/drift/to_previous") &&
-                !ns_h5_read_double_alloc(f, "/ntk/drift/steps", &ds, &nd) &&
-                !ns_h5_read_double_alloc(f, "/ntk/drift/to_init", &di, &n1) &&
-                !ns_h5_read_double_alloc(f, "/ntk/drift/to_previous", &dp, &n2) &&
+            if (ns_h5_exists(f, DRIFT NS_NTK_DRIFT_STEPS) &&
+                ns_h5_exists(f, DRIFT NS_NTK_DRIFT_TO_INIT) &&
+                ns_h5_exists(f, DRIFT NS_NTK_DRIFT_TO_PREVIOUS) &&
+                !ns_h5_read_double_alloc(f, DRIFT NS_NTK_DRIFT_STEPS, &ds, &nd) &&
+                !ns_h5_read_double_alloc(f, DRIFT NS_NTK_DRIFT_TO_INIT, &di, &n1) &&
+                !ns_h5_read_double_alloc(f, DRIFT NS_NTK_DRIFT_TO_PREVIOUS, &dp, &n2) &&
                 n1 == nd && n2 == nd) {
                 /* read */
             } else {
-                ns_note("normscope: '%s' has %zu checkpoints but no drift (/ntk/drift), "
-                        "drawn without it", c->paths[i], s.f[i].n);
-                sb_printf(&nodrift, "%s%s", nodrift.len ? ", " : "", s.label[i]);
+                ns_note("normscope: '%s' has %zu checkpoints but no drift (" NS_NTK_GROUP "/"
+                        NS_NTK_DRIFT "), drawn without it", c->paths[i], s.f[i].n);
+                ns_sb_appendf(&nodrift, "%s%s", nodrift.len ? ", " : "", s.label[i]);
                 nd = 0;
             }
             multi++;
@@ -565,7 +539,7 @@ int ns_plot_export_ntk_training(ns_plot_ctx *c)
                 maxstep = step > maxstep ? step : maxstep;
             }
             ncond += fc;
-            sb_printf(&condok, "%s%d", i ? " " : "", fc > 0);
+            ns_sb_appendf(&condok, "%s%d", i ? " " : "", fc > 0);
             st = ns_plot_data_close(o, path);
         }
         free(di);
@@ -594,23 +568,23 @@ int ns_plot_export_ntk_layers(ns_plot_ctx *c)
         return st;
     char path[1200], file[64], g[128];
     double maxstep = 1, lo = INFINITY, hi = 0;
-    sbuf nl = {0}, names = {0}, nst = {0}, first = {0}, *note = calloc(s.n, sizeof *note);
+    ns_sb nl = NS_SB_INIT, names = NS_SB_INIT, nst = NS_SB_INIT, first = NS_SB_INIT, *note = calloc(s.n, sizeof *note);
     if (!note) {
         ntk_set_release(&s);
         return ns_error(NS_ENOMEM, "out of memory");
     }
-    st = check_ckpts(c, &s, "layer_trace", note);
+    st = check_ckpts(c, &s, NS_NTK_LAYER_TRACE, note);
     if (!st)
         st = labels_var(c, &s);
     for (size_t i = 0; !st && i < s.n; i++) {
-        hid_t f = c->fids[i];
+        ns_hid f = c->fids[i];
         /* The layers: those of the first checkpoint that has them. */
         size_t nlay = 0;
         char lnames[8192] = "";
         for (size_t k = 0; k < s.f[i].n && !nlay; k++) {
             int nd;
             size_t dims[8];
-            ckpt_path(g, sizeof g, s.f[i].step[k], "layer_trace");
+            ckpt_path(g, sizeof g, s.f[i].step[k], NS_NTK_LAYER_TRACE);
             if (ns_h5_exists(f, g) && !ns_h5_shape(f, g, &nd, dims, &nlay))
                 ns_h5_get_str(f, g, "layers", lnames, sizeof lnames);
         }
@@ -625,7 +599,7 @@ int ns_plot_export_ntk_layers(ns_plot_ctx *c)
         for (size_t k = 0; k < s.f[i].n && !st && one; k++) {
             double *t = NULL;
             size_t n = 0;
-            ckpt_path(g, sizeof g, s.f[i].step[k], "layer_trace");
+            ckpt_path(g, sizeof g, s.f[i].step[k], NS_NTK_LAYER_TRACE);
             if (ns_h5_exists(f, g) && (st = ns_h5_read_double_alloc(f, g, &t, &n)))
                 break;
             double sum = 0;
@@ -658,13 +632,13 @@ int ns_plot_export_ntk_layers(ns_plot_ctx *c)
         for (char *w = strtok_r(lnames, ",", &save); w && have < nlay;
              w = strtok_r(NULL, ",", &save), have++) {
             clean(w, '_');
-            sb_printf(&names, "%s%s", names.len ? " " : "", w);
+            ns_sb_appendf(&names, "%s%s", names.len ? " " : "", w);
         }
         for (; have < nlay; have++)
-            sb_printf(&names, "%slayer_%zu", names.len ? " " : "", have + 1);
-        sb_printf(&nl, "%s%zu", i ? " " : "", nlay);
-        sb_printf(&nst, "%s%zu", i ? " " : "", s.f[i].n);
-        sb_printf(&first, "%s%llu", i ? " " : "", (unsigned long long)s.f[i].step[0]);
+            ns_sb_appendf(&names, "%slayer_%zu", names.len ? " " : "", have + 1);
+        ns_sb_appendf(&nl, "%s%zu", i ? " " : "", nlay);
+        ns_sb_appendf(&nst, "%s%zu", i ? " " : "", s.f[i].n);
+        ns_sb_appendf(&first, "%s%llu", i ? " " : "", (unsigned long long)s.f[i].step[0]);
 
         /* One checkpoint: bars by layer read better than lone points. */
         if (!st && s.f[i].n == 1) {
@@ -710,13 +684,13 @@ int ns_plot_export_ntk_depth(ns_plot_ctx *c)
     if (st)
         return st;
     st = labels_var(c, &s);
-    hid_t f = c->fids[0];
-    if (!st && !ns_h5_exists(f, "/ntk/analytic/depth/condition_number"))
-        st = ns_error(NS_EFORMAT, "cannot read '%s': no analytic kernel ('/ntk/analytic' is "
+    ns_hid f = c->fids[0];
+    if (!st && !ns_h5_exists(f, DEPTH NS_NTK_DEPTH_COND))
+        st = ns_error(NS_EFORMAT, "cannot read '%s': no analytic kernel ('" ANALYTIC "' is "
                       "missing; run normscope ntk with --analytic)", c->paths[0]);
-    if (!st) st = ns_h5_read_double_alloc(f, "/ntk/analytic/depth/depth", &d, &n);
-    if (!st) st = ns_h5_read_double_alloc(f, "/ntk/analytic/depth/condition_number", &c0, &n0);
-    if (!st) st = ns_h5_read_double_alloc(f, "/ntk/analytic/depth/condition_number_wm", &c1, &n1);
+    if (!st) st = ns_h5_read_double_alloc(f, DEPTH NS_NTK_DEPTH_DEPTH, &d, &n);
+    if (!st) st = ns_h5_read_double_alloc(f, DEPTH NS_NTK_DEPTH_COND, &c0, &n0);
+    if (!st) st = ns_h5_read_double_alloc(f, DEPTH NS_NTK_DEPTH_COND_WM, &c1, &n1);
     if (!st && (n0 != n || n1 != n))
         st = ns_error(NS_EFORMAT, "cannot read '%s': analytic depth curves of different lengths",
                       c->paths[0]);
@@ -738,11 +712,11 @@ int ns_plot_export_ntk_depth(ns_plot_ctx *c)
     if (!st && !(o = ns_plot_data_open(c, "points.dat", path, sizeof path)))
         st = NS_EIO;
     for (size_t i = 0; !st && i < c->n; i++) {
-        snprintf(g, sizeof g, "/ntk/%llu", (unsigned long long)s.f[i].step[0]);
+        ckpt_path(g, sizeof g, s.f[i].step[0], "");
         double dep = attr(c->fids[i], g, "depth"), oc = attr(c->fids[i], g, "output_condition_number");
-        double ac = attr(c->fids[i], "/ntk/analytic", "condition_number");
+        double ac = attr(c->fids[i], ANALYTIC, "condition_number");
         int64_t wm = 0;
-        ns_h5_get_int(c->fids[i], "/ntk/analytic", "weight_mean", &wm);
+        ns_h5_get_int(c->fids[i], ANALYTIC, "weight_mean", &wm);
         if (!isfinite(dep))
             continue;
         fprintf(o, "%g", dep);

@@ -182,7 +182,7 @@ void ns_plot_data_num(FILE *f, double v)
         fputs(" NaN", f);
 }
 
-static void read_str(hid_t fid, const char *name, char *buf, size_t len, const char *dflt)
+static void read_str(ns_hid fid, const char *name, char *buf, size_t len, const char *dflt)
 {
     if (ns_h5_get_str(fid, ".", name, buf, len) || !*buf)
         snprintf(buf, len, "%s", dflt);
@@ -543,7 +543,7 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
 {
     ns_plot_ctx c;
     memset(&c, 0, sizeof c);
-    hid_t *fids = NULL;
+    ns_hid *fids = NULL;
     char tmp[1200] = "", sdir[2048], script[2200];
     const char *fmt = opts->format ? opts->format : "png";
     int st = NS_OK, made_out = 0, made_data = 0;
@@ -564,7 +564,7 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
     if (!fids)
         return NS_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        fids[i] = H5I_INVALID_HID;
+        fids[i] = NS_HID_INVALID;
     for (size_t i = 0; i < n && !st; i++) {
         /* Run files go through the one check every reader of them makes. */
         if (!strcmp(kind->input, NS_RUN_FORMAT))

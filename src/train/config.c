@@ -383,7 +383,7 @@ void ns_init_name(const ns_init *init, char *buf, size_t len)
     }
 }
 
-int ns_train_config_save(hid_t fid, const ns_train_config *c)
+int ns_train_config_save(ns_hid fid, const ns_train_config *c)
 {
     const char *g = "/config";
     char buf[256];
@@ -423,10 +423,10 @@ int ns_train_config_save(hid_t fid, const ns_train_config *c)
 /* One entry of the table from /config, checked as the command line checks
  * it.  Keys added after format version 1 may be missing: the value in c
  * stays. */
-static int load_opt(hid_t fid, const ns_train_opt *o, ns_train_config *c)
+static int load_opt(ns_hid fid, const ns_train_opt *o, ns_train_config *c)
 {
     const char *g = "/config";
-    if ((o->flags & NS_OPT_OLD) && H5Aexists_by_name(fid, g, o->key, H5P_DEFAULT) <= 0)
+    if ((o->flags & NS_OPT_OLD) && !ns_h5_attr_exists(fid, g, o->key))
         return NS_OK;
     double d;
     int64_t i;
@@ -448,12 +448,12 @@ static int load_opt(hid_t fid, const ns_train_opt *o, ns_train_config *c)
 }
 
 /* A string attribute of /config. */
-static int load_str(hid_t fid, const char *name, char *buf, size_t len)
+static int load_str(ns_hid fid, const char *name, char *buf, size_t len)
 {
     return ns_h5_get_str(fid, "/config", name, buf, len);
 }
 
-int ns_train_config_load(hid_t fid, ns_train_config *c)
+int ns_train_config_load(ns_hid fid, ns_train_config *c)
 {
     const char *g = "/config";
     char buf[256];
@@ -472,7 +472,7 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
      * prediction. */
     c->net.bkn_predict = NS_BKN_PREDICT_LAST;
     c->net.bkn_grad = 0;
-    if (H5Aexists_by_name(fid, g, "bkn_predict", H5P_DEFAULT) > 0) {
+    if (ns_h5_attr_exists(fid, g, "bkn_predict")) {
         ns_bkn_predict mode;
         if (load_str(fid, "bkn_predict", buf, sizeof buf))
             return NS_EFORMAT;
@@ -481,7 +481,7 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
                             "must be group or last, got '%s'", ns_h5_name(fid), buf);
         c->net.bkn_predict = (int)mode;
     }
-    if (H5Aexists_by_name(fid, g, "bkn_grad", H5P_DEFAULT) > 0) {
+    if (ns_h5_attr_exists(fid, g, "bkn_grad")) {
         int64_t v;
         if (ns_h5_get_int(fid, g, "bkn_grad", &v))
             return NS_EFORMAT;
@@ -502,7 +502,7 @@ int ns_train_config_load(hid_t fid, ns_train_config *c)
                         ns_h5_name(fid), what, ns_errmsg());
     if (st)
         return NS_EFORMAT;
-    if (H5Aexists_by_name(fid, g, "ckpt_steps", H5P_DEFAULT) > 0) {
+    if (ns_h5_attr_exists(fid, g, "ckpt_steps")) {
         double v[64];
         size_t n;
         if ((st = ns_h5_get_doubles(fid, g, "ckpt_steps", v, 64, &n)))

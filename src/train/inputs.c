@@ -160,7 +160,7 @@ int ns_run_inputs_open(ns_run_inputs *in, const char *path, const ns_inputs_opts
     in->opts.data = NULL;
     uint64_t *have = NULL;
     size_t nhave = 0;
-    hid_t rf;
+    ns_hid rf;
     /* The whole file is checked, whichever checkpoints are analysed. */
     int st = ns_run_check(path);
     if (!st && !(st = ns_run_open(path, &rf, NULL, &in->rd))) {

@@ -9,12 +9,11 @@
 
 #include "trainer.h"
 
-int ns_trainer_save_optimizer(hid_t fid, const ns_optim *o, size_t step, const double *acc3)
+int ns_trainer_save_optimizer(ns_hid fid, const ns_optim *o, size_t step, const double *acc3)
 {
-    if (ns_h5_exists(fid, "/optimizer"))
-        H5Ldelete(fid, "/optimizer", H5P_DEFAULT);
     size_t dims[1] = {o->n};
-    int st = ns_h5_write_real(fid, "/optimizer/buf1", 1, dims, o->buf1);
+    int st = ns_h5_delete(fid, "/optimizer");
+    if (!st) st = ns_h5_write_real(fid, "/optimizer/buf1", 1, dims, o->buf1);
     if (!st && o->buf2)
         st = ns_h5_write_real(fid, "/optimizer/buf2", 1, dims, o->buf2);
     if (!st) st = ns_h5_attr_str(fid, "/optimizer", "kind", ns_optim_name(o->kind));
@@ -29,7 +28,7 @@ int ns_trainer_save_optimizer(hid_t fid, const ns_optim *o, size_t step, const d
     return st;
 }
 
-static int load_optimizer(hid_t fid, ns_optim *o, size_t *step, double *acc3)
+static int load_optimizer(ns_hid fid, ns_optim *o, size_t *step, double *acc3)
 {
     int64_t t, s;
     size_t got;
@@ -46,7 +45,7 @@ static int load_optimizer(hid_t fid, ns_optim *o, size_t *step, double *acc3)
 }
 
 int ns_trainer_resume_begin(const char *resume, const ns_train_config *c,
-                            ns_train_config *cfg, hid_t *rfid)
+                            ns_train_config *cfg, ns_hid *rfid)
 {
     /* The file is carried on whole: every checkpoint is checked. */
     int st = ns_run_check(resume);
@@ -69,7 +68,7 @@ int ns_trainer_resume_begin(const char *resume, const ns_train_config *c,
     return NS_OK;
 }
 
-int ns_trainer_resume_state(trainer *T, hid_t *rfid, const char *resume, const char *out,
+int ns_trainer_resume_state(trainer *T, ns_hid *rfid, const char *resume, const char *out,
                             int force, const char *cmdline, size_t total,
                             size_t *start_step, double *acc3)
 {
@@ -87,7 +86,7 @@ int ns_trainer_resume_state(trainer *T, hid_t *rfid, const char *resume, const c
             return st;
     }
     ns_h5_close(*rfid);
-    *rfid = H5I_INVALID_HID;
+    *rfid = NS_HID_INVALID;
     if (*start_step >= total)
         return ns_error(NS_EINVAL, "'%s' already has %zu steps; ask for more with "
                         "--epochs or --steps", resume, *start_step);
@@ -100,9 +99,8 @@ int ns_trainer_resume_state(trainer *T, hid_t *rfid, const char *resume, const c
     }
     if ((st = ns_h5out_from_copy(&T->out, resume, out, force)))
         return st;
-    if (ns_h5_exists(T->out.fid, "/history"))
-        H5Ldelete(T->out.fid, "/history", H5P_DEFAULT);
-    st = ns_h5_attr_str(T->out.fid, ".", "status", "running");
+    st = ns_h5_delete(T->out.fid, "/history");
+    if (!st) st = ns_h5_attr_str(T->out.fid, ".", "status", "running");
     if (!st) st = ns_train_config_save(T->out.fid, &T->cfg);
     if (!st) st = ns_h5_attr_str(T->out.fid, ".", "resumed_by", cmdline ? cmdline : "");
     if (st)

@@ -14,7 +14,7 @@
 #define MAX_SAMPLE (1 << 24)
 
 /* An integer attribute of /data in lo..hi. */
-static int data_int(hid_t fid, const char *path, const char *name, int64_t lo, int64_t hi,
+static int data_int(ns_hid fid, const char *path, const char *name, int64_t lo, int64_t hi,
                     size_t *v)
 {
     double d;
@@ -31,7 +31,7 @@ static int data_int(hid_t fid, const char *path, const char *name, int64_t lo, i
 }
 
 /* mean or std of /data: one finite value per channel, positive for std. */
-static int data_stats(hid_t fid, const char *path, const char *name, size_t c, double *v,
+static int data_stats(ns_hid fid, const char *path, const char *name, size_t c, double *v,
                       int positive)
 {
     size_t got;
@@ -51,7 +51,7 @@ static int data_stats(hid_t fid, const char *path, const char *name, size_t c, d
     return NS_OK;
 }
 
-int ns_run_open(const char *path, hid_t *fid, ns_train_config *cfg, ns_run_data *data)
+int ns_run_open(const char *path, ns_hid *fid, ns_train_config *cfg, ns_run_data *data)
 {
     ns_train_config cbuf;
     ns_run_data dbuf;
@@ -83,7 +83,7 @@ int ns_run_open(const char *path, hid_t *fid, ns_train_config *cfg, ns_run_data 
     ns_free(steps);
     if (st) {
         ns_h5_close(*fid);
-        *fid = H5I_INVALID_HID;
+        *fid = NS_HID_INVALID;
         return st == NS_ENOMEM ? st : NS_EFORMAT;
     }
     return NS_OK;
@@ -104,7 +104,7 @@ static int build(const char *path, ns_train_config *cfg, const ns_run_data *d, s
 
 int ns_run_check(const char *path)
 {
-    hid_t fid;
+    ns_hid fid;
     ns_train_config cfg;
     ns_run_data d;
     int st = ns_run_open(path, &fid, &cfg, &d);
@@ -127,7 +127,7 @@ int ns_run_check(const char *path)
 int ns_run_load(const char *path, uint64_t step, size_t max_batch, ns_net **net,
                 ns_train_config *cfg, uint64_t *loaded_step)
 {
-    hid_t fid;
+    ns_hid fid;
     ns_run_data d;
     *net = NULL;
     int st = ns_run_open(path, &fid, cfg, &d);

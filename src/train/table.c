@@ -33,7 +33,7 @@ int ns_table_append(ns_table *t, const double *row, const double *mrow)
     return NS_OK;
 }
 
-int ns_table_write(const ns_table *t, hid_t fid, const char *group,
+int ns_table_write(const ns_table *t, ns_hid fid, const char *group,
                    const char *matrix_name, const char *matrix_cols)
 {
     char path[256];
@@ -66,7 +66,7 @@ int ns_table_write(const ns_table *t, hid_t fid, const char *group,
     return st;
 }
 
-int ns_table_read(ns_table *t, hid_t fid, const char *group, const char *matrix_name)
+int ns_table_read(ns_table *t, ns_hid fid, const char *group, const char *matrix_name)
 {
     char path[256];
     size_t n = 0;

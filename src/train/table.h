@@ -17,10 +17,10 @@ typedef struct ns_table {
 } ns_table;
 
 int ns_table_append(ns_table *t, const double *row, const double *mrow);
-int ns_table_write(const ns_table *t, hid_t fid, const char *group,
+int ns_table_write(const ns_table *t, ns_hid fid, const char *group,
                    const char *matrix_name, const char *matrix_cols);
 /* Reads columns back from a run file (rows = length of the first column). */
-int ns_table_read(ns_table *t, hid_t fid, const char *group, const char *matrix_name);
+int ns_table_read(ns_table *t, ns_hid fid, const char *group, const char *matrix_name);
 void ns_table_release(ns_table *t);
 
 #endif

@@ -54,7 +54,7 @@ static void tables_init(ns_table *ts, ns_table *te, size_t nw)
     ts->width = nw;
 }
 
-static int write_root_attrs(hid_t fid, const ns_train_config *c, const char *cmdline,
+static int write_root_attrs(ns_hid fid, const ns_train_config *c, const char *cmdline,
                             const ns_dataset *train, const ns_dataset *test,
                             const double *mean, const double *std)
 {
@@ -87,7 +87,7 @@ static int write_root_attrs(hid_t fid, const ns_train_config *c, const char *cmd
     return st;
 }
 
-static int checkpoint(hid_t fid, const ns_net *net, size_t step, size_t epoch, double lr,
+static int checkpoint(ns_hid fid, const ns_net *net, size_t step, size_t epoch, double lr,
                       double train_loss, double test_loss, double test_acc)
 {
     char g[64];
@@ -169,9 +169,9 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
 {
     trainer T;
     memset(&T, 0, sizeof T);
-    T.out.fid = H5I_INVALID_HID;
+    T.out.fid = NS_HID_INVALID;
     memset(res, 0, sizeof *res);
-    hid_t rfid = H5I_INVALID_HID;
+    ns_hid rfid = NS_HID_INVALID;
     size_t start_step = 0;
     double acc3[3] = {0, 0, 0};  /* epoch loss sum, hits, samples */
     char wnames[4096];
@@ -404,7 +404,7 @@ int ns_train(const ns_train_config *c, const char *resume, const char *out,
 
     /* Close the file: optimiser state, history, memory, status.  The
      * caller's signal handler only sets *stop, so nothing cuts this short. */
-    hid_t f = T.out.fid;
+    ns_hid f = T.out.fid;
     if ((st = ns_trainer_save_optimizer(f, &T.opt, step, acc3)))
         goto cleanup;
     test_save_pause();

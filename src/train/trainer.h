@@ -35,10 +35,10 @@ typedef struct trainer {
  * optimiser, the last checkpoint and the history, closes *rfid and opens the
  * output as a copy of the run, with the step reached in *start_step. */
 int ns_trainer_resume_begin(const char *resume, const ns_train_config *c,
-                            ns_train_config *cfg, hid_t *rfid);
-int ns_trainer_resume_state(trainer *T, hid_t *rfid, const char *resume, const char *out,
+                            ns_train_config *cfg, ns_hid *rfid);
+int ns_trainer_resume_state(trainer *T, ns_hid *rfid, const char *resume, const char *out,
                             int force, const char *cmdline, size_t total,
                             size_t *start_step, double *acc3);
-int ns_trainer_save_optimizer(hid_t fid, const ns_optim *o, size_t step, const double *acc3);
+int ns_trainer_save_optimizer(ns_hid fid, const ns_optim *o, size_t step, const double *acc3);
 
 #endif

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Layering (DESIGN.md section 6): HDF5 lives in src/io and the data-set
+# readers of src/data only.  No other file under src/ and no public header
+# in include/normscope/ includes an HDF5 header or names anything of HDF5
+# (H5* functions, constants and types, hid_t, herr_t, hsize_t, ...).
+# Comments are stripped first (by the C preprocessor, which keeps
+# directives and strings), so a comment may still speak of HDF5.
+. "$(dirname "$0")/../cli_lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CC=${CC:-cc}
+PAT='\bH5[A-Za-z0-9_]*\b|\b(hdf5|hdf5_hl)\.h\b|\b(hid_t|herr_t|hsize_t|hssize_t|htri_t|haddr_t)\b'
+
+# offenders FILE...: "file: text" for every line of FILEs that uses HDF5
+offenders() {
+    for f in "$@"; do
+        if ! "$CC" -fpreprocessed -dD -E -P -x c "$f" > "$T/stripped" 2> "$T/cc.err"; then
+            echo "$f: cannot strip comments: $(head -c 200 "$T/cc.err")"
+            continue
+        fi
+        grep -E "$PAT" "$T/stripped" | sed "s|^|$f: |"
+    done
+}
+
+# The check finds what it is meant to find.
+mkdir -p "$T/plant"
+cat > "$T/plant/bad.c" <<'EOF'
+/* A comment may say hid_t, H5Fopen( and <hdf5.h>. */
+#include <hdf5.h>
+static hid_t f(void) { return H5Fopen("x", H5F_ACC_RDONLY, H5P_DEFAULT); }
+EOF
+cat > "$T/plant/good.c" <<'EOF'
+/* Comments may name HDF5: hid_t, H5Fopen(), #include <hdf5.h>. */
+#include "normscope/io.h"
+static ns_hid f(void) { ns_hid h = NS_HID_INVALID; return NS_H5_INT ? h : ns_h5_close(h), h; }
+EOF
+[ "$(offenders "$T/plant/bad.c" | wc -l)" -eq 2 ] && ok || bad "the check misses HDF5 in a planted file: $(offenders "$T/plant/bad.c")"
+[ -z "$(offenders "$T/plant/good.c")" ] && ok || bad "the check flags a file without HDF5: $(offenders "$T/plant/good.c")"
+
+# The tree.
+files=$(find -H "$ROOT/src" "$ROOT/include" -type f \( -name '*.c' -o -name '*.h' \) \
+        ! -path "$ROOT/src/io/*" ! -path "$ROOT/src/data/*" | sort)
+[ -n "$files" ] && ok || bad "no source files found under $ROOT/src"
+found=$(offenders $files)
+[ -z "$found" ] && ok || bad "HDF5 outside src/io and src/data:
+$found"
+
+finish test_layering
