@@ -6,16 +6,18 @@
 # layer; a steep one, features that are nearly collinear.  One panel per
 # file (the last checkpoint of each), side by side on shared axes.
 #
-# Variables from normscope: datadir, out, fmt, scriptdir; nfiles, labels and
-# descs ('|'-separated: legend labels, panel titles), notes ('|'-separated,
-# per file: layers without eigenvalues), nlayers (layers drawn per file,
+# Variables from normscope: datadir, out, fmt, scriptdir; nfiles, labels
+# ('|'-separated: panel titles), subtitle (one file: its label, step,
+# samples and mode; several: what they share), notes ('|'-separated, per
+# file: layers without eigenvalues), nlayers (layers drawn per file,
 # space-separated), layernames (the layers of all files in order), maxrank,
 # rello (lowest lambda_i / lambda_1 above the floor 1e-12).
 # Data: datadir/act<f>.dat, one block per layer (gnuplot index k), rows:
 # rank lambda_i/lambda_1 (NaN at or below 1e-12 of the largest).
 # To redraw by hand:
 #   gnuplot -e "datadir='DIR/act-spectrum-data'; out='x.png'; fmt='png'; \
-#               scriptdir='plots'; nfiles=1; labels='bn cnn'; descs='bn cnn'; \
+#               scriptdir='plots'; nfiles=1; labels='bn cnn'; \
+#               subtitle='bn cnn: step 16, 500 samples of fashion-mnist, eval mode'; \
 #               notes=''; nlayers='7'; layernames='00-conv 02-relu 03-conv \
 #               05-relu 06-conv 08-relu 10-dense'; maxrank=128; rello=1e-6" \
 #           plots/act-spectrum.gp
@@ -48,12 +50,12 @@ every(f) = (nl(f) <= 12) ? 1 : int(ceil((nl(f) - 1) / 9.0))
 named(f, k) = (k == 0 || k == nl(f) - 1 || k % every(f) == 0) && !(k != nl(f) - 1 && nl(f) - 1 - k < every(f) / 2.0)
 layertitle(f, k) = named(f, k) ? layername(f, k) : ''
 
-tm = 1 - 70.0 / height
+tm = 1 - (nfiles > 1 && strlen(subtitle) ? 95.0 : 70.0) / height
 bm = 60.0 / height
 vs = (nrows > 1 ? 110.0 / height : 0)
 set multiplot layout nrows,ncols margins (nfiles == 1 ? 0.1 : 0.075),0.985,bm,tm spacing 0.07,vs \
     title 'Covariance eigenvalues of the activations, per layer (dark: shallow, light: deep)' \
-          . (nfiles > 1 ? '' : "\n" . descs)
+          . (strlen(subtitle) ? "\n" . subtitle : '')
 set logscale xy
 set format y '%.0e'
 set format x '%g'
@@ -65,7 +67,7 @@ set key bottom left font ',9' samplen 2 spacing 0.85 maxrows 12
 set title font ',11'
 
 do for [f = 1:nfiles] {
-    t = (nfiles > 1 ? field(descs, f) : '') . (strlen(note(f)) ? sprintf(' (%s)', note(f)) : '')
+    t = (nfiles > 1 ? field(labels, f) : '') . (strlen(note(f)) ? sprintf(' (%s)', note(f)) : '')
     set title t
     if (nl(f) == 0) {
         set label 1 'no eigenvalues in this file' at graph 0.5, 0.5 center textcolor rgb '#808080'

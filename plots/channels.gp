@@ -8,21 +8,25 @@
 # file (the last checkpoint of each), one panel per layer.
 #
 # Variables from normscope: datadir, out, fmt, scriptdir; nfiles, labels,
-# descs, notes ('|'-separated), nsel (layers drawn per file,
+# notes ('|'-separated), subtitle (one file: its label, step, samples
+# and mode; several: what they share), nsel (layers drawn per file,
 # space-separated), titles ('|'-separated panel titles of all files in
 # order), maxsel (most layers of a file).
 # Data: datadir/chan<f>.dat, one block per layer (gnuplot index k), rows:
 # channel q1 q5 q25 q50 q75 q95 q99 (NaN where missing).
 # To redraw by hand:
 #   gnuplot -e "datadir='DIR/channels-data'; out='x.png'; fmt='png'; \
-#               scriptdir='plots'; nfiles=1; labels='bn cnn'; descs='bn cnn'; \
+#               scriptdir='plots'; nfiles=1; labels='bn cnn'; \
+#               subtitle='bn cnn: step 16, 500 samples of fashion-mnist, eval mode'; \
 #               notes=''; nsel='4'; titles='02-relu|05-relu|08-relu|10-dense'; \
 #               maxsel=4" plots/channels.gp
 
 pw0 = 400; ph0 = 300
 width = 110 + pw0 * maxsel
 width = (width < 900 ? 900 : width)
-height = 100 + (ph0 + 90) * nfiles
+# Rows of several files get a heading line with the file's label.
+rowh = (nfiles > 1 ? 28 : 0)
+height = 100 + (ph0 + 90 + rowh) * nfiles
 load scriptdir . '/common.gp'
 
 field(s, i) = (i <= 1) ? (strstrt(s, '|') ? s[1:strstrt(s, '|') - 1] : s) \
@@ -33,18 +37,18 @@ ptitle(f, k) = field(titles, off(f) + k + 1)
 cfile(f) = sprintf('%s/chan%d.dat', datadir, f)
 note(f) = field(notes, f)
 
-top = 1 - (nfiles > 1 ? 75.0 : 85.0) / height
+top = 1 - ((strlen(subtitle) ? 85.0 : 70.0) + rowh) / height
 bottom = 50.0 / height
 left = 90.0 / width
 gap = 55.0 / width
 pw = (0.985 - left - (maxsel - 1) * gap) / maxsel
-vgap = (nfiles > 1 ? 95.0 / height : 0)
+vgap = (nfiles > 1 ? (95.0 + rowh) / height : 0)
 ph = (top - bottom - (nfiles - 1) * vgap) / nfiles
 panel(r, c) = sprintf('set lmargin at screen %g; set rmargin at screen %g; set tmargin at screen %g; set bmargin at screen %g', \
                       left + c * (pw + gap), left + c * (pw + gap) + pw, top - r * (ph + vgap), top - r * (ph + vgap) - ph)
 
 set multiplot title 'Per-channel activations: box 25-75%, median, whiskers 5-95%, circles 1% and 99%' \
-    . (nfiles > 1 ? '' : "\n" . descs)
+    . (strlen(subtitle) ? "\n" . subtitle : '')
 set style fill solid 0.3 border
 set boxwidth 0.6 absolute
 set xlabel 'channel' offset 0, 0.5
@@ -60,13 +64,18 @@ unset key
 set title font ',10'
 
 do for [f = 1:nfiles] {
+    # The file's label above its row, in its colour (drawn with the row's
+    # first panel only).
+    if (nfiles > 1) {
+        set label 2 field(labels, f) . (strlen(note(f)) ? ' (' . note(f) . ')' : '') \
+            at screen left - 60.0 / width, screen top - (f - 1) * (ph + vgap) + (rowh + 22.0) / height \
+            left font ',11' textcolor rgb colour(f)
+    }
     do for [k = 0:ns(f) - 1] {
         eval panel(f - 1, k)
         set title ptitle(f, k)
-        # The file's label beside its row.
         if (k == 0) {
-            set ylabel (nfiles > 1 ? field(labels, f) : 'activation') . \
-                       (strlen(note(f)) ? "\n(" . note(f) . ')' : '') font ',10'
+            set ylabel 'activation' . (nfiles == 1 && strlen(note(1)) ? "\n(" . note(1) . ')' : '') font ',10'
         } else {
             unset ylabel
         }
@@ -75,13 +84,15 @@ do for [f = 1:nfiles] {
              '' index k using 1:5:5:5:5 with candlesticks linetype f linewidth 2.5, \
              '' index k using 1:2 with points linetype f pointtype 6 pointsize 0.35, \
              '' index k using 1:8 with points linetype f pointtype 6 pointsize 0.35
+        unset label 2
     }
     if (ns(f) == 0) {
         eval panel(f - 1, 0)
-        set title (nfiles > 1 ? field(labels, f) : '')
+        set title ''
         set label 1 'no channel quantiles in this file' at graph 0.5, 0.5 center textcolor rgb '#808080'
         plot [0:1][0:1] NaN notitle
         unset label 1
+        unset label 2
     }
 }
 

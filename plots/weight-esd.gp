@@ -10,7 +10,8 @@
 # colours, one panel per weight.
 #
 # Variables from normscope: datadir, out, fmt, scriptdir; nfiles, labels,
-# descs, notes ('|'-separated), npanels, titles ('|'-separated panel
+# notes ('|'-separated), subtitle (one file: its label, step, samples
+# and mode; several: what they share), npanels, titles ('|'-separated panel
 # titles), alphas (space-separated, panel by panel, file by file; '-'
 # where there is no fit), xmins (the same for xmin), hasw (per file 1 when
 # it has weights), xranges (per panel the smallest and largest eigenvalue,
@@ -21,7 +22,8 @@
 # 41 points from xmin to the largest eigenvalue).
 # To redraw by hand:
 #   gnuplot -e "datadir='DIR/weight-esd-data'; out='x.png'; fmt='png'; \
-#               scriptdir='plots'; nfiles=1; labels='bn cnn'; descs='bn cnn'; \
+#               scriptdir='plots'; nfiles=1; labels='bn cnn'; \
+#               subtitle='bn cnn: step 16, 500 samples of fashion-mnist, eval mode'; \
 #               notes=''; npanels=2; titles='00-conv (9 eigenvalues)|03-conv \
 #               (64 eigenvalues)'; alphas='2.93 4.81'; xmins='0.81 0.39'; \
 #               hasw='1'; xranges='0.42 2.6 0.087 0.74'" plots/weight-esd.gp
@@ -53,9 +55,11 @@ keycols = int((width - 150) / (8.0 * maxlen + 70))
 keycols = (keycols < 1 ? 1 : (keycols > nfiles ? nfiles : keycols))
 keyrows = int(ceil(1.0 * nfiles / keycols))
 keyh = (nfiles > 1 ? 18 * keyrows + 12 : 20)
-height = 120 + keyh + 440 * nrows
+height = 140 + keyh + 440 * nrows
 load scriptdir . '/common.gp'
-top = 1 - (75.0 + keyh) / height
+# A subtitle takes a second line of the title.
+th = (strlen(subtitle) ? 20.0 : 0)
+top = 1 - (75.0 + th + keyh) / height
 left = 0.075
 gap = 0.07
 pw = (0.985 - left - (ncols - 1) * gap) / ncols
@@ -66,7 +70,7 @@ panel(p) = sprintf('set lmargin at screen %g; set rmargin at screen %g; set tmar
                    top - int(p / ncols) * (ph + vgap), top - int(p / ncols) * (ph + vgap) - ph)
 
 set multiplot title 'Eigenvalue density of W^T W per weight (solid: histogram, dashed: power-law fit x^-alpha above xmin)' \
-          . (nfiles > 1 ? '' : "\n" . descs)
+          . (strlen(subtitle) ? "\n" . subtitle : '')
 set logscale xy
 set format x '%g'
 set format y '%g'
@@ -106,8 +110,8 @@ do for [p = 0:npanels - 1] {
 if (nfiles > 1) {
     set lmargin at screen left
     set rmargin at screen 0.985
-    set tmargin at screen 1 - 40.0 / height
-    set bmargin at screen 1 - (40.0 + keyh) / height
+    set tmargin at screen 1 - (40.0 + th) / height
+    set bmargin at screen 1 - (40.0 + th + keyh) / height
     unset title
     unset xlabel
     unset ylabel

@@ -10,7 +10,8 @@
 # are activation layers, open ones the others (dense, conv, norm).
 #
 # Variables from normscope: datadir, out, fmt, scriptdir; nfiles, labels,
-# descs, notes ('|'-separated), ticks (layer names and indices, "name index
+# notes ('|'-separated), subtitle (one file: its label, step, samples and
+# mode; several: what they share), ticks (layer names and indices, "name index
 # ...", where every file has the same layers; else empty), maxindex, condlo,
 # condhi (range of the finite condition numbers), condfloor (the largest
 # condition number the analysis reports: a singular covariance).
@@ -19,11 +20,12 @@
 # activation(0/1) F (NaN where missing).
 # To redraw by hand:
 #   gnuplot -e "datadir='DIR/whitening-data'; out='x.png'; fmt='png'; \
-#               scriptdir='plots'; nfiles=1; labels='bn cnn'; descs='bn cnn'; \
+#               scriptdir='plots'; nfiles=1; labels='bn cnn'; \
+#               subtitle='bn cnn: step 16, 500 samples of fashion-mnist, eval mode'; \
 #               notes=''; ticks='00-conv 0 02-relu 2'; maxindex=10; \
 #               condlo=1e3; condhi=1e12; condfloor=1e12" plots/whitening.gp
 
-width = 1600; height = 920
+width = 1600; height = 940
 load scriptdir . '/common.gp'
 
 field(s, i) = (i <= 1) ? (strstrt(s, '|') ? s[1:strstrt(s, '|') - 1] : s) \
@@ -40,7 +42,9 @@ keycols = int((width - 150) / (8.0 * maxlen + 70))
 keycols = (keycols < 1 ? 1 : (keycols > nkey ? nkey : keycols))
 keyrows = int(ceil(1.0 * nkey / keycols))
 keyh = 18 * keyrows + 12
-top = 1 - (95.0 + keyh) / height
+# A subtitle takes a second line of the title.
+th = (strlen(subtitle) ? 20.0 : 0)
+top = 1 - (95.0 + th + keyh) / height
 # Tick labels of layer names need room below each row.
 tickh = (strlen(ticks) > 0 ? 60.0 : 20.0) / height
 pw = (0.985 - 0.06 - 2 * 0.06) / 3
@@ -48,8 +52,8 @@ ph = (top - 0.06 - tickh - 0.1) / 2
 panel(r, c) = sprintf('set lmargin at screen %g; set rmargin at screen %g; set tmargin at screen %g; set bmargin at screen %g', \
                       0.06 + c * (pw + 0.06), 0.06 + c * (pw + 0.06) + pw, top - r * (ph + 0.1 + tickh), top - r * (ph + 0.1 + tickh) - ph)
 
-set multiplot title (nfiles > 1 ? 'Whitening of the activations through depth' : \
-                     'Whitening of the activations through depth: ' . descs)
+set multiplot title 'Whitening of the activations through depth' . \
+                   (strlen(subtitle) ? "\n" . subtitle : '')
 set xrange [-0.5:maxindex + 0.5]
 set datafile missing NaN
 unset key
@@ -97,7 +101,7 @@ set offsets 0, 0, 0, 0
 if (condhi > 1e5) { set format y '%.0e' } else { set format y '%g' }
 if (condhi >= condfloor * 0.999) {
     set arrow 1 from graph 0, first condfloor to graph 1, first condfloor nohead dashtype 2 linecolor rgb '#909090' back
-    set label 1 'singular (floor)' at graph 0.98, first condfloor * 0.45 right textcolor rgb '#707070' font ',9'
+    set label 1 'singular (the floor of the analysis)' at graph 0.98, first condfloor * 2.5 right textcolor rgb '#707070' font ',9'
 }
 eval panel(0, 0)
 eval plotcol(2)
@@ -142,8 +146,8 @@ eval plotcol(7)
 # ------------------------------------------- one legend above the panels
 set lmargin at screen 0.06
 set rmargin at screen 0.985
-set tmargin at screen 1 - 40.0 / height
-set bmargin at screen 1 - (40.0 + keyh) / height
+set tmargin at screen 1 - (40.0 + th) / height
+set bmargin at screen 1 - (40.0 + th + keyh) / height
 unset title
 unset xlabel
 unset ylabel

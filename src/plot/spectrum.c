@@ -106,8 +106,8 @@ typedef struct spec_file {
 typedef struct spec_set {
     spec_file *f;
     size_t n;
-    char (*label)[NS_PLOT_LABEL_MAX];    /* legend labels */
-    char (*desc)[2 * NS_PLOT_LABEL_MAX]; /* panel titles */
+    char (*label)[NS_PLOT_LABEL_MAX]; /* legend labels and panel titles */
+    char subtitle[2 * NS_PLOT_LABEL_MAX];
 } spec_set;
 
 static void spec_set_release(spec_set *s)
@@ -118,7 +118,6 @@ static void spec_set_release(spec_set *s)
     }
     free(s->f);
     free(s->label);
-    free(s->desc);
     memset(s, 0, sizeof *s);
 }
 
@@ -248,89 +247,122 @@ static void run_name(const ns_plot_ctx *c, size_t i, char *buf, size_t len)
 }
 
 /* What tells results of the same run apart: string attributes of /spectrum
- * and the integers n and pool. */
-enum { KEY_MODE, KEY_N, KEY_DATA, KEY_AT, KEY_POOL, NKEYS };
-static const char *const keys[NKEYS] = {"mode", "n", "data", "at", "pool"};
+ * (mode, data, at), its integers n and pool, and the checkpoint drawn. */
+enum { KEY_STEP, KEY_N, KEY_DATA, KEY_MODE, KEY_AT, KEY_POOL, NKEYS };
 
-static unsigned differing(const ns_plot_ctx *c)
+/* The value of key q for file i, as it reads in a label (empty: nothing
+ * worth saying, as for --at post and no --pool when all files agree). */
+static void key_text(const ns_plot_ctx *c, const spec_set *s, size_t i, unsigned q, int differ,
+                     char *buf, size_t len)
+{
+    ns_hid f = c->fids[i];
+    char v[64];
+    int64_t n;
+    buf[0] = '\0';
+    switch (q) {
+    case KEY_STEP:
+        snprintf(buf, len, "step %llu", (unsigned long long)s->f[i].step);
+        break;
+    case KEY_N:
+        if ((n = get_int(f, "n")) > 0)
+            snprintf(buf, len, "%lld samples", (long long)n);
+        break;
+    case KEY_DATA:
+        get_str(f, "data", v, sizeof v);
+        snprintf(buf, len, "%s", v);
+        break;
+    case KEY_MODE:
+        get_str(f, "mode", v, sizeof v);
+        if (*v)
+            snprintf(buf, len, "%s mode", v);
+        break;
+    case KEY_AT:
+        get_str(f, "at", v, sizeof v);
+        if (!strcmp(v, "pre") || differ)
+            snprintf(buf, len, "%s", !strcmp(v, "pre") ? "layer inputs" : "layer outputs");
+        break;
+    default:
+        n = get_int(f, "pool");
+        if (n > 0 || differ)
+            snprintf(buf, len, "%s", n > 0 ? "pooled" : "not pooled");
+        break;
+    }
+}
+
+static unsigned differing(const ns_plot_ctx *c, const spec_set *s)
 {
     unsigned d = 0;
     for (unsigned q = 0; q < NKEYS; q++)
         for (size_t i = 1; i < c->n; i++) {
-            if (q == KEY_N || q == KEY_POOL) {
-                d |= (unsigned)(get_int(c->fids[i], keys[q]) != get_int(c->fids[0], keys[q])) << q;
-            } else {
-                char a[96], b[96];
-                get_str(c->fids[i], keys[q], a, sizeof a);
-                get_str(c->fids[0], keys[q], b, sizeof b);
-                d |= (unsigned)(strcmp(a, b) != 0) << q;
-            }
+            char a[96], b[96];
+            key_text(c, s, i, q, 1, a, sizeof a);
+            key_text(c, s, 0, q, 1, b, sizeof b);
+            d |= (unsigned)(strcmp(a, b) != 0) << q;
         }
     return d;
 }
 
+/* Labels "<run> (<what differs>)[ [file]]" and the subtitle: for one file
+ * "<run>: <step, samples, data, mode...>", for several what they share. */
 static void make_labels(const ns_plot_ctx *c, spec_set *s)
 {
-    unsigned d = differing(c);
+    unsigned d = differing(c, s);
     ns_sb extra = NS_SB_INIT;
+    char t[96];
     for (size_t i = 0; i < c->n; i++) {
-        ns_hid f = c->fids[i];
-        char run[NS_PLOT_LABEL_MAX], mode[32], data[64], at[16];
+        char run[NS_PLOT_LABEL_MAX];
         run_name(c, i, run, sizeof run);
-        get_str(f, "mode", mode, sizeof mode);
-        get_str(f, "data", data, sizeof data);
-        get_str(f, "at", at, sizeof at);
-        int64_t n = get_int(f, "n"), pool = get_int(f, "pool");
         ns_sb_reset(&extra);
-        if (d & (1u << KEY_MODE))
-            ns_sb_appendf(&extra, ", %.31s mode", mode);
-        if (d & (1u << KEY_N))
-            ns_sb_appendf(&extra, ", %lld samples", (long long)n);
-        if (d & (1u << KEY_DATA))
-            ns_sb_appendf(&extra, ", %.63s", data);
-        if (d & (1u << KEY_AT))
-            ns_sb_appendf(&extra, ", %s", !strcmp(at, "pre") ? "layer inputs" : "layer outputs");
-        if (d & (1u << KEY_POOL))
-            ns_sb_appendf(&extra, ", %s", pool > 0 ? "pooled" : "not pooled");
+        for (unsigned q = 0; q < NKEYS; q++) {
+            key_text(c, s, i, q, 1, t, sizeof t);
+            if ((d >> q & 1) && *t)
+                ns_sb_appendf(&extra, "%s%s", extra.len ? ", " : "", t);
+        }
         const char *ex = ns_sb_str(&extra);
-        snprintf(s->label[i], NS_PLOT_LABEL_MAX, "%.100s%s%.50s%s", run, *ex ? " (" : "",
-                 *ex ? ex + 2 : "", *ex ? ")" : "");
+        snprintf(s->label[i], NS_PLOT_LABEL_MAX, "%.100s%s%.50s%s", run, *ex ? " (" : "", ex,
+                 *ex ? ")" : "");
     }
+    /* What the files share, "samples of data" read together. */
+    ns_sb_reset(&extra);
+    for (unsigned q = 0; q < NKEYS; q++) {
+        key_text(c, s, 0, q, 0, t, sizeof t);
+        if (!(d >> q & 1) && *t)
+            ns_sb_appendf(&extra, "%s%s", !extra.len ? "" : q == KEY_DATA && !(d >> KEY_N & 1)
+                                                             ? " of " : ", ", t);
+    }
+    char run[NS_PLOT_LABEL_MAX];
+    run_name(c, 0, run, sizeof run);
+    snprintf(s->subtitle, sizeof s->subtitle, "%s%s%s", c->n == 1 ? run : "",
+             c->n == 1 && extra.len ? ": " : "", ns_sb_str(&extra));
     ns_sb_release(&extra);
     /* Labels that still collide get the result file's name, or its path
      * where the names collide too (the same file given twice). */
-    for (int pass = 0; pass < 2; pass++) {
-        char *dup = calloc(c->n, 1);
-        if (!dup)
-            break;
-        for (size_t i = 0; i < c->n; i++)
-            for (size_t j = 0; j < c->n; j++)
-                dup[i] |= j != i && strcmp(s->label[i], s->label[j]) == 0;
+    char (*tag)[NS_PLOT_LABEL_MAX] = calloc(c->n, sizeof *tag);
+    char *dup = calloc(c->n, 1);
+    for (int pass = 0; pass < 2 && tag && dup; pass++) {
+        char x[2 * NS_PLOT_LABEL_MAX], y[2 * NS_PLOT_LABEL_MAX];
         for (size_t i = 0; i < c->n; i++) {
-            size_t u = strlen(s->label[i]);
-            if (dup[i] && u < NS_PLOT_LABEL_MAX - 4)
-                snprintf(s->label[i] + u, NS_PLOT_LABEL_MAX - u, " [%s]",
-                         pass ? c->paths[i] : base_of(c->paths[i]));
+            dup[i] = 0;
+            snprintf(x, sizeof x, "%s%s", s->label[i], tag[i]);
+            for (size_t j = 0; j < c->n; j++) {
+                snprintf(y, sizeof y, "%s%s", s->label[j], tag[j]);
+                dup[i] |= j != i && strcmp(x, y) == 0;
+            }
         }
-        free(dup);
+        for (size_t i = 0; i < c->n; i++)
+            if (dup[i])
+                snprintf(tag[i], sizeof tag[i], " [%.100s]",
+                         pass ? c->paths[i] : base_of(c->paths[i]));
     }
-    /* Panel titles: "<label>: step S, N samples of DATA, MODE mode". */
     for (size_t i = 0; i < c->n; i++) {
-        ns_hid f = c->fids[i];
-        char mode[32], data[64];
-        get_str(f, "mode", mode, sizeof mode);
-        get_str(f, "data", data, sizeof data);
-        int64_t n = get_int(f, "n");
-        int u = snprintf(s->desc[i], sizeof s->desc[i], "%s: step %llu", s->label[i],
-                         (unsigned long long)s->f[i].step);
-        if (n > 0 && u > 0 && (size_t)u < sizeof s->desc[i])
-            u += snprintf(s->desc[i] + u, sizeof s->desc[i] - (size_t)u, ", %lld samples%s%.63s",
-                          (long long)n, *data ? " of " : "", data);
-        if (*mode && u > 0 && (size_t)u < sizeof s->desc[i])
-            snprintf(s->desc[i] + u, sizeof s->desc[i] - (size_t)u, ", %.31s mode", mode);
+        size_t u = strlen(s->label[i]);
+        if (tag && u < NS_PLOT_LABEL_MAX)
+            snprintf(s->label[i] + u, NS_PLOT_LABEL_MAX - u, "%s", tag[i]);
         clean(s->label[i], 0);
-        clean(s->desc[i], 0);
     }
+    clean(s->subtitle, 0);
+    free(tag);
+    free(dup);
 }
 
 /* Opens every input's /spectrum (failing before anything is written) and
@@ -341,8 +373,7 @@ static int spec_set_load(const ns_plot_ctx *c, spec_set *s)
     s->n = c->n;
     s->f = calloc(c->n, sizeof *s->f);
     s->label = calloc(c->n, sizeof *s->label);
-    s->desc = calloc(c->n, sizeof *s->desc);
-    if (!s->f || !s->label || !s->desc) {
+    if (!s->f || !s->label) {
         spec_set_release(s);
         return ns_error(NS_ENOMEM, "out of memory");
     }
@@ -357,16 +388,15 @@ static int spec_set_load(const ns_plot_ctx *c, spec_set *s)
     return NS_OK;
 }
 
-/* labels, descs ('|'-separated) and nfiles. */
+/* labels ('|'-separated), subtitle and nfiles. */
 static int labels_var(ns_plot_ctx *c, const spec_set *s)
 {
-    ns_sb l = NS_SB_INIT, d = NS_SB_INIT;
-    for (size_t i = 0; i < s->n; i++) {
+    ns_sb l = NS_SB_INIT;
+    for (size_t i = 0; i < s->n; i++)
         ns_sb_appendf(&l, "%s%s", i ? "|" : "", s->label[i]);
-        ns_sb_appendf(&d, "%s%s", i ? "|" : "", s->desc[i]);
-    }
     int st = sb_var(c, &l, "labels", NS_OK);
-    st = sb_var(c, &d, "descs", st);
+    if (!st)
+        st = ns_plot_var_str(c, "subtitle", s->subtitle);
     if (!st)
         st = ns_plot_var_num(c, "nfiles", (double)c->n);
     return st;
