@@ -15,14 +15,16 @@
  *                 condition_number effective_rank/F participation_ratio/F
  *                 mean_abs_corr corr_identity_distance mean_cosine
  *                 activation(0/1) features.
- *   channels      plots/channels.gp: box plots of the first NS_CHANNELS
+ *   channels      plots/channels.gp: box plots of the first CHAN_SHOWN
  *                 channels of up to four layers per file (activation layers
  *                 where there are any, evenly spaced through depth), a row
  *                 per file (MimicNorm, Figures 2 and 3).  chan<f>.dat: one
  *                 block per layer, rows: channel q1 q5 q25 q50 q75 q95 q99.
  *   weight-esd    plots/weight-esd.gp: the empirical density of the
  *                 eigenvalues of W^T W (singular values squared) on
- *                 log-spaced bins with the fitted power law
+ *                 log-spaced bins over each file's own range (weights of
+ *                 different scale each get their resolution) with the
+ *                 fitted power law
  *                 x^-alpha above xmin (Clauset, Shalizi and Newman 2009, as
  *                 fitted by the analysis), up to six weights evenly spaced
  *                 through depth, files overlaid.  esd<f>.dat: one block per
@@ -36,9 +38,11 @@
  * kind fails only when no file holds anything it can draw.
  *
  * Labels come from the result file: the run's "norm arch" that /spectrum
- * carries, else the base name of the source run file; the mode, sample
- * count, data set, --at and --pool are added where the files differ, and
- * the result file's name where labels still collide.
+ * carries, else the base name of the source run file; the step drawn, the
+ * sample count, data set, mode, --at and --pool are added where the files
+ * differ, and the result file's name where labels still collide.  What
+ * the files share goes into the subtitle (for one file: its label, step,
+ * samples and mode).
  */
 #include "internal.h"
 
@@ -51,7 +55,7 @@
 
 /* Channels drawn per layer by `channels`, layers per file, panels of
  * `weight-esd`. */
-#define NS_CHANNELS 30
+#define CHAN_SHOWN 30
 #define CHAN_LAYERS 4
 #define ESD_PANELS 6
 
@@ -734,7 +738,7 @@ int ns_plot_export_channels(ns_plot_ctx *c)
             }
             if ((st = ns_h5_read_double_alloc(fid, g, &qu, &n)))
                 break;
-            size_t F = dims[0], show = F < NS_CHANNELS ? F : NS_CHANNELS;
+            size_t F = dims[0], show = F < CHAN_SHOWN ? F : CHAN_SHOWN;
             fprintf(o, "# %s (%s): channel q1 q5 q25 q50 q75 q95 q99\n", l->name, l->kind);
             for (size_t ch = 0; ch < show; ch++) {
                 fprintf(o, "%zu", ch + 1);
