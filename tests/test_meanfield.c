@@ -10,6 +10,7 @@
 
 #include "normscope/meanfield.h"
 #include "normscope/nn.h"
+#include "normscope/norm.h"
 #include "testutil.h"
 
 #ifndef M_PI

@@ -218,7 +218,7 @@ static void assert_method(const ns_test_gprob *p)
     ck_assert_ptr_nonnull(kind);
     size_t found = 0;
     for (size_t i = 0; i < p->net->nlayers; i++)
-        if (p->net->layers[i].is_norm) {
+        if (ns_layer_is_norm(&p->net->layers[i])) {
             ck_assert_msg(ns_test_is_kind(&p->net->layers[i], kind), "%s: %s in a norm slot",
                           p->gc->name, p->net->layers[i].name);
             found++;
@@ -230,7 +230,7 @@ static void assert_method(const ns_test_gprob *p)
         !strcmp(norm, "mabn")) {
         size_t nrule = 0;
         for (size_t i = 0; i < p->net->nlayers; i++)
-            nrule += p->net->layers[i].wrule != 0;
+            nrule += ns_layer_wrule(&p->net->layers[i]) != NS_WRULE_NONE;
         ck_assert_msg(nrule > 0, "%s: no layer with a weight rule", p->gc->name);
     }
 }
@@ -493,7 +493,7 @@ START_TEST(test_ubn_condensation_by_hand)
     size_t seen = 0;
     for (size_t i = 0; i < q.net->nlayers; i++) {
         const ns_layer *L = &q.net->layers[i];
-        if (!L->is_norm)
+        if (!ns_layer_is_norm(L))
             continue;
         double ref = condensation_by_hand(layer_input(q.net, L), q.n, ns_layer_in_size(L));
         double got = condensation_of(L);
@@ -520,7 +520,7 @@ START_TEST(test_ubn_condensation_identical)
         memcpy(q.x + i * size, q.x, size * sizeof *q.x);
     pass_run(&q, NS_MODE_TRAIN);
     for (size_t i = 0; i < q.net->nlayers; i++)
-        if (q.net->layers[i].is_norm) {
+        if (ns_layer_is_norm(&q.net->layers[i])) {
             double c = condensation_of(&q.net->layers[i]);
             ck_assert_msg(fabs(c - 1) < 1e-12, "%s: condensation of identical samples %.15g",
                           q.net->layers[i].name, c);
@@ -562,7 +562,7 @@ START_TEST(test_ubn_metrics)
     pass q;
     pass_init(&q, ubn_arch, &ubn, 2, 5, 5, 3, 5, 0.2);
     ns_layer *L = &q.net->layers[1];
-    ck_assert(L->is_norm && ns_test_is_kind(L, "bn"));
+    ck_assert(ns_layer_is_norm(L) && ns_test_is_kind(L, "bn"));
     ck_assert_ptr_nonnull(L->ops->metrics);
     double v[2] = {0, 0};
     const char *names[2] = {NULL, NULL};
@@ -609,7 +609,7 @@ START_TEST(test_ubn_gate)
     ns_layer *U[2];
     size_t k = 0;
     for (size_t i = 0; i < b.net->nlayers; i++)
-        if (b.net->layers[i].is_norm) {
+        if (ns_layer_is_norm(&b.net->layers[i])) {
             ck_assert(k < 2);
             U[k] = &b.net->layers[i];
             cond[k] = condensation_of(U[k]);
@@ -1039,7 +1039,7 @@ static void check_acc(const char *arch, const ns_test_nopts *no, ns_mode mode)
     size_t checked = 0;
     for (size_t li = 0; li < net->nlayers; li++) {
         ns_layer *L = &net->layers[li];
-        if (!L->is_norm)
+        if (!ns_layer_is_norm(L))
             continue;
         const ns_real *in = layer_input(net, L);
         const ns_real *dy = net->dact[li];
@@ -1161,6 +1161,147 @@ START_TEST(test_build_errors)
 END_TEST
 
 /* -------------------------------------------------------------- registry */
+
+/* Every method's option table: each entry a method option (NS_OPT_NET) with
+ * a key, help, and an option taking a value or a 0/1 flag; its default and
+ * its old-run value acceptable; option names and keys unique over all
+ * tables and each table listed by one method; the keys a method reads
+ * from others all exist; ns_net_opts_default holds every default. */
+START_TEST(test_method_options)
+{
+    ns_net_opts def;
+    ns_net_opts_default(&def);
+    char why[256];
+    size_t n = 0;
+    const ns_opt *o;
+    for (; (o = ns_norm_opt_at(n)); n++) {
+        ck_assert_msg(o->flags & NS_OPT_NET, "%s: not in ns_net_opts", o->key);
+        ck_assert_msg(o->key && *o->key && o->help && *o->help, "entry %zu: key or help", n);
+        ck_assert_msg(!o->option != !o->flag, "%s: wants one option or one flag", o->key);
+        if (o->option)
+            ck_assert_msg(!strncmp(o->option, "--", 2) && (o->choices || o->arg),
+                          "%s: option '%s' or its value's name", o->key, o->option);
+        if (o->flag)
+            ck_assert_msg(!strncmp(o->flag, "--", 2) && o->type == NS_OPT_INT && o->min == 0 &&
+                          o->max == 1 && !o->choices && (o->def == 0 || o->def == 1),
+                          "%s: a flag is a 0/1 int", o->key);
+        if (o->choices)
+            ck_assert_msg(o->type == NS_OPT_INT && o->nchoices >= 2, "%s: choices", o->key);
+        else
+            ck_assert_msg(!(o->flags & NS_OPT_BY_NAME), "%s: by name without names", o->key);
+        ck_assert_msg(o->type != NS_OPT_U64, "%s: a method option is no u64", o->key);
+        /* the default: from files always, typed unless it is the unset value */
+        ck_assert_msg(ns_opt_check(o, o->def, 0, why, sizeof why) == 0, "%s default: %s",
+                      o->key, why);
+        if (!((o->flags & NS_OPT_UNSET) && o->def == o->unset) && !o->flag)
+            ck_assert_msg(ns_opt_check(o, o->def, 1, why, sizeof why) == 0, "%s default: %s",
+                          o->key, why);
+        if (o->flags & NS_OPT_OLD)
+            ck_assert_msg(ns_opt_check(o, o->old, 0, why, sizeof why) == 0, "%s old: %s",
+                          o->key, why);
+        ck_assert_msg(ns_opt_get(o, &def) == o->def, "%s: ns_net_opts_default holds %g, not %g",
+                      o->key, ns_opt_get(o, &def), o->def);
+        ck_assert_ptr_eq(ns_norm_opt_find(o->key), o);
+        ck_assert_ptr_eq(ns_norm_opt_find(o->option ? o->option : o->flag), o);
+        for (size_t k = 0; k < n; k++) {
+            const ns_opt *p = ns_norm_opt_at(k);
+            const char *a = o->option ? o->option : o->flag, *b = p->option ? p->option : p->flag;
+            ck_assert_msg(strcmp(o->key, p->key) && strcmp(a, b) && o->offset != p->offset,
+                          "%s and %s share a key, an option or a field", o->key, p->key);
+        }
+    }
+    ck_assert_uint_ge(n, 20);
+    ck_assert_ptr_null(ns_norm_opt_find("--bogus"));
+    for (size_t i = 0; i < ns_norm_count(); i++) {
+        const ns_norm_method *m = ns_norm_at(i);
+        for (size_t k = 0; k < i && m->opts; k++)
+            ck_assert_msg(ns_norm_at(k)->opts != m->opts, "%s lists the table of %s", m->name,
+                          ns_norm_at(k)->name);
+        /* every key of reads names an option declared elsewhere */
+        size_t nkeys = 0, nread = 0;
+        for (const char *p = m->reads; p && *p; p += strspn(p, " ")) {
+            size_t len = strcspn(p, " ");
+            char key[64];
+            ck_assert_uint_lt(len, sizeof key);
+            memcpy(key, p, len);
+            key[len] = 0;
+            const ns_opt *r = ns_norm_opt_find(key);
+            ck_assert_msg(r, "%s reads '%s', which no method declares", m->name, key);
+            for (size_t k = 0; m->opts && k < m->opts->n; k++)
+                ck_assert_ptr_ne(r, &m->opts->opt[k]);
+            nkeys++;
+            p += len;
+        }
+        while (ns_norm_reads(m, nread))
+            nread++;
+        ck_assert_uint_eq(nread, (m->opts ? m->opts->n : 0) + nkeys);
+    }
+    /* what a few methods read */
+    const ns_norm_method *bkn = ns_norm_find("bkn");
+    ck_assert_str_eq(ns_norm_reads(bkn, 0)->key, "bkn_p");
+    ck_assert_str_eq(ns_norm_reads(bkn, 5)->key, "bn_eps");
+    ck_assert_ptr_null(ns_norm_reads(bkn, 6));
+    ck_assert_ptr_null(ns_norm_reads(ns_norm_find("none"), 0));
+    ck_assert_str_eq(ns_norm_reads(ns_norm_find("ws"), 0)->key, "gn_groups");
+}
+END_TEST
+
+/* Declarations at work: strict parsing, choices by name, ranges and value
+ * texts as messages and help show them. */
+START_TEST(test_opt_parse_and_texts)
+{
+    ns_net_opts o;
+    ns_net_opts_default(&o);
+    char buf[256];
+    const ns_opt *predict = ns_norm_opt_find("--bkn-predict");
+    const ns_opt *grad = ns_norm_opt_find("bkn_grad");
+    const ns_opt *p = ns_norm_opt_find("--bkn-p");
+    ck_assert_int_eq(ns_opt_parse(predict, "last", &o), NS_OK);
+    ck_assert_int_eq(o.bkn_predict, NS_BKN_PREDICT_LAST);
+    ck_assert_int_eq(ns_opt_parse(predict, "1", &o), NS_EINVAL);
+    ck_assert_str_eq(ns_errmsg(), "--bkn-predict is group or last, got '1'");
+    ck_assert_int_eq(o.bkn_predict, NS_BKN_PREDICT_LAST);
+    ck_assert_int_eq(ns_opt_parse(grad, "none", &o), NS_OK);
+    ck_assert_int_eq(o.bkn_grad, 0);
+    /* a choice by number in files, by name when typed or stored by name */
+    ck_assert_int_eq(ns_opt_check(grad, 2, 0, buf, sizeof buf), -1);
+    ck_assert_str_eq(buf, "must be 0 or 1, got 2");
+    ck_assert_int_eq(ns_opt_check(grad, 1, 0, buf, sizeof buf), 0);
+    ck_assert_int_eq(ns_opt_check(predict, 7, 0, buf, sizeof buf), -1);
+    ck_assert_str_eq(buf, "must be group or last, got 7");
+    ns_opt_range(grad, 1, buf, sizeof buf);
+    ck_assert_str_eq(buf, "none or full");
+    ns_opt_value_text(predict, NS_BKN_PREDICT_GROUP, buf, sizeof buf);
+    ck_assert_str_eq(buf, "group");
+    /* the unset value: from files, not typed */
+    ck_assert_int_eq(ns_opt_check(p, -1, 0, buf, sizeof buf), 0);
+    ck_assert_int_eq(ns_opt_check(p, -1, 1, buf, sizeof buf), -1);
+    ck_assert_str_eq(buf, "must be a number in [0, 1], got -1");
+    ck_assert_int_eq(ns_opt_check(p, 2.5, 0, buf, sizeof buf), -1);
+    ck_assert_str_eq(buf, "must be a number in [0, 1] or -1, got 2.5");
+    ck_assert_int_eq(ns_opt_parse(p, "0.35", &o), NS_OK);
+    ck_assert_double_eq(o.bkn_p, 0.35);
+    ck_assert_int_eq(ns_opt_parse(p, "0.35x", &o), NS_EINVAL);
+    ck_assert_str_eq(ns_errmsg(), "--bkn-p expects a number, got '0.35x'");
+    /* integers: decimal digits only */
+    const ns_opt *k = ns_norm_opt_find("--bkn-samples");
+    ck_assert_int_eq(ns_opt_parse(k, "+3", &o), NS_EINVAL);
+    ck_assert_int_eq(ns_opt_parse(k, "0", &o), NS_EINVAL);
+    ck_assert_str_eq(ns_errmsg(), "--bkn-samples must be an integer in 1..65536, got '0'");
+    ck_assert_int_eq(ns_opt_parse(k, "17", &o), NS_OK);
+    ck_assert_uint_eq(o.bkn_samples, 17);
+    ns_opt_value_text(ns_norm_opt_find("bn_eps"), 1e-5, buf, sizeof buf);
+    ck_assert_str_eq(buf, "1e-05");
+    /* ns_opt_set and ns_opt_get on every type of field */
+    ns_opt_set(k, &o, 5);
+    ck_assert_double_eq(ns_opt_get(k, &o), 5);
+    ns_opt_set(ns_norm_opt_find("frn_relu"), &o, 1);
+    ck_assert_int_eq(o.frn_relu, 1);
+    ns_opt_defaults(ns_bkn_options.opt, ns_bkn_options.n, &o);
+    ck_assert_uint_eq(o.bkn_samples, 64);
+    ck_assert_double_eq(o.bkn_p, -1);
+}
+END_TEST
 
 /* Every registered method builds the mlp and the cnn (IN not the mlp: its
  * dense slots would be identically zero) and trains, evaluates and
@@ -1352,6 +1493,8 @@ static Suite *norm_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_build_errors, 0, (int)NBAD);
     tcase_add_test(tc, test_registry);
+    tcase_add_test(tc, test_method_options);
+    tcase_add_test(tc, test_opt_parse_and_texts);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -90,7 +90,7 @@ static void randomize_norm(ns_net *net, const tcase *tc, ns_rng *r)
 {
     for (size_t i = 0; i < net->nlayers; i++) {
         ns_layer *L = &net->layers[i];
-        if (!L->is_norm)
+        if (!ns_layer_is_norm(L))
             continue;
         for (int t = 0; t < L->nparam; t++) {
             ns_tensor *T = &L->param[t];
@@ -214,7 +214,7 @@ START_TEST(test_against_torch)
     /* the norm slots hold the method under test */
     size_t nnorm = 0;
     for (size_t i = 0; i < net->nlayers; i++)
-        nnorm += net->layers[i].is_norm;
+        nnorm += ns_layer_is_norm(&net->layers[i]);
     ck_assert_msg(nnorm >= 2, "%s: %zu normalization layers", tc->name, nnorm);
     size_t nz = tc->n * tc->nout;
     ns_real *dl = malloc(nz * sizeof *dl);

@@ -244,7 +244,7 @@ static void randomize(ns_net *net, const tcase *tc, ns_rng *r)
         for (int t = 0; t < L->nparam; t++) {
             ns_tensor *T = &L->param[t];
             int gain = !strcmp(T->name, "gain");
-            if (!L->is_norm && !gain)
+            if (!ns_layer_is_norm(L) && !gain)
                 continue;
             for (size_t j = 0; j < T->size; j++)
                 T->data[j] = (ns_real)(gain || !strcmp(T->name, "weight")
@@ -345,7 +345,7 @@ static void agc_count(const ns_net *net, double lambda, size_t *clip, size_t *ke
 {
     for (size_t i = 0; i < net->nlayers; i++) {
         const ns_layer *L = &net->layers[i];
-        if (!L->wrule)
+        if (!ns_layer_wrule(L))
             continue;
         const ns_tensor *W = &L->param[0];
         size_t rows = W->dims[0], fan = W->size / rows;
@@ -678,7 +678,7 @@ static void check_expectations(const tcase *tc, const ns_net *net, hid_t f, size
         size_t layers = 0;
         for (size_t i = 0; i < net->nlayers; i++) {
             const ns_layer *L = &net->layers[i];
-            if (!L->weight_mean)
+            if (!ns_layer_weight_mean(L))
                 continue;
             layers++;
             const ns_tensor *W = &L->param[0];

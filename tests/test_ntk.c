@@ -19,6 +19,7 @@
 #include "normscope/nn.h"
 #include "normscope/io.h"
 #include "normscope/meanfield.h"
+#include "normscope/norm.h"
 #include "normscope/ntk.h"
 
 #include <lapacke.h>
@@ -66,7 +67,7 @@ static void randomize_norm(ns_net *net, ns_rng *r)
 {
     for (size_t i = 0; i < net->nlayers; i++) {
         ns_layer *L = &net->layers[i];
-        if (!L->is_norm)
+        if (!ns_layer_is_norm(L))
             continue;
         for (int t = 0; t < L->nparam; t++)
             for (size_t j = 0; j < L->param[t].size; j++)

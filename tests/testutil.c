@@ -177,7 +177,7 @@ static size_t geom_relu(const ns_net *net, size_t li)
 /* A normalization slot: the layer there, if any, was filled by `method`. */
 static size_t geom_norm(const ns_net *net, torch_geom *g, size_t li, const char *method)
 {
-    if (li == (size_t)-1 || li >= net->nlayers || !net->layers[li].is_norm)
+    if (li == (size_t)-1 || li >= net->nlayers || !ns_layer_is_norm(&net->layers[li]))
         return li;
     g[li].method = method;
     return li + 1;
@@ -257,7 +257,7 @@ static int torch_geometry(const ns_net *net, torch_geom *g)
     free(copy);
     /* MimicNorm's last BN follows the tokens */
     const ns_norm_method *m = ns_norm_find(slot);
-    if (m && (m->flags & NS_NORM_LAST_BN) && li == net->nlayers - 1 && kind_is(net, li, "bn")) {
+    if (m && m->net && m->net->logits && li == net->nlayers - 1 && kind_is(net, li, "bn")) {
         g[li].method = "lastbn";
         li++;
     }
@@ -380,9 +380,9 @@ int ns_test_torch_write(const char *path, const ns_net *net, const ns_real *x,
         if (kind_is(net, i, "dense") || kind_is(net, i, "conv")) {
             static const char *const rules[] = {"none", "center", "standardize", "scaled"};
             bad |= H5LTset_attribute_string(f, obj, "wrule",
-                                            L->wrule >= 0 && L->wrule <= 3 ? rules[L->wrule]
-                                                                           : "unknown") < 0;
-            bad |= h5_int(f, obj, "weight_mean", L->weight_mean);
+                                            ns_layer_wrule(L) <= 3 ? rules[ns_layer_wrule(L)]
+                                                                   : "unknown") < 0;
+            bad |= h5_int(f, obj, "weight_mean", ns_layer_weight_mean(L));
         }
         for (int t = 0; t < L->nparam; t++)
             bad |= h5_tensor(f, obj, &L->param[t]);
@@ -591,7 +591,7 @@ void ns_test_randomize_norm(ns_net *net, double eps_l, uint64_t seed)
     ns_rng_seed(&r, seed, 99);
     for (size_t i = 0; i < net->nlayers; i++) {
         ns_layer *L = &net->layers[i];
-        if (!L->is_norm)
+        if (!ns_layer_is_norm(L))
             continue;
         for (int t = 0; t < L->nparam; t++) {
             ns_tensor *T = &L->param[t];
@@ -777,7 +777,7 @@ double ns_test_gprob_check_all(ns_test_gprob *p, size_t *norm_checked)
         for (int t = 0; t < L->nparam; t++) {
             ns_tensor *T = &L->param[t];
             const ns_real *ana = p->ga + (T->data - net->params);
-            if (norm_checked && L->is_norm) {
+            if (norm_checked && ns_layer_is_norm(L)) {
                 ck_assert_msg(ns_test_max_abs(ana, T->size) > 1e-8, "%s: %s.%s: zero gradient",
                               gc->name, L->name, T->name);
                 (*norm_checked)++;

@@ -66,12 +66,54 @@ typedef struct ns_ctx {
 
 typedef struct ns_layer ns_layer;
 
+/* What a layer computes, for callers that treat layers differently (the
+ * NTK's structured path, weight rules, the analytic comparison).  The kind
+ * string of the ops is for names, printing and files only. */
+typedef enum ns_layer_role {
+    NS_ROLE_OTHER = 0,
+    NS_ROLE_DENSE,   /* y = W x + b on the flattened input; param 0 weight (out x in), 1 bias */
+    NS_ROLE_CONV,    /* convolution; param 0 weight (out x in x k x k), 1 bias */
+    NS_ROLE_ACT,     /* pointwise activation; ns_layer_ops.act says which */
+    NS_ROLE_ADD      /* residual join y = x + x2 */
+} ns_layer_role;
+
+/* Pointwise activation functions (ns_act_create, ns_layer_ops.act). */
+typedef enum ns_act_fn {
+    NS_ACT_NONE = 0,  /* not an activation */
+    NS_ACT_RELU,      /* max(0, x) */
+    NS_ACT_LRELU,     /* x > 0 ? x : a x */
+    NS_ACT_TANH,
+    NS_ACT_ERF,
+    NS_ACT_ID         /* x */
+} ns_act_fn;
+
+/* Capabilities of a layer kind (ns_layer_ops.flags). */
+enum ns_layer_flags {
+    NS_LAYER_NORM = 1,          /* a normalization layer: fills norm slots, and the
+                                 * statistics seen by the next one flow through it
+                                 * (prev_norm) */
+    NS_LAYER_BATCH_STATS = 2,   /* in train and batch mode its output depends on the
+                                 * other samples of the batch */
+    NS_LAYER_PURE_BACKWARD = 4  /* backward reads only x, dy and the parameters, no
+                                 * cache of the forward pass, so it may run on one
+                                 * sample of a larger forward */
+};
+
+/* Bits of the acc argument of a backward. */
+enum ns_backward_bits {
+    NS_BACKWARD_ADD_DX = 1,       /* add into dx instead of writing it */
+    NS_BACKWARD_ADD_DX2 = 2,      /* the same for dx2 */
+    NS_BACKWARD_NO_PARAM_GRAD = 4 /* input gradients only: weight layers (dense, conv)
+                                   * skip their parameter gradients (analyses) */
+};
+
 /* The operations of one layer kind.  forward writes y from x (and x2 for
  * the residual add) and returns a status; backward writes (acc bit 0 clear)
  * or adds (bit 0 set) the input gradient into dx (NULL: not needed), the
- * same with bit 1 for dx2, and always adds parameter gradients. */
+ * same with bit 1 for dx2, and adds parameter gradients unless bit 2
+ * (ns_backward_bits) asks a weight layer for input gradients only. */
 typedef struct ns_layer_ops {
-    const char *kind;
+    const char *kind;          /* names, printing and file layout only */
     int (*forward)(ns_layer *L, ns_real *y, const ns_real *x, const ns_real *x2,
                    size_t n, const ns_ctx *ctx);
     void (*backward)(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
@@ -85,7 +127,22 @@ typedef struct ns_layer_ops {
      * condensation); writes up to max values and their names, returns how
      * many.  May be NULL. */
     size_t (*metrics)(const ns_layer *L, double *vals, const char **names, size_t max);
+    ns_layer_role role;
+    ns_act_fn act;             /* NS_ROLE_ACT: the function */
+    unsigned flags;            /* ns_layer_flags */
+    /* Recalibration of running statistics (the recal mode: ns_recalibrate);
+     * all NULL for layers whose statistics are not re-estimated.
+     * recal_begin resets the running statistics to their initial values;
+     * recal_batch, before the training forward of calibration batch k
+     * (0, 1, ...), makes its update leave the plain mean over batches 0..k;
+     * recal_end gives the layer back its own averaging. */
+    void (*recal_begin)(ns_layer *L);
+    void (*recal_batch)(ns_layer *L, size_t k);
+    void (*recal_end)(ns_layer *L);
 } ns_layer_ops;
+
+/* A dense or conv layer's weight rule (src/nn/wrule.c owns it). */
+typedef struct ns_wrule_state ns_wrule_state;
 
 /* One layer.  Shapes are per sample; max_batch bounds every call. */
 struct ns_layer {
@@ -100,24 +157,23 @@ struct ns_layer {
     ns_tensor param[NS_MAX_TENSORS];
     ns_tensor state[NS_MAX_TENSORS];
     size_t cache_bytes;        /* bytes kept for backward besides the output, at max_batch */
-    int is_norm;               /* sits in a normalization slot */
-    int weight_mean;           /* MimicNorm's weight mean projects this layer's weight */
-    int wrule;                 /* weight reparametrisation in the forward pass (ns_wrule) */
-    ns_real *wt, *gw;          /* reparametrised weight and its gradient (wrule only) */
-    double *wis;               /* per-row 1/std of the standardised weight (wrule only) */
-    ns_real *wu;               /* scaled WS: the standardised weight before the gain */
-    double wgamma;             /* scaled WS: the activation gain folded into W' */
-    /* The previous normalization layer (read-only), or NULL.  Statistics
-     * flow through it (BKN predicts from it).  After a residual block it is
-     * the block's add layer, whose prev_norm is the branch's last norm layer
-     * and prev_norm2 the skip path's source of statistics. */
+    ns_wrule_state *wrule;     /* weight rule (dense, conv), or NULL: ns_layer_wrule */
+    /* Normalization layers and residual adds: the previous normalization
+     * layer (read-only), or NULL.  Statistics flow through it (BKN predicts
+     * from it).  After a residual block it is the block's add layer, whose
+     * prev_norm is the branch's last norm layer and prev_norm2 the skip
+     * path's source of statistics. */
     const ns_layer *prev_norm;
     const ns_layer *prev_norm2;
     ns_mode last_mode;         /* mode of the last forward (backward follows it) */
-    int no_param_grad;         /* analyses: backward skips the weight gradients
-                                * (dense and conv; input gradients only) */
     void *impl;
 };
+
+/* 1 for a normalization layer (NS_LAYER_NORM). */
+static inline int ns_layer_is_norm(const ns_layer *L)
+{
+    return (L->ops->flags & NS_LAYER_NORM) != 0;
+}
 
 /* Bounds of a network: values per sample of any layer's output, values of
  * any tensor, samples of a batch.  Within them no size derived from them
@@ -148,21 +204,39 @@ int ns_layer_add_state_flags(ns_layer *L, const char *name, int ndim, const size
 void ns_init_fill(ns_real *W, size_t nw, ns_real *b, size_t nb, double fan_in,
                   double fan_out, const ns_init *init, ns_rng *r);
 
-/* Weight reparametrisations inside the forward pass; gradients flow
- * through them (unlike the weight-mean projection). */
+/* Weight rules of dense and conv layers (src/nn/wrule.c), given by a
+ * method's weights hook: a reparametrisation inside the forward pass,
+ * through which gradients flow, or MimicNorm's weight-mean projection of
+ * the stored weights after each step (ns_net_project). */
 typedef enum ns_wrule {
     NS_WRULE_NONE = 0,
     NS_WRULE_CENTER,     /* CenConv: W' = W - mean over the fan-in, per output unit */
     NS_WRULE_STANDARDIZE, /* Weight Standardization: W' = (W - mean) / sqrt(var + 1e-5) */
     NS_WRULE_SCALED       /* NF nets' scaled WS: W' = gain g (W - mean) / sqrt(n var + 1e-4),
-                           * n = fan-in, g = sqrt(2/(1-1/pi)) after a ReLU, else 1 */
+                           * n = fan-in, g the gain folded in (sqrt(2/(1-1/pi)) after a
+                           * ReLU, else 1) */
 } ns_wrule;
 
-/* Gives a dense or conv layer a weight rule (allocates its buffers; the
- * scaled rule adds a "gain" parameter, so call it before the slabs exist). */
-int ns_layer_set_wrule(ns_layer *L, ns_wrule rule);
+/* Gives a dense or conv layer a reparametrisation (allocates its buffers;
+ * the scaled rule adds a "gain" parameter, so call it before the slabs
+ * exist).  g is the scaled rule's folded gain (ignored by the others).
+ * NS_EINVAL for a layer without a weight matrix or with a rule already. */
+int ns_layer_set_wrule(ns_layer *L, ns_wrule rule, double g);
+/* Marks a dense or conv layer for the weight-mean projection (ns_net_project). */
+int ns_layer_set_weight_mean(ns_layer *L);
+/* The layer's reparametrisation (NS_WRULE_NONE without one), and 1 when
+ * the weight mean projects it. */
+ns_wrule ns_layer_wrule(const ns_layer *L);
+int ns_layer_weight_mean(const ns_layer *L);
+/* Sets what the rule initialises (the scaled rule's gain to 1); called by
+ * ns_net_init after the layer's own init. */
+void ns_layer_wrule_init(ns_layer *L);
+/* Frees the layer's rule (NULL-safe). */
+void ns_layer_wrule_free(ns_layer *L);
 /* The weight a dense/conv layer multiplies with: W, or W' computed now. */
 const ns_real *ns_layer_weight_forward(ns_layer *L);
+/* The weight the last forward multiplied with (backward reads it). */
+const ns_real *ns_layer_weight_used(const ns_layer *L);
 /* Where the layer's backward accumulates dL/dW' (zeroed), and the step
  * that maps it to dL/dW and adds it to the parameter gradient. */
 ns_real *ns_layer_weight_grad_begin(ns_layer *L);
@@ -200,9 +274,9 @@ typedef struct ns_net_opts {
     int res_scale_paper;   /* MimicNorm residual scalar init 1/sqrt(l), not 1.2^2/l */
     size_t max_batch;      /* largest batch any call will pass */
 } ns_net_opts;
-
-/* Fills opts with the defaults above (norm "bn", max_batch 128). */
-void ns_net_opts_default(ns_net_opts *o);
+/* ns_net_opts_default (normscope/norm.h) fills in the defaults above: norm
+ * "bn", max_batch 128, and each method option's default as its method
+ * declares it. */
 
 typedef struct ns_net {
     size_t nlayers;
@@ -222,24 +296,61 @@ typedef struct ns_net {
 } ns_net;
 
 /*
+ * What a normalization method does to a network while it is built.  src/nn
+ * knows no method: the registry of src/norm hands ns_net_build_with the
+ * hooks of the method `--norm` names (ns_net_build in normscope/norm.h).
+ * Every member may be NULL (the method does nothing there).
+ *
+ * The layer fillers get L with its input shape set, and prev_norm (the
+ * previous normalization layer) for a normalization layer to read; they
+ * fill it as the ns_*_create constructors do and return a status.  A
+ * filler that leaves L->ops NULL adds no layer.  Normalization layers
+ * (NS_LAYER_NORM) become the prev_norm of the ones after them.
+ */
+typedef struct ns_net_method {
+    /* A `norm` token of the architecture; NULL: every slot stays empty. */
+    int (*slot)(ns_layer *L, const ns_net_opts *o);
+    /* A `bn` token: batch normalization whatever the method. */
+    int (*bn)(ns_layer *L, const ns_net_opts *o);
+    /* 1 when activation fn right after a filled `norm` slot is left out:
+     * the slot's layer ends in an activation of its own (FRN's TLU takes
+     * a relu's place). */
+    int (*replaces_act)(ns_act_fn fn, const ns_net_opts *o);
+    /* Layers after every activation: the k-th (k = 0, 1, ...) until one is
+     * left empty (IC: BN, then dropout). */
+    int (*after_act)(ns_layer *L, size_t k, const ns_net_opts *o);
+    /* A layer ending residual branch `block` (1, 2, ...) before its add
+     * (MimicNorm's residual scalar). */
+    int (*branch_end)(ns_layer *L, size_t block, const ns_net_opts *o);
+    /* A layer after the last one, on the logits (MimicNorm's last BN). */
+    int (*logits)(ns_layer *L, const ns_net_opts *o);
+    /* Runs on the complete list of layers before the slabs exist: weight
+     * rules (ns_layer_set_wrule, ns_layer_set_weight_mean). */
+    int (*weights)(ns_net *net);
+} ns_net_method;
+
+/*
  * Builds a network from an architecture string for inputs of shape
- * (c, h, w) and nout outputs.  Grammar, comma separated:
+ * (c, h, w) and nout outputs, with the method's hooks (NULL: none; the
+ * `norm` slots stay empty and `bn` tokens are refused).  Grammar, comma
+ * separated:
  *   fc:N            dense layer with N outputs (flattens its input); fc:out = nout
  *   convKxK:C[/S][pP]  KxK convolution, C channels, stride S (1), padding P (K/2)
  *   maxpool:K[/S] | avgpool:K[/S]   pooling, stride S (K)
  *   gap | flatten   global average pool; explicit flatten (a no-op view)
  *   relu | lrelu[:A] | tanh | erf | id     activations (A = 0.01)
  *   dropout:P       inverted dropout with drop probability P
- *   norm            the normalization slot (method from opts->norm)
- *   bn              batch normalization regardless of opts->norm
+ *   norm            the normalization slot (method->slot)
+ *   bn              batch normalization regardless of the method (method->bn)
  *   res:C[/S]       basic residual block: conv3x3:C/S,norm,relu,conv3x3:C,norm,
  *                   plus the shortcut (identity, or conv1x1:C/S,norm when
  *                   the shape changes), add, relu
  * and presets (see ns_arch_expand): mlp[:WxD], deepmlp[:WxD], cnn, vgg11-s,
  * vgg16-s, resnet8, resnet20.  Errors (NS_EINVAL) name the bad token.
+ * opts->norm is recorded, not read.
  */
-int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
-                 size_t w, size_t nout, ns_net **out);
+int ns_net_build_with(const char *arch, const ns_net_opts *opts, const ns_net_method *method,
+                      size_t c, size_t h, size_t w, size_t nout, ns_net **out);
 void ns_net_free(ns_net *net);
 
 /* Expands a preset into its architecture string; plain strings are copied.
@@ -253,12 +364,14 @@ const char *ns_arch_presets(void);
 void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed);
 
 /* MimicNorm's weight mean: W[o, :] <- W[o, :] - mean(W[o, :]) over the
- * fan-in of every layer marked weight_mean.  A projection of the stored
- * weights, called after initialisation and after every optimiser step. */
+ * fan-in of every layer marked for it (ns_layer_set_weight_mean).  A
+ * projection of the stored weights, called after initialisation and after
+ * every optimiser step. */
 void ns_net_project(ns_net *net);
 /* Adaptive gradient clipping (Brock et al. 2021), unit-wise on the weight
- * of every layer with a weight rule: a row's gradient G_o is scaled down to
- * lambda max(|W_o|, 1e-3) when its norm exceeds that. */
+ * of every layer with a reparametrisation (ns_layer_wrule): a row's
+ * gradient G_o is scaled down to lambda max(|W_o|, 1e-3) when its norm
+ * exceeds that. */
 void ns_net_agc(ns_net *net, double lambda);
 /* Global gradient-norm clipping as torch.nn.utils.clip_grad_norm_: when the
  * norm of all gradients exceeds max_norm (> 0) they are scaled by
@@ -275,6 +388,10 @@ const ns_real *ns_net_logits(const ns_net *net);
 /* Backward pass after a forward on the same batch: dlogits (n x nout) in,
  * parameter gradients added to net->grads. */
 void ns_net_backward(ns_net *net, const ns_real *dlogits);
+/* The same pass for the gradients of the layers' outputs (net->dact) only:
+ * weight layers skip their parameter gradients (NS_BACKWARD_NO_PARAM_GRAD);
+ * other layers may still add theirs. */
+void ns_net_backward_input(ns_net *net, const ns_real *dlogits);
 
 /* Sets every parameter gradient to zero. */
 void ns_net_zero_grad(ns_net *net);
@@ -305,7 +422,8 @@ void ns_conv_im2col(const ns_layer *L, const ns_real *x, ns_real *col);
 int ns_pool_create(ns_layer *L, int is_max, size_t k, size_t stride);
 int ns_gap_create(ns_layer *L);
 int ns_flatten_create(ns_layer *L);
-int ns_act_create(ns_layer *L, const char *kind, double alpha);
+/* An activation: fn one of NS_ACT_* (alpha: lrelu's slope); NS_EINVAL otherwise. */
+int ns_act_create(ns_layer *L, ns_act_fn fn, double alpha);
 int ns_dropout_create(ns_layer *L, double p);
 int ns_add_create(ns_layer *L, const ns_layer *other);
 /* A learnable scalar times the input (MimicNorm's residual-branch scale). */

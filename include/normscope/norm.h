@@ -1,48 +1,85 @@
 /*
  * normscope normalization methods.  `--norm NAME` picks a method from a
- * registry; each entry says how to fill a normalization slot (a layer, or
- * nothing).  Weight rules (projections after the optimiser step,
- * reparametrisations) and network rewrites hang off the same entry.
+ * registry; each entry carries the hooks of what the method does to a
+ * network (ns_net_method, normscope/nn.h): how to fill a normalization slot
+ * (a layer, or nothing), weight rules (projections after the optimiser
+ * step, reparametrisations) and network rewrites.
  */
 #ifndef NORMSCOPE_NORM_H
 #define NORMSCOPE_NORM_H
 
 #include "normscope/nn.h"
+#include "normscope/opt.h"
 
-/* What a method does besides filling the slots. */
+/* What a method asks of training (what it does to the network is in its
+ * hooks). */
 enum ns_norm_flags {
-    NS_NORM_WEIGHT_MEAN = 1,  /* project weights to zero mean per output unit */
-    NS_NORM_LAST_BN = 2,      /* append a BN without affine on the logits */
-    NS_NORM_RES_SCALE = 4,    /* a learnable scalar ends each residual branch */
     NS_NORM_MIMIC_INIT = 8,   /* MimicNorm's initialisation unless --init is given */
-    NS_NORM_CENTER_W = 16,    /* CenConv: centred weights inside the forward pass */
-    NS_NORM_STD_W = 32,       /* Weight Standardization inside the forward pass */
-    NS_NORM_IC = 64,          /* IC layer: BN + dropout after every activation */
-    NS_NORM_SCALED_W = 128,   /* scaled WS on conv and hidden dense layers */
-    NS_NORM_AGC = 256,        /* adaptive gradient clipping before each step */
-    NS_NORM_TLU = 512         /* the slot ends in an activation: a relu after it is
-                                 dropped unless ns_net_opts.frn_relu */
+    NS_NORM_AGC = 256         /* adaptive gradient clipping before each step */
 };
 
 typedef struct ns_norm_method {
     const char *name;       /* one word: "bn" */
     const char *summary;    /* one line for --list-norms */
     const char *reference;  /* paper, or "normscope's own definition" */
-    /* Fills a slot layer L whose input shape is set; NULL: the slot is left
-     * empty (no layer). */
-    int (*create)(ns_layer *L, const ns_net_opts *o);
-    const char *options;    /* the options it reads, for --help-norm (NULL: none) */
+    /* What it does to a network (ns_net_build); NULL: nothing, the slots
+     * are left empty.  The bn hook is the registry's, whatever the entry. */
+    const ns_net_method *net;
+    const char *notes;      /* what --help-norm adds to the options: the reasons for the
+                               default recipe (NULL: nothing) */
     unsigned flags;         /* ns_norm_flags */
     double lr;              /* the method's default learning rate (0: the global 0.05) */
     size_t warmup;          /* its default linear warm-up in steps (0: none) */
     double clip;            /* its default gradient-norm clipping (0: none) */
+    /* Its options: the ones declared with it, in its source file (NULL: none),
+     * then the /config keys of options declared with other methods that it
+     * reads too, space-separated ("norm_group bn_eps"; NULL: none). */
+    const ns_opt_table *opts;
+    const char *reads;
 } ns_norm_method;
 
 /* Lookup by name; NULL if unknown. */
 const ns_norm_method *ns_norm_find(const char *name);
+
+/* Builds a network (ns_net_build_with, normscope/nn.h, for the grammar) with
+ * the hooks of the method opts->norm names.  NS_EINVAL for an unknown
+ * method, and as ns_net_build_with. */
+int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
+                 size_t w, size_t nout, ns_net **out);
+/* Fills opts with the defaults of ns_net_opts (normscope/nn.h; norm "bn",
+ * max_batch 128), the methods' options included. */
+void ns_net_opts_default(ns_net_opts *o);
 /* Registry access for listings. */
 size_t ns_norm_count(void);
 const ns_norm_method *ns_norm_at(size_t i);
+
+/* ------------------------------------------------- method options */
+
+/* The option tables, each declared in the method's source file: bn
+ * (norm_group, bn_momentum, bn_eps, bn_affine, read by most methods), ubn,
+ * psbn, brn and ic in batchnorm.c, mabn.c, bkn.c, powernorm.c, gn in
+ * groupnorm.c, frn.c, mimic (wm_all, res_scale_paper) and nf (agc) in
+ * weightmean.c.  Every entry carries NS_OPT_NET: its field is in
+ * ns_net_opts. */
+/* In a table: the /config key of a field of ns_net_opts, which is its name. */
+#define NS_NET_FIELD(f) .key = #f, .offset = offsetof(ns_net_opts, f)
+
+extern const ns_opt_table ns_bn_options, ns_ubn_options, ns_psbn_options, ns_brn_options,
+    ns_ic_options, ns_mabn_options, ns_bkn_options, ns_pn_options, ns_gn_options,
+    ns_frn_options, ns_mimic_options, ns_nf_options;
+
+/* Every method option once: the methods' own tables in registry order,
+ * entries 0, 1, ...; NULL beyond. */
+const ns_opt *ns_norm_opt_at(size_t i);
+/* The method option with this command-line option, flag or /config key
+ * ("--bkn-p", "--frn-relu", "bkn_p"); NULL if none. */
+const ns_opt *ns_norm_opt_find(const char *name);
+/* The options method m reads: its own, then those m->reads names (a key
+ * that names no option is skipped); entries 0, 1, ...; NULL beyond. */
+const ns_opt *ns_norm_reads(const ns_norm_method *m, size_t i);
+/* Sets every method option in o to its declared default (the rest of o is
+ * left alone). */
+void ns_norm_opts_default(ns_net_opts *o);
 
 /* Batch normalization over (N, H, W) per channel, in groups of `group`
  * samples (0: the whole batch); running variance unbiased as in PyTorch. */
@@ -65,8 +102,7 @@ int ns_weight_layers_pick(const ns_net *net, ns_pick rule, unsigned char *pick);
  * (steps of warm-up with r = 1, d = 0, then a linear ramp). */
 int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_t ramp);
 
-/* Sets a BN layer's running-statistics momentum; returns the old one
- * (recalibration averages batches with momentum 1/(k+1)). */
+/* Sets a BN layer's running-statistics momentum; returns the old one. */
 double ns_bn_set_momentum(ns_layer *L, double momentum);
 
 /* psBN: adds a constant alpha to the BN output in both modes. */
@@ -75,9 +111,11 @@ void ns_bn_set_shift(ns_layer *L, double alpha);
  * and skip the running-statistics update when it exceeds tau. */
 int ns_bn_set_condensation_gate(ns_layer *L, double tau);
 
-/* GroupNorm family: kind "gn" (groups), "ln" (one group), "in" (a group per
- * channel; refused on 1x1 maps, where its output is identically zero). */
-int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps);
+/* GroupNorm family: NS_GN_GROUP (groups), NS_GN_LAYER (one group),
+ * NS_GN_INSTANCE (a group per channel; refused on 1x1 maps, where its
+ * output is identically zero). */
+typedef enum ns_gn_kind { NS_GN_GROUP, NS_GN_LAYER, NS_GN_INSTANCE } ns_gn_kind;
+int ns_gn_create(ns_layer *L, ns_gn_kind kind, size_t groups, double eps);
 
 /* MABN with a buffer of S iterations and warm-up iterations. */
 int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t group);
@@ -119,8 +157,7 @@ typedef struct ns_bkn_opts {
  * no gradient flows through a frozen prediction). */
 int ns_bkn_create(ns_layer *L, const ns_bkn_opts *o);
 void ns_bkn_freeze(ns_layer *L, int frozen);
-/* Sets a BKN layer's running-average decay (0.9); returns the old one
- * (recalibration averages batches with decay k/(k+1)). */
+/* Sets a BKN layer's running-average decay (0.9); returns the old one. */
 double ns_bkn_set_decay(ns_layer *L, double decay);
 /* "group" / "last" for --bkn-predict and /config; NS_EINVAL otherwise. */
 int ns_bkn_parse_predict(const char *s, ns_bkn_predict *mode);

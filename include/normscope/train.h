@@ -11,6 +11,7 @@
 #include "normscope/data.h"
 #include "normscope/io.h"
 #include "normscope/nn.h"
+#include "normscope/opt.h"
 
 typedef enum ns_optim_kind { NS_OPTIM_SGD = 0, NS_OPTIM_ADAM, NS_OPTIM_ADAMW } ns_optim_kind;
 typedef enum ns_sched_kind { NS_SCHED_CONST = 0, NS_SCHED_STEP, NS_SCHED_COSINE } ns_sched_kind;
@@ -48,77 +49,65 @@ typedef struct ns_train_config {
     int threads;
 } ns_train_config;
 
-/* Defaults: SGD, lr 0.05, momentum 0.9, no weight decay, batch 128, constant
- * schedule, 3 epochs, seed 1, checkpoint every epoch, standardised inputs,
- * PyTorch's default initialisation, BN with momentum 0.1, eps 1e-5. */
+/* Defaults: those of the option tables (lr 0.05, momentum 0.9, no weight
+ * decay, batch 128, 3 epochs, seed 1, checkpoint every epoch, standardised
+ * inputs; BN with momentum 0.1, eps 1e-5 and every other method option's),
+ * architecture mlp on fashion-mnist, SGD, cosine schedule, PyTorch's
+ * default initialisation. */
 void ns_train_config_default(ns_train_config *c);
-/* Checks values: every entry of the option table below, then what ties
+/* Checks values: every entry of the option tables below, then what ties
  * settings together (--norm-group within --batch, --nesterov with momentum,
  * a length, a known method and architecture, the initialiser's and the step
  * schedule's numbers).  NS_EINVAL naming the option: "--lr must be a number
  * in (0, 1e+06], got -1". */
 int ns_train_config_check(const ns_train_config *c);
-/* Writes/reads the configuration as attributes of /config.  Loading checks
- * every value as the command line does (the option table, then
- * ns_train_config_check): NS_EFORMAT naming the file and the attribute,
- * "cannot read 'run.h5': /config attribute 'threads' must be an integer in
- * 1..256 or 0, got 1000000000".  Keys added after format version 1 may be
- * missing (their defaults are kept). */
+/* Writes/reads the configuration as attributes of /config: arch, data,
+ * norm, every entry of the option tables under its key (a number, or a
+ * choice's name with NS_OPT_BY_NAME), init, optim, schedule and ckpt_steps.
+ * Loading checks every value as the command line does (the option tables,
+ * then ns_train_config_check): NS_EFORMAT naming the file and the
+ * attribute, "cannot read 'run.h5': /config attribute 'threads' must be an
+ * integer in 1..256 or 0, got 1000000000".  Keys added after format version
+ * 1 (NS_OPT_OLD) may be missing: such a run loads with what it trained with,
+ * the entry's `old` (frn_relu 1, mabn_buffer 16, bkn_predict last, bkn_grad
+ * none; the default for the others). */
 int ns_train_config_save(ns_hid fid, const ns_train_config *c);
 int ns_train_config_load(ns_hid fid, ns_train_config *c);
 
 /* ------------------------------------------------- the option table */
 
 /*
- * One table describes every numeric training setting: the command-line
- * option that takes it, its /config key, its type and range.  `train`
- * parses its numeric options through it, ns_train_config_check and
- * ns_train_config_load check values with it, and the /config attributes
- * are written and read from it.  Every value must be finite; integers are
- * whole numbers (decimal digits on the command line).  Method options
- * carry NS_OPT_NET: their field is in ns_net_opts, so they can move to the
- * methods' registry entries with their offsets unchanged.
+ * The settings of /config are declared in tables of ns_opt (opt.h): the
+ * training table here (src/train/config.c), then each method's own options
+ * (ns_norm_opt_at; NS_OPT_NET, their field is in c->net).  `train` parses
+ * its options through them, ns_train_config_default takes the defaults,
+ * ns_train_config_check and ns_train_config_load check values with them,
+ * and the /config attributes are written and read from them.
  */
-typedef enum ns_opt_type {
-    NS_OPT_DOUBLE,   /* double */
-    NS_OPT_SIZE,     /* size_t */
-    NS_OPT_INT,      /* int (flags 0/1, thread count) */
-    NS_OPT_U64       /* uint64_t, any value (the seed) */
-} ns_opt_type;
+typedef ns_opt ns_train_opt;
 
-enum ns_opt_flags {
-    NS_OPT_MIN_OPEN = 1,  /* value > min (otherwise >= min) */
-    NS_OPT_MAX_OPEN = 2,  /* value < max (otherwise <= max) */
-    NS_OPT_UNSET = 4,     /* `unset` is also accepted, from /config and the API but not
-                             on the command line: "the default" (threads 0: all cores) */
-    NS_OPT_OLD = 8,       /* may be missing from /config (added after format version 1) */
-    NS_OPT_NET = 16       /* offset is into ns_net_opts (c->net), not ns_train_config */
-};
-
-typedef struct ns_train_opt {
-    const char *option;   /* "--adam-eps"; NULL for a setting without a numeric option
-                             (flags such as --nesterov) */
-    const char *key;      /* its /config attribute: "adam_eps" */
-    ns_opt_type type;
-    double min, max;      /* the range (+-INFINITY: unbounded on that side, finite) */
-    unsigned flags;       /* ns_opt_flags */
-    double unset;         /* with NS_OPT_UNSET */
-    size_t offset;        /* offsetof the field */
-} ns_train_opt;
-
-/* The table: entries 0..ns_train_opt_count()-1; NULL beyond. */
+/* Every setting: the training table's, then every method option; entries
+ * 0..ns_train_setting_count()-1, NULL beyond. */
+size_t ns_train_setting_count(void);
+const ns_opt *ns_train_setting_at(size_t i);
+/* The numeric settings among them (all but the choices, whose values are
+ * names): entries 0..ns_train_opt_count()-1; NULL beyond. */
 size_t ns_train_opt_count(void);
 const ns_train_opt *ns_train_opt_at(size_t i);
-/* The entry of an option ("--lr") or a /config key ("lr"); NULL if none. */
+/* The setting of an option ("--lr"), a flag ("--nesterov") or a /config
+ * key ("lr"); NULL if none. */
 const ns_train_opt *ns_train_opt_find(const char *name);
+/* The struct o's offset is into: &c->net for method options, else c. */
+void *ns_train_opt_base(const ns_train_opt *o, ns_train_config *c);
 /* 0 when v is acceptable for o (unset counts unless cli), else -1 with why
  * receiving the problem without the subject: "must be an integer in
- * 1..65536, got 0", "must be a finite number > 0, got -inf". */
+ * 1..65536, got 0", "must be a finite number > 0, got -inf" (ns_opt_check). */
 int ns_train_opt_check(const ns_train_opt *o, double v, int cli, char *why, size_t len);
 /* Parses a command-line value strictly (a whole number for integers:
- * decimal digits only; a number for doubles), checks it and stores it in
- * c.  NS_EINVAL naming the option: "--adam-eps must be a finite number > 0,
- * got '-1'", "--epochs expects a non-negative integer, got 'many'". */
+ * decimal digits only; a number for doubles; a name for a choice), checks
+ * it and stores it in c.  NS_EINVAL naming the option: "--adam-eps must be
+ * a finite number > 0, got '-1'", "--epochs expects a non-negative integer,
+ * got 'many'", "--bkn-grad is none or full, got 'some'" (ns_opt_parse). */
 int ns_train_opt_parse(const ns_train_opt *o, const char *s, ns_train_config *c);
 /* The value of o's field in c, as a double. */
 double ns_train_opt_get(const ns_train_opt *o, const ns_train_config *c);

@@ -147,13 +147,25 @@ static void analytic_free(analytic *a)
     a->kernel = NULL;
 }
 
+/* The mean-field name of an activation the analytic kernel covers, or NULL. */
+static const char *mf_act_name(ns_act_fn fn)
+{
+    switch (fn) {
+    case NS_ACT_RELU: return "relu";
+    case NS_ACT_TANH: return "tanh";
+    case NS_ACT_ERF: return "erf";
+    case NS_ACT_ID: return "linear";
+    default: return NULL;
+    }
+}
+
 static int analytic_setup(analytic *a, const ns_net *net, const ns_train_config *cfg,
                           const char *path)
 {
     if (cfg->init.kind != NS_INIT_GAUSS)
         return ns_error(NS_EINVAL, "--analytic needs a run trained from --init gauss:SW2,SB2 "
                         "('%s' used another initialisation)", path);
-    const char *act = NULL;
+    const ns_layer *act = NULL;   /* the first activation */
     int wm = -1;
     a->depth = 0;
     a->widths = calloc(net->nlayers + 1, sizeof *a->widths);
@@ -162,13 +174,12 @@ static int analytic_setup(analytic *a, const ns_net *net, const ns_train_config 
     a->widths[0] = net->in_c * net->in_h * net->in_w;
     for (size_t i = 0; i < net->nlayers; i++) {
         const ns_layer *L = &net->layers[i];
-        const char *k = L->ops->kind;
-        if (!strcmp(k, "dense")) {
-            if (L->wrule)
+        if (L->ops->role == NS_ROLE_DENSE) {
+            if (ns_layer_wrule(L))
                 return ns_error(NS_EINVAL, "--analytic: layer '%s' reparametrises its weight",
                                 L->name);
             if (a->depth > 0) {
-                int lw = L->weight_mean != 0;
+                int lw = ns_layer_weight_mean(L) != 0;
                 if (wm >= 0 && lw != wm)
                     return ns_error(NS_EINVAL, "--analytic: the weight mean projects some hidden "
                                     "layers and not others");
@@ -177,11 +188,12 @@ static int analytic_setup(analytic *a, const ns_net *net, const ns_train_config 
             a->widths[++a->depth] = L->out_c;
             continue;
         }
-        if (!strcmp(k, "relu") || !strcmp(k, "tanh") || !strcmp(k, "erf") || !strcmp(k, "id")) {
-            if (act && strcmp(act, k))
+        if (L->ops->role == NS_ROLE_ACT && mf_act_name(L->ops->act)) {
+            if (act && act->ops->act != L->ops->act)
                 return ns_error(NS_EINVAL, "--analytic needs one activation (found %s and %s)",
-                                act, k);
-            act = k;
+                                act->ops->kind, L->ops->kind);
+            if (!act)
+                act = L;
             continue;
         }
         return ns_error(NS_EINVAL, "--analytic needs a network of dense layers and activations; "
@@ -191,7 +203,7 @@ static int analytic_setup(analytic *a, const ns_net *net, const ns_train_config 
         return ns_error(NS_EINVAL, "--analytic needs at least one hidden dense layer and an "
                         "activation");
     memset(&a->mn, 0, sizeof a->mn);
-    if (ns_mf_act_parse(!strcmp(act, "id") ? "linear" : act, &a->mn.act))
+    if (ns_mf_act_parse(mf_act_name(act->ops->act), &a->mn.act))
         return NS_EINVAL;
     a->mn.sw2 = cfg->init.sw2;
     a->mn.sb2 = cfg->init.sb2;

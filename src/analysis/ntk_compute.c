@@ -26,8 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "normscope/norm.h"
-
 typedef struct plan {
     ns_net *net;
     const ns_ntk_opts *o;
@@ -48,11 +46,6 @@ typedef struct block {
     ns_real **A, **D, *G;
 } block;
 
-static int is_kind(const ns_layer *L, const char *k)
-{
-    return strcmp(L->ops->kind, k) == 0;
-}
-
 static size_t layer_nparams(const ns_layer *L)
 {
     size_t s = 0;
@@ -63,11 +56,9 @@ static size_t layer_nparams(const ns_layer *L)
 
 int ns_ntk_has_batch_stats(const ns_net *net)
 {
-    static const char *kinds[] = {"bn", "brn", "ubn", "psbn", "mabn", "bkn", "pn"};
     for (size_t i = 0; i < net->nlayers; i++)
-        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
-            if (is_kind(&net->layers[i], kinds[k]))
-                return 1;
+        if (net->layers[i].ops->flags & NS_LAYER_BATCH_STATS)
+            return 1;
     return 0;
 }
 
@@ -122,7 +113,8 @@ static int plan_make(plan *p, ns_net *net, const ns_ntk_opts *o, size_t n)
             return ns_error(NS_EFAIL, "parameters of layer '%s' are not contiguous", L->name);
         }
         int structured = 0;
-        if (!p->batch && is_kind(L, "dense") && !L->wrule && o->method != NS_NTK_JACOBIAN) {
+        if (!p->batch && L->ops->role == NS_ROLE_DENSE && !ns_layer_wrule(L) &&
+            o->method != NS_NTK_JACOBIAN) {
             /* FLOPs per pair of samples: structured n_in + K^2 n_out against
              * the Jacobian form's K^2 (n_in + 1) n_out. */
             double nin = (double)ns_layer_in_size(L), nout = (double)L->out_c;
@@ -222,7 +214,7 @@ static const ns_real *layer_dy(const ns_net *net, size_t i, const ns_real *dlogi
  * the forward pass, so that it may run on one sample of a larger forward. */
 static int backward_is_pure(const ns_layer *L)
 {
-    return is_kind(L, "conv") || is_kind(L, "dense") || is_kind(L, "scale");
+    return (L->ops->flags & NS_LAYER_PURE_BACKWARD) != 0;
 }
 
 /* Zeroes the gradients of Jacobian-form layer g, runs its backward on one
@@ -243,7 +235,7 @@ static void sample_grad(const plan *p, size_t g, ns_real *G, size_t row, const n
  * here for all samples of a chunk in parallel from columns computed once. */
 static int fast_conv(const ns_layer *L)
 {
-    return is_kind(L, "conv") && !L->wrule && L->nparam == 2;
+    return L->ops->role == NS_ROLE_CONV && !ns_layer_wrule(L) && L->nparam == 2;
 }
 
 /* Eval-mode factors of samples [b->s0, b->s0 + b->m). */
@@ -307,11 +299,7 @@ static int gen_eval(const plan *p, const ns_real *x, block *b)
             for (size_t i = 0; i < mc; i++)
                 dl[i * K + k] = 1;
             /* only cotangents are needed from this pass */
-            for (size_t l = 0; l < net->nlayers; l++)
-                net->layers[l].no_param_grad = 1;
-            ns_net_backward(net, dl);
-            for (size_t l = 0; l < net->nlayers; l++)
-                net->layers[l].no_param_grad = 0;
+            ns_net_backward_input(net, dl);
             for (size_t d = 0; d < p->nd; d++) {
                 const ns_real *dy = layer_dy(net, p->dl[d], dl);
                 size_t w = p->dout[d];

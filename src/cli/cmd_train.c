@@ -80,23 +80,20 @@ static const char usage_text[] =
     "  -h, --help         this help\n";
 
 enum {
-    O_ARCH = 256, O_NORM, O_NOAFFINE, O_INIT, O_DATA, O_NOSTD, O_OPTIM, O_NEST, O_SCHED,
-    O_FORCE, O_CKSTEPS, O_RESUME, O_QUIET, O_LISTNORMS, O_HELPNORM, O_FRNRELU, O_WMALL,
-    O_RESSCALE, O_BKNPRED, O_BKNGRAD,
-    O_TABLE = 1024   /* + the index of a numeric option in the training option table */
+    O_ARCH = 256, O_NORM, O_INIT, O_DATA, O_OPTIM, O_SCHED, O_FORCE, O_CKSTEPS, O_RESUME,
+    O_QUIET, O_LISTNORMS, O_HELPNORM,
+    O_TABLE = 1024   /* + the index of a setting (ns_train_setting_at) */
 };
 
-/* Options that are not numbers; the numeric ones come from the training
- * option table (ns_train_opt_at), which checks their values. */
+/* Options that are not settings of the option tables; the settings (the
+ * training table's and every method's) come from the tables, which check
+ * their values. */
 static const struct option fixed[] = {
     {"arch", required_argument, NULL, O_ARCH},
     {"norm", required_argument, NULL, O_NORM},
-    {"no-bn-affine", no_argument, NULL, O_NOAFFINE},
     {"init", required_argument, NULL, O_INIT},
     {"data", required_argument, NULL, O_DATA},
-    {"no-standardize", no_argument, NULL, O_NOSTD},
     {"optim", required_argument, NULL, O_OPTIM},
-    {"nesterov", no_argument, NULL, O_NEST},
     {"schedule", required_argument, NULL, O_SCHED},
     {"output", required_argument, NULL, 'o'},
     {"force", no_argument, NULL, O_FORCE},
@@ -105,36 +102,38 @@ static const struct option fixed[] = {
     {"quiet", no_argument, NULL, O_QUIET},
     {"list-norms", no_argument, NULL, O_LISTNORMS},
     {"help-norm", required_argument, NULL, O_HELPNORM},
-    {"frn-relu", no_argument, NULL, O_FRNRELU},
-    {"wm-all", no_argument, NULL, O_WMALL},
-    {"bkn-predict", required_argument, NULL, O_BKNPRED},
-    {"bkn-grad", required_argument, NULL, O_BKNGRAD},
-    {"res-scale", required_argument, NULL, O_RESSCALE},
     {"help", no_argument, NULL, 'h'},
 };
 
 enum { MAX_OPTIONS = 128 };
 static struct option options[MAX_OPTIONS + 1];
 
-/* getopt_long's table: the options above, then the numeric ones. */
+/* getopt_long's table: the options above, then the settings': one taking
+ * a value, or a flag without one. */
 static void build_options(void)
 {
     size_t n = 0;
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         options[n++] = fixed[i];
-    for (size_t i = 0; i < ns_train_opt_count() && n < MAX_OPTIONS; i++) {
-        const ns_train_opt *o = ns_train_opt_at(i);
+    const ns_opt *o;
+    for (size_t i = 0; (o = ns_train_setting_at(i)) && n < MAX_OPTIONS; i++) {
         if (o->option)
             options[n++] = (struct option){o->option + 2, required_argument, NULL,
                                            O_TABLE + (int)i};
+        else if (o->flag)
+            options[n++] = (struct option){o->flag + 2, no_argument, NULL, O_TABLE + (int)i};
     }
     options[n] = (struct option){NULL, 0, NULL, 0};
 }
 
-/* 1 when the numeric option `name` was on the command line. */
+/* 1 when the option `name` of a setting was on the command line. */
 static int given(const unsigned char *set, const char *name)
 {
-    return set[ns_train_opt_find(name) - ns_train_opt_at(0)];
+    const ns_opt *o = ns_train_opt_find(name);
+    for (size_t i = 0; i < MAX_OPTIONS && ns_train_setting_at(i); i++)
+        if (ns_train_setting_at(i) == o)
+            return set[i];
+    return 0;
 }
 
 /* SIGINT and SIGTERM, for the whole command: the first asks ns_train to
@@ -162,6 +161,93 @@ static void catch_stop(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Prints text from column `indent` of lines up to 79 columns, words
+ * wrapped; the first line continues after `col` columns already printed. */
+static void wrap(const char *text, size_t col, size_t indent)
+{
+    const size_t width = 79;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        if (!n)
+            break;
+        if (col > indent && col + 1 + n > width) {
+            printf("\n%*s", (int)indent, "");
+            col = indent;
+        } else if (col > indent) {
+            putchar(' ');
+            col++;
+        } else {
+            printf("%*s", (int)(indent - col), "");
+            col = indent;
+        }
+        printf("%.*s", (int)n, p);
+        col += n;
+        p += n;
+    }
+    putchar('\n');
+}
+
+/* One option of --help-norm: the option and its value, then what it does,
+ * its default and what it accepts, from its declaration. */
+static void help_option(const ns_opt *o)
+{
+    char head[128], def[64], range[256], text[2048];
+    if (o->flag) {
+        snprintf(head, sizeof head, "  %s", o->flag);
+        snprintf(text, sizeof text, "%s", o->help ? o->help : "");
+    } else {
+        size_t u = (size_t)snprintf(head, sizeof head, "  %s ", o->option);
+        if (o->choices)
+            for (size_t k = 0; k < o->nchoices && u < sizeof head; k++)
+                u += (size_t)snprintf(head + u, sizeof head - u, "%s%s", k ? "|" : "",
+                                      o->choices[k].name);
+        else
+            snprintf(head + u, sizeof head - u, "%s", o->arg ? o->arg : "X");
+        ns_opt_value_text(o, o->def, def, sizeof def);
+        ns_opt_range(o, 1, range, sizeof range);
+        if (o->choices)
+            snprintf(text, sizeof text, "%s (default %s)", o->help ? o->help : "", def);
+        else if ((o->flags & NS_OPT_UNSET) && o->def == o->unset)
+            snprintf(text, sizeof text, "%s (%s)", o->help ? o->help : "", range);
+        else
+            snprintf(text, sizeof text, "%s (default %s; %s)", o->help ? o->help : "", def,
+                     range);
+    }
+    size_t col = strlen(head);
+    printf("%s", head);
+    if (col + 2 > 24) {
+        putchar('\n');
+        col = 0;
+    }
+    wrap(text, col, 24);
+}
+
+/* --help-norm: what the method does, every option it reads, its recipe. */
+static void help_norm(const ns_norm_method *m)
+{
+    printf("%s: %s\nreference: %s\n", m->name, m->summary, m->reference);
+    if (!ns_norm_reads(m, 0))
+        printf("options: none\n");
+    else
+        printf("options:\n");
+    const ns_opt *o;
+    for (size_t i = 0; (o = ns_norm_reads(m, i)); i++)
+        help_option(o);
+    if (m->notes) {
+        printf("notes:");
+        wrap(m->notes, 6, 7);
+    }
+    printf("default lr: %g\ndefault warm-up: %zu steps\ndefault gradient clipping: ",
+           m->lr > 0 ? m->lr : 0.05, m->warmup);
+    if (m->clip > 0)
+        printf("global norm %g\n", m->clip);
+    else
+        printf("none\n");
 }
 
 static void list_norms(void)
@@ -209,9 +295,13 @@ int cmd_train(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":o:h", options, NULL)) != -1) {
-        if (opt >= O_TABLE && (size_t)(opt - O_TABLE) < ns_train_opt_count()) {
+        const ns_opt *o = opt >= O_TABLE && opt - O_TABLE < MAX_OPTIONS
+                          ? ns_train_setting_at((size_t)(opt - O_TABLE)) : NULL;
+        if (o) {
             set[opt - O_TABLE] = 1;
-            if (ns_train_opt_parse(ns_train_opt_at((size_t)(opt - O_TABLE)), optarg, &c))
+            if (o->flag)
+                ns_opt_set(o, ns_train_opt_base(o, &c), !o->def);
+            else if (ns_train_opt_parse(o, optarg, &c))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             continue;
         }
@@ -224,19 +314,16 @@ int cmd_train(int argc, char **argv)
                                           "(see 'normscope train --list-norms')", optarg);
             snprintf(c.net.norm, sizeof c.net.norm, "%s", optarg);
             break;
-        case O_NOAFFINE: c.net.bn_affine = 0; break;
         case O_INIT:
             init_set = 1;
             if (ns_parse_init(optarg, &c.init))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             break;
         case O_DATA: snprintf(c.data, sizeof c.data, "%s", optarg); break;
-        case O_NOSTD: c.standardize = 0; break;
         case O_OPTIM:
             if (ns_parse_optim(optarg, &c.optim))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
             break;
-        case O_NEST: c.nesterov = 1; break;
         case O_SCHED:
             if (ns_parse_schedule(optarg, &c))
                 return ns_cli_usage_error("train", "%s", ns_errmsg());
@@ -252,34 +339,9 @@ int cmd_train(int argc, char **argv)
             if (!m)
                 return ns_cli_usage_error("train", "unknown normalization method '%s' "
                                           "(see 'normscope train --list-norms')", optarg);
-            printf("%s: %s\nreference: %s\noptions: %s\ndefault lr: %g\ndefault warm-up: "
-                   "%zu steps\ndefault gradient clipping: ", m->name, m->summary, m->reference,
-                   m->options ? m->options : "none", m->lr > 0 ? m->lr : 0.05, m->warmup);
-            if (m->clip > 0)
-                printf("global norm %g\n", m->clip);
-            else
-                printf("none\n");
+            help_norm(m);
             return NS_EXIT_OK;
         }
-        case O_FRNRELU: c.net.frn_relu = 1; break;
-        case O_WMALL: c.net.wm_all = 1; break;
-        case O_BKNPRED: {
-            ns_bkn_predict mode;
-            if (ns_bkn_parse_predict(optarg, &mode))
-                return ns_cli_usage_error("train", "--bkn-predict is group or last, got '%s'", optarg);
-            c.net.bkn_predict = (int)mode;
-            break;
-        }
-        case O_BKNGRAD:
-            if (!strcmp(optarg, "none")) c.net.bkn_grad = 0;
-            else if (!strcmp(optarg, "full")) c.net.bkn_grad = 1;
-            else return ns_cli_usage_error("train", "--bkn-grad is none or full, got '%s'", optarg);
-            break;
-        case O_RESSCALE:
-            if (!strcmp(optarg, "paper")) c.net.res_scale_paper = 1;
-            else if (!strcmp(optarg, "code")) c.net.res_scale_paper = 0;
-            else return ns_cli_usage_error("train", "--res-scale is paper or code, got '%s'", optarg);
-            break;
         case 'h': printf(usage_text, ns_arch_presets()); return NS_EXIT_OK;
         default: return ns_cli_bad_option("train", options, opt, argv);
         }

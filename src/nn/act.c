@@ -11,10 +11,8 @@
 #include <math.h>
 #include <string.h>
 
-typedef enum { ACT_RELU, ACT_LRELU, ACT_TANH, ACT_ERF, ACT_ID } act_kind;
-
 typedef struct act_impl {
-    act_kind kind;
+    ns_act_fn kind;
     double alpha;
 } act_impl;
 
@@ -27,25 +25,26 @@ static int act_forward(ns_layer *L, ns_real *y, const ns_real *x,
     size_t len = n * ns_layer_in_size(L);
     ns_real al = (ns_real)a->alpha;
     switch (a->kind) {
-    case ACT_RELU:
+    case NS_ACT_RELU:
 #pragma omp parallel for schedule(static) if (len > 65536)
         for (size_t i = 0; i < len; i++)
             y[i] = x[i] > 0 ? x[i] : 0;
         break;
-    case ACT_LRELU:
+    case NS_ACT_LRELU:
 #pragma omp parallel for schedule(static) if (len > 65536)
         for (size_t i = 0; i < len; i++)
             y[i] = x[i] > 0 ? x[i] : al * x[i];
         break;
-    case ACT_TANH:
+    case NS_ACT_TANH:
         for (size_t i = 0; i < len; i++)
             y[i] = (ns_real)tanh((double)x[i]);
         break;
-    case ACT_ERF:
+    case NS_ACT_ERF:
         for (size_t i = 0; i < len; i++)
             y[i] = (ns_real)erf((double)x[i]);
         break;
-    case ACT_ID:
+    case NS_ACT_ID:
+    case NS_ACT_NONE:
         memcpy(y, x, len * sizeof *y);
         break;
     }
@@ -66,24 +65,25 @@ static void act_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
     /* Without acc, dx is not read: 0 * dx would let a stale NaN through. */
     const ns_real c_erf = (ns_real)1.1283791670955126 /* 2/sqrt(pi) */;
     switch (a->kind) {
-    case ACT_RELU:
+    case NS_ACT_RELU:
 #pragma omp parallel for schedule(static) if (len > 65536)
         for (size_t i = 0; i < len; i++)
             dx[i] = (acc ? dx[i] : 0) + (y[i] > 0 ? dy[i] : 0);
         break;
-    case ACT_LRELU:
+    case NS_ACT_LRELU:
         for (size_t i = 0; i < len; i++)
             dx[i] = (acc ? dx[i] : 0) + (x[i] > 0 ? dy[i] : al * dy[i]);
         break;
-    case ACT_TANH:
+    case NS_ACT_TANH:
         for (size_t i = 0; i < len; i++)
             dx[i] = (acc ? dx[i] : 0) + dy[i] * (1 - y[i] * y[i]);
         break;
-    case ACT_ERF:
+    case NS_ACT_ERF:
         for (size_t i = 0; i < len; i++)
             dx[i] = (acc ? dx[i] : 0) + dy[i] * c_erf * (ns_real)exp(-(double)x[i] * x[i]);
         break;
-    case ACT_ID:
+    case NS_ACT_ID:
+    case NS_ACT_NONE:
         for (size_t i = 0; i < len; i++)
             dx[i] = (acc ? dx[i] : 0) + dy[i];
         break;
@@ -96,40 +96,39 @@ static void act_release(ns_layer *L)
     L->impl = NULL;
 }
 
-static const ns_layer_ops relu_ops = {"relu", act_forward, act_backward, NULL, act_release, NULL};
-static const ns_layer_ops lrelu_ops = {"lrelu", act_forward, act_backward, NULL, act_release, NULL};
-static const ns_layer_ops tanh_ops = {"tanh", act_forward, act_backward, NULL, act_release, NULL};
-static const ns_layer_ops erf_ops = {"erf", act_forward, act_backward, NULL, act_release, NULL};
-static const ns_layer_ops id_ops = {"id", act_forward, act_backward, NULL, act_release, NULL};
-static const ns_layer_ops flatten_ops = {"flatten", act_forward, act_backward, NULL, act_release, NULL};
+#define ACT_OPS(name, fn)                                                                  \
+    {.kind = name, .forward = act_forward, .backward = act_backward, .release = act_release,   \
+     .role = NS_ROLE_ACT, .act = fn}
+static const ns_layer_ops relu_ops = ACT_OPS("relu", NS_ACT_RELU);
+static const ns_layer_ops lrelu_ops = ACT_OPS("lrelu", NS_ACT_LRELU);
+static const ns_layer_ops tanh_ops = ACT_OPS("tanh", NS_ACT_TANH);
+static const ns_layer_ops erf_ops = ACT_OPS("erf", NS_ACT_ERF);
+static const ns_layer_ops id_ops = ACT_OPS("id", NS_ACT_ID);
+#undef ACT_OPS
+/* A view, not an activation: no role. */
+static const ns_layer_ops flatten_ops = {
+    .kind = "flatten", .forward = act_forward, .backward = act_backward, .release = act_release,
+};
 
-int ns_act_create(ns_layer *L, const char *kind, double alpha)
+int ns_act_create(ns_layer *L, ns_act_fn fn, double alpha)
 {
-    static const struct {
-        const char *name;
-        act_kind kind;
-        const ns_layer_ops *ops;
-    } table[] = {
-        {"relu", ACT_RELU, &relu_ops}, {"lrelu", ACT_LRELU, &lrelu_ops},
-        {"tanh", ACT_TANH, &tanh_ops}, {"erf", ACT_ERF, &erf_ops},
-        {"id", ACT_ID, &id_ops},
+    static const ns_layer_ops *const table[] = {
+        [NS_ACT_RELU] = &relu_ops, [NS_ACT_LRELU] = &lrelu_ops, [NS_ACT_TANH] = &tanh_ops,
+        [NS_ACT_ERF] = &erf_ops, [NS_ACT_ID] = &id_ops,
     };
-    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
-        if (strcmp(kind, table[i].name) != 0)
-            continue;
-        act_impl *a = ns_calloc(1, sizeof *a);
-        if (!a)
-            return NS_ENOMEM;
-        a->kind = table[i].kind;
-        a->alpha = alpha;
-        L->impl = a;
-        L->ops = table[i].ops;
-        L->out_c = L->in_c;
-        L->out_h = L->in_h;
-        L->out_w = L->in_w;
-        return NS_OK;
-    }
-    return ns_error(NS_EINVAL, "unknown activation '%s'", kind);
+    if ((size_t)fn >= sizeof table / sizeof *table || !table[fn])
+        return ns_error(NS_EINVAL, "unknown activation %d", (int)fn);
+    act_impl *a = ns_calloc(1, sizeof *a);
+    if (!a)
+        return NS_ENOMEM;
+    a->kind = fn;
+    a->alpha = alpha;
+    L->impl = a;
+    L->ops = table[fn];
+    L->out_c = L->in_c;
+    L->out_h = L->in_h;
+    L->out_w = L->in_w;
+    return NS_OK;
 }
 
 int ns_flatten_create(ns_layer *L)
@@ -137,7 +136,7 @@ int ns_flatten_create(ns_layer *L)
     act_impl *a = ns_calloc(1, sizeof *a);
     if (!a)
         return NS_ENOMEM;
-    a->kind = ACT_ID;
+    a->kind = NS_ACT_ID;
     L->impl = a;
     L->ops = &flatten_ops;
     L->out_c = ns_layer_in_size(L);

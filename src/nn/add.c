@@ -32,7 +32,9 @@ static void add_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
             dx2[i] = ((acc & 2) ? dx2[i] : 0) + dy[i];
 }
 
-static const ns_layer_ops add_ops = {"add", add_forward, add_backward, NULL, NULL, NULL};
+static const ns_layer_ops add_ops = {
+    .kind = "add", .forward = add_forward, .backward = add_backward, .role = NS_ROLE_ADD,
+};
 
 int ns_add_create(ns_layer *L, const ns_layer *other)
 {

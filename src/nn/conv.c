@@ -147,14 +147,14 @@ static void conv_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
 {
     (void)dx2;
     (void)y;
+    int pg = !(acc & NS_BACKWARD_NO_PARAM_GRAD);
     acc &= 1; /* only bit 0 (dx) applies to a one-input layer */
     conv_impl *c = L->impl;
     size_t K = L->in_c * c->k * c->k, P = L->out_h * L->out_w;
     size_t in = ns_layer_in_size(L), out = ns_layer_out_size(L), co = L->out_c;
     size_t blk = c->blk, nb = (n + blk - 1) / blk;
-    /* With a weight rule the forward multiplied with W' (kept in L->wt). */
-    const ns_real *W = L->wrule ? L->wt : L->param[0].data;
-    int pg = !L->no_param_grad;
+    /* With a weight rule the forward multiplied with W'. */
+    const ns_real *W = ns_layer_weight_used(L);
     if (!pg && !dx)
         return;
     ns_real *dW = pg ? ns_layer_weight_grad_begin(L) : NULL, *db = L->param[1].grad;
@@ -236,6 +236,8 @@ static const ns_layer_ops conv_ops = {
     .backward = conv_backward,
     .init = conv_init,
     .release = conv_release,
+    .role = NS_ROLE_CONV,
+    .flags = NS_LAYER_PURE_BACKWARD,
 };
 
 void ns_conv_im2col(const ns_layer *L, const ns_real *x, ns_real *col)

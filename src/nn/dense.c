@@ -26,13 +26,14 @@ static void dense_backward(ns_layer *L, ns_real *dx, ns_real *dx2, int acc,
                            const ns_real *dy, const ns_real *y, const ns_real *x,
                            size_t n)
 {
+    int pg = !(acc & NS_BACKWARD_NO_PARAM_GRAD);
     acc &= 1; /* only bit 0 (dx) applies to a one-input layer */
     (void)dx2;
     (void)y;
     size_t in = ns_layer_in_size(L), out = L->out_c;
-    /* With a weight rule the forward multiplied with W' (kept in L->wt). */
-    const ns_real *W = L->wrule ? L->wt : L->param[0].data;
-    if (!L->no_param_grad) {
+    /* With a weight rule the forward multiplied with W'. */
+    const ns_real *W = ns_layer_weight_used(L);
+    if (pg) {
         ns_real *dW = ns_layer_weight_grad_begin(L), *db = L->param[1].grad;
         /* dW (out, in) += dy^T (out, n) x (n, in) */
         ns_gemm(1, 0, out, in, n, 1, dy, out, x, in, 1, dW, in);
@@ -58,6 +59,8 @@ static const ns_layer_ops dense_ops = {
     .forward = dense_forward,
     .backward = dense_backward,
     .init = dense_init,
+    .role = NS_ROLE_DENSE,
+    .flags = NS_LAYER_PURE_BACKWARD,
 };
 
 int ns_dense_create(ns_layer *L, size_t nout)

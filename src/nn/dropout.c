@@ -89,7 +89,8 @@ static void dropout_release(ns_layer *L)
 }
 
 static const ns_layer_ops dropout_ops = {
-    "dropout", dropout_forward, dropout_backward, NULL, dropout_release, NULL,
+    .kind = "dropout", .forward = dropout_forward, .backward = dropout_backward,
+    .release = dropout_release,
 };
 
 int ns_dropout_create(ns_layer *L, double p)

@@ -3,9 +3,10 @@
  * layers, with parameters, gradients and state each in one slab (so the
  * parameter vector is contiguous), and one output and one gradient buffer
  * per layer sized for max_batch.  Nothing is allocated after the build.
+ * What a normalization method does to the network comes in as hooks
+ * (ns_net_method): the builder knows no method.
  */
 #include "normscope/nn.h"
-#include "normscope/norm.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,41 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ns_net_opts_default(ns_net_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    snprintf(o->norm, sizeof o->norm, "bn");
-    o->bn_momentum = 0.1;
-    o->bn_eps = 1e-5;
-    o->bn_affine = 1;
-    o->gn_groups = 32;
-    o->psbn_alpha = 0.1;
-    o->fct = 0.9;
-    o->frn_eps = 1e-6;
-    o->brn_warmup = 500;
-    o->brn_ramp = 2000;
-    o->ic_drop = 0.05;
-    o->mabn_buffer = 0;
-    o->mabn_real_batch = 32;
-    o->mabn_warmup = 100;
-    o->agc = 0.01;
-    o->bkn_p = -1;
-    o->bkn_samples = 64;
-    o->bkn_predict = NS_BKN_PREDICT_GROUP;
-    o->bkn_grad = 1;
-    o->pn_warmup = 10000;
-    o->max_batch = 128;
-}
-
 /* ---------------------------------------------------------------- parser */
 
 typedef struct builder {
     ns_net *net;
     size_t cap;
     int cur;                 /* layer whose output feeds the next token (-1 input) */
+    int slot;                /* the last layer that filled a `norm` slot (-1 none) */
     const ns_layer *prev_norm;
     const char *token;       /* for error messages */
-    const ns_norm_method *method;
+    ns_net_method method;    /* the method's hooks (members NULL where it has none) */
     size_t nblocks;          /* residual blocks so far */
 } builder;
 
@@ -108,9 +84,36 @@ static int commit_layer(builder *b, ns_layer *L, int st)
     }
     b->cur = (int)(L - b->net->layers);
     b->net->nlayers++;
-    if (L->is_norm)
+    if (ns_layer_is_norm(L))
         b->prev_norm = L;
     return NS_OK;
+}
+
+/* Starts a layer that a method's hook fills, after the current one; a
+ * normalization layer there reads the previous one's statistics. */
+static ns_layer *new_method_layer(builder *b)
+{
+    ns_layer *L = new_layer(b, b->cur);
+    if (L)
+        L->prev_norm = b->prev_norm;
+    return L;
+}
+
+/* Finishes it: *added says whether the hook filled it (an empty one adds
+ * nothing); prev_norm stays with normalization layers only. */
+static int commit_method_layer(builder *b, ns_layer *L, int st, int *added)
+{
+    *added = st || L->ops;
+    if (!*added)
+        return NS_OK;
+    if (!st && !ns_layer_is_norm(L))
+        L->prev_norm = NULL;
+    return commit_layer(b, L, st);
+}
+
+static int too_many_layers(const builder *b)
+{
+    return ns_error(NS_EFAIL, "too many layers for the architecture at token '%s'", b->token);
 }
 
 static int parse_size(const char *s, char **end, size_t *v)
@@ -128,14 +131,19 @@ static int parse_size(const char *s, char **end, size_t *v)
 static int add_norm_slot(builder *b, int explicit_bn)
 {
     const ns_net_opts *o = &b->net->opts;
-    const ns_norm_method *m = ns_norm_find(explicit_bn ? "bn" : o->norm);
-    if (!m)
-        return ns_error(NS_EINVAL, "unknown normalization method '%s'", o->norm);
-    if (!m->create)
+    int (*fill)(ns_layer *, const ns_net_opts *) = explicit_bn ? b->method.bn : b->method.slot;
+    if (!fill) {
+        if (explicit_bn)
+            return bad_token(b, "no batch normalization without a normalization module");
         return NS_OK;   /* empty slot */
-    ns_layer *L = new_layer(b, b->cur);
-    L->prev_norm = b->prev_norm;
-    return commit_layer(b, L, m->create(L, o));
+    }
+    ns_layer *L = new_method_layer(b);
+    if (!L)
+        return too_many_layers(b);
+    int added, st = commit_method_layer(b, L, fill(L, o), &added);
+    if (!st && added && !explicit_bn)
+        b->slot = b->cur;
+    return st;
 }
 
 static int add_conv(builder *b, int src, size_t cout, size_t k, size_t s, size_t p)
@@ -144,28 +152,25 @@ static int add_conv(builder *b, int src, size_t cout, size_t k, size_t s, size_t
     return commit_layer(b, L, ns_conv_create(L, cout, k, s, p));
 }
 
-static int add_act(builder *b, const char *kind, double alpha)
+static int add_act(builder *b, ns_act_fn fn, double alpha)
 {
-    /* FRN's TLU is the activation of its slot (FRN + TLU replace BN + ReLU):
-     * a relu right after it is left out unless --frn-relu. */
-    if ((b->method->flags & NS_NORM_TLU) && !b->net->opts.frn_relu && !strcmp(kind, "relu") &&
-        b->cur >= 0 && !strcmp(b->net->layers[b->cur].ops->kind, "frn"))
+    const ns_net_method *m = &b->method;
+    const ns_net_opts *o = &b->net->opts;
+    /* A slot layer that ends in an activation of its own takes this one's
+     * place (FRN's TLU for a relu). */
+    if (m->replaces_act && b->slot >= 0 && b->cur == b->slot && m->replaces_act(fn, o))
         return NS_OK;
     ns_layer *L = new_layer(b, b->cur);
-    int st = commit_layer(b, L, ns_act_create(L, kind, alpha));
-    if (st || !(b->method->flags & NS_NORM_IC))
-        return st;
-    /* IC layer: BN then dropout after each activation, so before the next
-     * weight layer (Chen et al. 2019). */
-    const ns_net_opts *o = &b->net->opts;
-    L = new_layer(b, b->cur);
-    L->prev_norm = b->prev_norm;
-    st = commit_layer(b, L, ns_bn_create(L, o->bn_momentum, o->bn_eps, o->bn_affine,
-                                         o->norm_group));
-    if (st)
-        return st;
-    L = new_layer(b, b->cur);
-    return commit_layer(b, L, ns_dropout_create(L, o->ic_drop));
+    if (!L)
+        return too_many_layers(b);
+    int st = commit_layer(b, L, ns_act_create(L, fn, alpha)), added = 1;
+    /* Layers the method puts after every activation (IC: BN, dropout). */
+    for (size_t k = 0; !st && added && m->after_act; k++) {
+        if (!(L = new_method_layer(b)))
+            return too_many_layers(b);
+        st = commit_method_layer(b, L, m->after_act(L, k, o), &added);
+    }
+    return st;
 }
 
 static int add_resblock(builder *b, size_t cout, size_t stride)
@@ -176,15 +181,17 @@ static int add_resblock(builder *b, size_t cout, size_t stride)
     const ns_layer *pn_in = b->prev_norm;   /* statistics entering the block */
     int st = add_conv(b, in, cout, 3, stride, 1);
     if (!st) st = add_norm_slot(b, 0);
-    if (!st) st = add_act(b, "relu", 0);
+    if (!st) st = add_act(b, NS_ACT_RELU, 0);
     if (!st) st = add_conv(b, b->cur, cout, 3, 1, 1);
     if (!st) st = add_norm_slot(b, 0);
     b->nblocks++;
-    if (!st && (b->method->flags & NS_NORM_RES_SCALE)) {
-        double l = (double)b->nblocks;
-        ns_layer *S = new_layer(b, b->cur);
-        st = commit_layer(b, S, ns_scale_create(S, b->net->opts.res_scale_paper
-                                                       ? 1.0 / sqrt(l) : 1.44 / l));
+    if (!st && b->method.branch_end) {
+        /* the method's layer at the end of the branch (MimicNorm's scalar) */
+        ns_layer *S = new_method_layer(b);
+        int added;
+        st = S ? commit_method_layer(b, S, b->method.branch_end(S, b->nblocks, &b->net->opts),
+                                     &added)
+               : too_many_layers(b);
     }
     if (st)
         return st;
@@ -213,7 +220,7 @@ static int add_resblock(builder *b, size_t cout, size_t stride)
         return st;
     /* Statistics after the block are the sum of both paths' (BKN). */
     b->prev_norm = L;
-    return add_act(b, "relu", 0);
+    return add_act(b, NS_ACT_RELU, 0);
 }
 
 static int parse_token(builder *b, char *tok)
@@ -223,9 +230,14 @@ static int parse_token(builder *b, char *tok)
     size_t v, k, s, p;
     if (strcmp(tok, "norm") == 0 || strcmp(tok, "bn") == 0)
         return add_norm_slot(b, tok[0] == 'b');
-    if (strcmp(tok, "relu") == 0 || strcmp(tok, "tanh") == 0 ||
-        strcmp(tok, "erf") == 0 || strcmp(tok, "id") == 0)
-        return add_act(b, tok, 0);
+    static const struct {
+        const char *name;
+        ns_act_fn fn;
+    } acts[] = {{"relu", NS_ACT_RELU}, {"tanh", NS_ACT_TANH}, {"erf", NS_ACT_ERF},
+                {"id", NS_ACT_ID}};
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
+        if (strcmp(tok, acts[i].name) == 0)
+            return add_act(b, acts[i].fn, 0);
     if (strncmp(tok, "lrelu", 5) == 0) {
         double a = 0.01;
         if (tok[5] == ':') {
@@ -235,7 +247,7 @@ static int parse_token(builder *b, char *tok)
         } else if (tok[5]) {
             return bad_token(b, "unknown layer");
         }
-        return add_act(b, "lrelu", a);
+        return add_act(b, NS_ACT_LRELU, a);
     }
     if (strcmp(tok, "gap") == 0) {
         ns_layer *L = new_layer(b, b->cur);
@@ -309,43 +321,6 @@ static int parse_token(builder *b, char *tok)
 
 /* ------------------------------------------------------------ build/free */
 
-/* Marks the layers a method's weight rules act on: the weight-mean
- * projection, or a reparametrisation inside the forward pass. */
-static int apply_weight_rules(ns_net *net, unsigned flags)
-{
-    unsigned rules = NS_NORM_WEIGHT_MEAN | NS_NORM_SCALED_W | NS_NORM_CENTER_W | NS_NORM_STD_W;
-    if (!(flags & rules))
-        return NS_OK;
-    unsigned char *pick = ns_calloc(net->nlayers, 1);
-    if (!pick)
-        return NS_ENOMEM;
-    ns_pick rule = (flags & NS_NORM_WEIGHT_MEAN)
-                       ? (net->opts.wm_all ? NS_PICK_ALL : NS_PICK_MIMIC)
-                   : (flags & NS_NORM_SCALED_W) ? NS_PICK_ALL_BUT_CLASSIFIER
-                                                : NS_PICK_CONV_ELSE_HIDDEN;
-    ns_wrule wrule = (flags & NS_NORM_SCALED_W) ? NS_WRULE_SCALED
-                     : (flags & NS_NORM_STD_W)  ? NS_WRULE_STANDARDIZE
-                                                : NS_WRULE_CENTER;
-    ns_weight_layers_pick(net, rule, pick);
-    int st = NS_OK;
-    for (size_t i = 0; !st && i < net->nlayers; i++) {
-        ns_layer *L = &net->layers[i];
-        if (!pick[i])
-            continue;
-        if (flags & NS_NORM_WEIGHT_MEAN) {
-            L->weight_mean = 1;
-            continue;
-        }
-        st = ns_layer_set_wrule(L, wrule);
-        /* BN-free nets fold the ReLU gain into the weight that follows one. */
-        if (wrule == NS_WRULE_SCALED && L->src >= 0 &&
-            !strcmp(net->layers[L->src].ops->kind, "relu"))
-            L->wgamma = sqrt(2.0 / (1.0 - 1.0 / 3.14159265358979323846));
-    }
-    ns_free(pick);
-    return st;
-}
-
 static int finalize(ns_net *net)
 {
     size_t np = 0, ns = 0;
@@ -390,8 +365,8 @@ static int finalize(ns_net *net)
     return NS_OK;
 }
 
-int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
-                 size_t w, size_t nout, ns_net **out)
+int ns_net_build_with(const char *arch, const ns_net_opts *opts, const ns_net_method *method,
+                      size_t c, size_t h, size_t w, size_t nout, ns_net **out)
 {
     *out = NULL;
     if (opts->max_batch == 0 || opts->max_batch > NS_MAX_BATCH)
@@ -399,8 +374,6 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
                         NS_MAX_BATCH, opts->max_batch);
     if (!ns_size_bounded(ns_size_bounded(c, h), w))
         return ns_error(NS_EINVAL, "input shape %zu x %zu x %zu is empty or too large", c, h, w);
-    if (!ns_norm_find(opts->norm))
-        return ns_error(NS_EINVAL, "unknown normalization method '%s'", opts->norm);
     ns_net *net = ns_calloc(1, sizeof *net);
     if (!net)
         return NS_ENOMEM;
@@ -422,8 +395,9 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
     size_t ntok = 1;
     for (const char *q = copy; *q; q++)
         ntok += *q == ',';
-    builder b = {.net = net, .cap = ntok * 10 + 2, .cur = -1,
-                 .method = ns_norm_find(opts->norm)};
+    builder b = {.net = net, .cap = ntok * 10 + 2, .cur = -1, .slot = -1};
+    if (method)
+        b.method = *method;
     net->layers = ns_calloc(b.cap, sizeof *net->layers);
     if (!net->layers) {
         st = NS_ENOMEM;
@@ -451,12 +425,14 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
         st = ns_error(NS_EINVAL, "empty architecture '%s'", arch);
         goto cleanup;
     }
-    if (b.method->flags & NS_NORM_LAST_BN) {
-        /* MimicNorm's last BN: on the logits, no affine, default settings. */
-        ns_layer *L = new_layer(&b, b.cur);
-        L->prev_norm = b.prev_norm;
-        b.token = "last bn";
-        if ((st = commit_layer(&b, L, ns_bn_create(L, opts->bn_momentum, opts->bn_eps, 0, 0))))
+    if (b.method.logits) {
+        /* the method's layer on the logits (MimicNorm's last BN) */
+        ns_layer *L = new_method_layer(&b);
+        int added;
+        b.token = "(layer on the logits)";
+        st = L ? commit_method_layer(&b, L, b.method.logits(L, &net->opts), &added)
+               : too_many_layers(&b);
+        if (st)
             goto cleanup;
     }
     const ns_layer *last = &net->layers[net->nlayers - 1];
@@ -465,7 +441,8 @@ int ns_net_build(const char *arch, const ns_net_opts *opts, size_t c, size_t h,
                       "the data have %zu classes", arch, ns_layer_out_size(last), nout);
         goto cleanup;
     }
-    if ((st = apply_weight_rules(net, b.method->flags)))
+    /* the method's weight rules, before the slabs (a rule may add a parameter) */
+    if (b.method.weights && (st = b.method.weights(net)))
         goto cleanup;
     st = finalize(net);
 cleanup:
@@ -486,10 +463,7 @@ void ns_net_free(ns_net *net)
         ns_layer *L = &net->layers[i];
         if (L->ops && L->ops->release)
             L->ops->release(L);
-        ns_free(L->wt);
-        ns_free(L->gw);
-        ns_free(L->wis);
-        ns_free(L->wu);
+        ns_layer_wrule_free(L);
         if (net->act)
             ns_free(net->act[i]);
         if (net->dact)
@@ -517,10 +491,7 @@ void ns_net_init(ns_net *net, const ns_init *init, uint64_t seed)
         ns_rng_seed(&r, seed, 0x1000 + i);
         if (L->ops->init)
             L->ops->init(L, init, &r);
-        for (int t = 0; t < L->nparam; t++)
-            if (!strcmp(L->param[t].name, "gain"))
-                for (size_t k = 0; k < L->param[t].size; k++)
-                    L->param[t].data[k] = 1;
+        ns_layer_wrule_init(L);
     }
     ns_net_project(net);
 }
@@ -554,7 +525,25 @@ void ns_net_zero_grad(ns_net *net)
     memset(net->grads, 0, net->nparams * sizeof *net->grads);
 }
 
-void ns_net_backward(ns_net *net, const ns_real *dlogits)
+double ns_net_clip_grad(ns_net *net, double max_norm)
+{
+    ns_real *g = net->grads;
+    double g2 = 0;
+#pragma omp simd reduction(+ : g2)
+    for (size_t i = 0; i < net->nparams; i++)
+        g2 += (double)g[i] * g[i];
+    double norm = sqrt(g2);
+    if (max_norm > 0 && norm > max_norm) {
+        ns_real f = (ns_real)(max_norm / (norm + 1e-6));
+#pragma omp simd
+        for (size_t i = 0; i < net->nparams; i++)
+            g[i] *= f;
+    }
+    return norm;
+}
+
+/* The backward pass; bits (ns_backward_bits) go to every layer. */
+static void backward(ns_net *net, const ns_real *dlogits, int bits)
 {
     size_t n = net->last_n, nl = net->nlayers;
     /* seen[j]: layer j's output gradient already holds a contribution, so
@@ -578,6 +567,16 @@ void ns_net_backward(ns_net *net, const ns_real *dlogits)
             acc |= seen[L->src2] ? 2 : 0;
             seen[L->src2] = 1;
         }
-        L->ops->backward(L, dx, dx2, acc, dy, net->act[ii], x, n);
+        L->ops->backward(L, dx, dx2, acc | bits, dy, net->act[ii], x, n);
     }
+}
+
+void ns_net_backward(ns_net *net, const ns_real *dlogits)
+{
+    backward(net, dlogits, 0);
+}
+
+void ns_net_backward_input(ns_net *net, const ns_real *dlogits)
+{
+    backward(net, dlogits, NS_BACKWARD_NO_PARAM_GRAD);
 }

@@ -56,7 +56,7 @@ static void scale_release(ns_layer *L)
 
 static const ns_layer_ops scale_ops = {
     .kind = "scale", .forward = scale_forward, .backward = scale_backward,
-    .init = scale_init, .release = scale_release,
+    .init = scale_init, .release = scale_release, .flags = NS_LAYER_PURE_BACKWARD,
 };
 
 int ns_scale_create(ns_layer *L, double init_value)

@@ -31,6 +31,7 @@
 
 typedef struct bn_impl {
     double momentum, eps;
+    double recal_saved; /* momentum while recalibrating */
     int affine;
     size_t group;       /* samples per group, 0: whole batch */
     double *mean;       /* ngroups_max * C: mean used by the last forward */
@@ -413,8 +414,35 @@ static size_t bn_metrics(const ns_layer *L, double *vals, const char **names, si
     return 1;
 }
 
-static const ns_layer_ops bn_ops = {"bn", bn_forward, bn_backward, bn_init, bn_release,
-                                    bn_metrics};
+/* Recalibration: running statistics reset, then the plain mean of the
+ * calibration batches (momentum 1/(k+1) before batch k); the batch count
+ * is left alone. */
+static void bn_recal_begin(ns_layer *L)
+{
+    bn_impl *b = L->impl;
+    for (size_t c = 0; c < L->in_c; c++) {
+        L->state[0].data[c] = 0;
+        L->state[1].data[c] = 1;
+    }
+    b->recal_saved = b->momentum;
+}
+
+static void bn_recal_batch(ns_layer *L, size_t k)
+{
+    ((bn_impl *)L->impl)->momentum = 1.0 / (double)(k + 1);
+}
+
+static void bn_recal_end(ns_layer *L)
+{
+    bn_impl *b = L->impl;
+    b->momentum = b->recal_saved;
+}
+
+static const ns_layer_ops bn_ops = {
+    .kind = "bn", .forward = bn_forward, .backward = bn_backward, .init = bn_init,
+    .release = bn_release, .metrics = bn_metrics, .flags = NS_LAYER_NORM | NS_LAYER_BATCH_STATS,
+    .recal_begin = bn_recal_begin, .recal_batch = bn_recal_batch, .recal_end = bn_recal_end,
+};
 
 int ns_bn_set_renorm(ns_layer *L, double rmax, double dmax, size_t warmup, size_t ramp)
 {
@@ -467,7 +495,6 @@ int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t gr
         return NS_ENOMEM;
     L->impl = b;
     L->ops = &bn_ops;
-    L->is_norm = 1;
     b->momentum = momentum;
     b->eps = eps;
     b->affine = affine;
@@ -502,3 +529,54 @@ int ns_bn_create(ns_layer *L, double momentum, double eps, int affine, size_t gr
         st = ns_layer_add_state_flags(L, "num_batches_tracked", 1, one, NS_TENSOR_NONNEG);
     return st;
 }
+
+/* ------------------------------------------------------------- options */
+
+/* Read by most methods: ns_norm_method.reads names them. */
+static const ns_opt bn_opts[] = {
+    {.option = "--norm-group", NS_NET_FIELD(norm_group), .type = NS_OPT_SIZE, .min = 0,
+     .max = 65536, .flags = NS_OPT_NET, .def = 0, .arg = "S",
+     .help = "normalise in groups of S samples (ghost batches); 0: the whole batch"},
+    {.option = "--bn-momentum", NS_NET_FIELD(bn_momentum), .type = NS_OPT_DOUBLE, .min = 0,
+     .max = 1, .flags = NS_OPT_NET, .def = 0.1, .arg = "M",
+     .help = "momentum of the running statistics"},
+    {.option = "--bn-eps", NS_NET_FIELD(bn_eps), .type = NS_OPT_DOUBLE, .min = 0,
+     .max = INFINITY, .flags = NS_OPT_NET | NS_OPT_MIN_OPEN, .def = 1e-5, .arg = "E",
+     .help = "variance epsilon"},
+    {.flag = "--no-bn-affine", NS_NET_FIELD(bn_affine), .type = NS_OPT_INT, .min = 0, .max = 1,
+     .flags = NS_OPT_NET, .def = 1, .help = "BN without gamma and beta"},
+};
+const ns_opt_table ns_bn_options = {bn_opts, sizeof bn_opts / sizeof *bn_opts};
+
+static const ns_opt ubn_opts[] = {
+    {.option = "--fct", NS_NET_FIELD(fct), .type = NS_OPT_DOUBLE, .min = -1, .max = 1,
+     .flags = NS_OPT_NET | NS_OPT_OLD | NS_OPT_MIN_OPEN, .def = 0.9, .old = 0.9, .arg = "TAU",
+     .help = "skip a layer's running-statistics update when its condensation exceeds TAU; "
+             "condensation is recorded per layer and step in /history/step/condensation"},
+};
+const ns_opt_table ns_ubn_options = {ubn_opts, sizeof ubn_opts / sizeof *ubn_opts};
+
+static const ns_opt psbn_opts[] = {
+    {.option = "--psbn-alpha", NS_NET_FIELD(psbn_alpha), .type = NS_OPT_DOUBLE,
+     .min = -INFINITY, .max = INFINITY, .flags = NS_OPT_NET | NS_OPT_OLD, .def = 0.1,
+     .old = 0.1, .arg = "A", .help = "constant added to the BN output in both modes"},
+};
+const ns_opt_table ns_psbn_options = {psbn_opts, sizeof psbn_opts / sizeof *psbn_opts};
+
+static const ns_opt brn_opts[] = {
+    {.option = "--brn-warmup", NS_NET_FIELD(brn_warmup), .type = NS_OPT_SIZE, .min = 0,
+     .max = NS_OPT_MAX_STEPS, .flags = NS_OPT_NET | NS_OPT_OLD, .def = 500, .old = 500,
+     .arg = "STEPS", .help = "steps with r = 1, d = 0 (plain BN) before the ramp"},
+    {.option = "--brn-ramp", NS_NET_FIELD(brn_ramp), .type = NS_OPT_SIZE, .min = 0,
+     .max = NS_OPT_MAX_STEPS, .flags = NS_OPT_NET | NS_OPT_OLD, .def = 2000, .old = 2000,
+     .arg = "STEPS", .help = "steps of the linear ramp of rmax to 3 and dmax to 5"},
+};
+const ns_opt_table ns_brn_options = {brn_opts, sizeof brn_opts / sizeof *brn_opts};
+
+/* The IC layer: this BN followed by dropout (the network builder places it). */
+static const ns_opt ic_opts[] = {
+    {.option = "--ic-drop", NS_NET_FIELD(ic_drop), .type = NS_OPT_DOUBLE, .min = 0, .max = 1,
+     .flags = NS_OPT_NET | NS_OPT_OLD | NS_OPT_MAX_OPEN, .def = 0.05, .old = 0.05, .arg = "P",
+     .help = "dropout probability after each BN"},
+};
+const ns_opt_table ns_ic_options = {ic_opts, sizeof ic_opts / sizeof *ic_opts};

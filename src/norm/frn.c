@@ -159,7 +159,10 @@ static void frn_release(ns_layer *L)
     L->impl = NULL;
 }
 
-static const ns_layer_ops frn_ops = {"frn", frn_forward, frn_backward, frn_init, frn_release, NULL};
+static const ns_layer_ops frn_ops = {
+    .kind = "frn", .forward = frn_forward, .backward = frn_backward, .init = frn_init,
+    .release = frn_release, .flags = NS_LAYER_NORM,
+};
 
 int ns_frn_create(ns_layer *L, double eps0, int learned_eps)
 {
@@ -170,7 +173,6 @@ int ns_frn_create(ns_layer *L, double eps0, int learned_eps)
         return NS_ENOMEM;
     L->impl = f;
     L->ops = &frn_ops;
-    L->is_norm = 1;
     f->eps0 = eps0;
     /* Learned eps wherever the normalised extent is a single value. */
     f->learned_eps = learned_eps < 0 ? L->in_h * L->in_w == 1 : learned_eps;
@@ -189,3 +191,18 @@ int ns_frn_create(ns_layer *L, double eps0, int learned_eps)
     if (!st && f->learned_eps) st = ns_layer_add_param(L, "eps", 1, one);
     return st;
 }
+
+/* ------------------------------------------------------------- options */
+
+/* Runs written before frn_relu was recorded kept the relu. */
+static const ns_opt frn_opts[] = {
+    {.option = "--frn-eps", NS_NET_FIELD(frn_eps), .type = NS_OPT_DOUBLE, .min = 0,
+     .max = INFINITY, .flags = NS_OPT_NET | NS_OPT_OLD | NS_OPT_MIN_OPEN, .def = 1e-6,
+     .old = 1e-6, .arg = "E",
+     .help = "eps of the normalisation; on 1x1 maps eps0 of the learned |eps| + eps0"},
+    {.flag = "--frn-relu", NS_NET_FIELD(frn_relu), .type = NS_OPT_INT, .min = 0, .max = 1,
+     .flags = NS_OPT_NET | NS_OPT_OLD, .def = 0, .old = 1,
+     .help = "keep a relu that follows the slot (max(TLU, 0): tau clamped at 0) instead of "
+             "letting the TLU take its place"},
+};
+const ns_opt_table ns_frn_options = {frn_opts, sizeof frn_opts / sizeof *frn_opts};

@@ -142,11 +142,15 @@ static void gn_release(ns_layer *L)
     L->impl = NULL;
 }
 
-static const ns_layer_ops gn_ops = {"gn", gn_forward, gn_backward, gn_init, gn_release, NULL};
-static const ns_layer_ops ln_ops = {"ln", gn_forward, gn_backward, gn_init, gn_release, NULL};
-static const ns_layer_ops in_ops = {"in", gn_forward, gn_backward, gn_init, gn_release, NULL};
+#define GN_OPS(name)                                                                   \
+    {.kind = name, .forward = gn_forward, .backward = gn_backward, .init = gn_init,     \
+     .release = gn_release, .flags = NS_LAYER_NORM}
+static const ns_layer_ops gn_ops = GN_OPS("gn");
+static const ns_layer_ops ln_ops = GN_OPS("ln");
+static const ns_layer_ops in_ops = GN_OPS("in");
+#undef GN_OPS
 
-int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps)
+int ns_gn_create(ns_layer *L, ns_gn_kind kind, size_t groups, double eps)
 {
     size_t C = L->in_c, P = L->in_h * L->in_w;
     if (groups == 0)
@@ -159,7 +163,7 @@ int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps)
         G--;
     /* A group of one value normalises to zero whatever the input. */
     if (G == C && P == 1) {
-        if (!strcmp(kind, "in"))
+        if (kind == NS_GN_INSTANCE)
             return ns_error(NS_EINVAL, "instance normalization of a dense layer "
                             "(%zu channels of 1x1) makes every output zero", C);
         if (G == 1)
@@ -173,8 +177,7 @@ int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps)
     if (!g)
         return NS_ENOMEM;
     L->impl = g;
-    L->ops = !strcmp(kind, "ln") ? &ln_ops : !strcmp(kind, "in") ? &in_ops : &gn_ops;
-    L->is_norm = 1;
+    L->ops = kind == NS_GN_LAYER ? &ln_ops : kind == NS_GN_INSTANCE ? &in_ops : &gn_ops;
     g->groups = G;
     g->eps = eps;
     L->out_c = C;
@@ -191,3 +194,12 @@ int ns_gn_create(ns_layer *L, const char *kind, size_t groups, double eps)
         st = ns_layer_add_param(L, "bias", 1, cd);
     return st;
 }
+
+/* ------------------------------------------------------------- options */
+
+static const ns_opt gn_opts[] = {
+    {.option = "--gn-groups", NS_NET_FIELD(gn_groups), .type = NS_OPT_SIZE, .min = 1,
+     .max = 65536, .flags = NS_OPT_NET | NS_OPT_OLD, .def = 32, .old = 32, .arg = "G",
+     .help = "groups of channels: the largest divisor of the channel count not above G"},
+};
+const ns_opt_table ns_gn_options = {gn_opts, sizeof gn_opts / sizeof *gn_opts};

@@ -222,7 +222,7 @@ static void mabn_release(ns_layer *L)
 
 static const ns_layer_ops mabn_ops = {
     .kind = "mabn", .forward = mabn_forward, .backward = mabn_backward,
-    .init = mabn_init, .release = mabn_release,
+    .init = mabn_init, .release = mabn_release, .flags = NS_LAYER_NORM | NS_LAYER_BATCH_STATS,
 };
 
 size_t ns_mabn_buffer_size(const ns_net_opts *o)
@@ -243,7 +243,6 @@ int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t
         return NS_ENOMEM;
     L->impl = m;
     L->ops = &mabn_ops;
-    L->is_norm = 1;
     m->eps = eps;
     m->momentum = 0.98;
     m->S = buffer;
@@ -269,3 +268,21 @@ int ns_mabn_create(ns_layer *L, double eps, size_t buffer, size_t warmup, size_t
     if (!st) st = ns_layer_add_state(L, "buffer_gz", 2, bd);
     return st;
 }
+
+/* ------------------------------------------------------------- options */
+
+static const ns_opt mabn_opts[] = {
+    {.option = "--mabn-real-batch", NS_NET_FIELD(mabn_real_batch), .type = NS_OPT_SIZE,
+     .min = 1, .max = 65536, .flags = NS_OPT_NET | NS_OPT_OLD, .def = 32, .old = 32,
+     .arg = "R", .help = "the buffer spans R samples, max(1, R / B) iterations of B "
+                         "samples as in the authors' rule; B is the normalisation group, or "
+                         "else the batch"},
+    /* Runs written before the attribute used 16 iterations. */
+    {.option = "--mabn-buffer", NS_NET_FIELD(mabn_buffer), .type = NS_OPT_SIZE, .min = 0,
+     .max = 4096, .flags = NS_OPT_NET | NS_OPT_OLD, .def = 0, .old = 16, .arg = "S",
+     .help = "sets the buffer to S iterations directly; 0: the rule of --mabn-real-batch"},
+    {.option = "--mabn-warmup", NS_NET_FIELD(mabn_warmup), .type = NS_OPT_SIZE, .min = 0,
+     .max = NS_OPT_MAX_STEPS, .flags = NS_OPT_NET | NS_OPT_OLD, .def = 100, .old = 100,
+     .arg = "N", .help = "warm-up iterations with the batch's own statistics"},
+};
+const ns_opt_table ns_mabn_options = {mabn_opts, sizeof mabn_opts / sizeof *mabn_opts};

@@ -32,8 +32,7 @@ struct ns_plot_ctx {
                                * once the figure is complete */
     char finaldir[1100];      /* DIR/<kind>-data */
     int write_failed;         /* a data file could not be written */
-    char *vars;               /* gnuplot assignments "name=value; ..." */
-    size_t vars_len, vars_cap;
+    ns_sb vars;               /* gnuplot assignments "name=value; ..." */
 };
 
 /* Appends the gnuplot assignment name='value' (quotes doubled). */

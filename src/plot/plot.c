@@ -90,22 +90,11 @@ int ns_plot_format_ok(const char *format)
 
 /* -------------------------------------------------- helpers for kinds */
 
-static int vars_append(ns_plot_ctx *c, const char *s, size_t k)
+/* NS_ENOMEM once an append to the gnuplot variables has failed. */
+static int vars_status(const ns_plot_ctx *c)
 {
-    if (c->vars_len + k + 1 > c->vars_cap) {
-        size_t cap = c->vars_cap ? c->vars_cap : 1024;
-        while (c->vars_len + k + 1 > cap)
-            cap *= 2;
-        char *v = realloc(c->vars, cap);
-        if (!v)
-            return ns_error(NS_ENOMEM, "out of memory (%zu bytes for gnuplot variables)", cap);
-        c->vars = v;
-        c->vars_cap = cap;
-    }
-    memcpy(c->vars + c->vars_len, s, k);
-    c->vars_len += k;
-    c->vars[c->vars_len] = '\0';
-    return NS_OK;
+    return c->vars.failed ? ns_error(NS_ENOMEM, "out of memory (%zu bytes for gnuplot "
+                                     "variables)", c->vars.len) : NS_OK;
 }
 
 /* Variable names are identifiers chosen by the code, never by the user. */
@@ -124,37 +113,32 @@ int ns_plot_var_str(ns_plot_ctx *c, const char *name, const char *value)
 {
     if (!var_name_ok(name))
         return ns_error(NS_EFAIL, "bad gnuplot variable name '%s'", name ? name : "");
-    int st = vars_append(c, name, strlen(name));
-    if (!st)
-        st = vars_append(c, "='", 2);
+    ns_sb_appendf(&c->vars, "%s='", name);
     /* Inside gnuplot's single quotes nothing is special but the quote
      * itself, written twice; newlines would end the -e command. */
-    for (const char *p = value; !st && *p; p++) {
+    for (const char *p = value; *p; p++) {
         if (*p == '\'')
-            st = vars_append(c, "''", 2);
+            ns_sb_append(&c->vars, "''");
         else if (*p == '\n' || *p == '\r')
-            st = vars_append(c, " ", 1);
+            ns_sb_append(&c->vars, " ");
         else
-            st = vars_append(c, p, 1);
+            ns_sb_appendf(&c->vars, "%c", *p);
     }
-    if (!st)
-        st = vars_append(c, "'; ", 3);
-    return st;
+    ns_sb_append(&c->vars, "'; ");
+    return vars_status(c);
 }
 
 int ns_plot_var_num(ns_plot_ctx *c, const char *name, double value)
 {
     if (!var_name_ok(name))
         return ns_error(NS_EFAIL, "bad gnuplot variable name '%s'", name ? name : "");
-    char buf[128];
-    int k;
     if (!isfinite(value))
-        k = snprintf(buf, sizeof buf, "%s=NaN; ", name);
+        ns_sb_appendf(&c->vars, "%s=NaN; ", name);
     else if (value == floor(value) && fabs(value) < 1e15)
-        k = snprintf(buf, sizeof buf, "%s=%.0f; ", name, value);
+        ns_sb_appendf(&c->vars, "%s=%.0f; ", name, value);
     else
-        k = snprintf(buf, sizeof buf, "%s=%.17g; ", name, value);
-    return vars_append(c, buf, (size_t)k);
+        ns_sb_appendf(&c->vars, "%s=%.17g; ", name, value);
+    return vars_status(c);
 }
 
 FILE *ns_plot_data_open(ns_plot_ctx *c, const char *file, char *path, size_t len)
@@ -655,7 +639,7 @@ int ns_plot_render(const ns_plot_kind *kind, const char *const *paths, size_t n,
         goto cleanup;
 
     unlink(tmp);
-    if ((st = run_gnuplot(c.vars, script)))
+    if ((st = run_gnuplot(ns_sb_str(&c.vars), script)))
         goto cleanup;
     if (stat(tmp, &sb) != 0 || sb.st_size == 0) {
         st = ns_error(NS_EFAIL, "gnuplot wrote no figure with '%s'", script);
@@ -686,6 +670,6 @@ cleanup:
     for (size_t i = 0; fids && i < n; i++)
         ns_h5_close(fids[i]);
     ns_free(fids);
-    free(c.vars);
+    ns_sb_release(&c.vars);
     return st;
 }

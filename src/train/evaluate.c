@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "normscope/norm.h"
-
 int ns_train_load_data(const ns_train_config *c, int split, ns_dataset **out,
                        double *mean, double *std)
 {
@@ -100,21 +98,17 @@ int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n)
         n = d->n;
     ns_real *x = ns_malloc(B * dim * sizeof *x);
     size_t *idx = ns_malloc(B * sizeof *idx);
-    double *old = ns_malloc((net->nlayers + 1) * sizeof *old);
     int st = NS_OK;
-    if (!x || !idx || !old) {
+    if (!x || !idx) {
         st = NS_ENOMEM;
         goto cleanup;
     }
-    /* BN and BKN: running mean and variance reset, then the plain average */
+    /* Layers that recalibrate (BN, BKN): running statistics reset, then the
+     * plain average over the batches. */
     for (size_t i = 0; i < net->nlayers; i++) {
         ns_layer *L = &net->layers[i];
-        if (strcmp(L->ops->kind, "bn") != 0 && strcmp(L->ops->kind, "bkn") != 0)
-            continue;
-        for (size_t c = 0; c < L->in_c; c++) {
-            L->state[0].data[c] = 0;
-            L->state[1].data[c] = 1;
-        }
+        if (L->ops->recal_begin)
+            L->ops->recal_begin(L);
     }
     ns_ctx ctx = {.mode = NS_MODE_TRAIN, .seed = 0, .step = 0};
     for (size_t k = 0, i0 = 0; i0 < n; k++, i0 += B) {
@@ -122,24 +116,21 @@ int ns_recalibrate(ns_net *net, const ns_dataset *d, size_t n)
         for (size_t j = 0; j < m; j++)
             idx[j] = i0 + j;
         ns_data_gather(d, idx, m, x, NULL);
-        /* momentum 1/(k+1): the running value is the mean of the k+1 batches */
-        for (size_t i = 0; i < net->nlayers; i++)
-            if (!strcmp(net->layers[i].ops->kind, "bn"))
-                old[i] = ns_bn_set_momentum(&net->layers[i], 1.0 / (double)(k + 1));
-            else if (!strcmp(net->layers[i].ops->kind, "bkn"))
-                old[i] = ns_bkn_set_decay(&net->layers[i], (double)k / (double)(k + 1));
-        st = ns_net_forward(net, x, m, &ctx);
-        for (size_t i = 0; i < net->nlayers; i++)
-            if (!strcmp(net->layers[i].ops->kind, "bn"))
-                ns_bn_set_momentum(&net->layers[i], old[i]);
-            else if (!strcmp(net->layers[i].ops->kind, "bkn"))
-                ns_bkn_set_decay(&net->layers[i], old[i]);
-        if (st)
+        for (size_t i = 0; i < net->nlayers; i++) {
+            ns_layer *L = &net->layers[i];
+            if (L->ops->recal_batch)
+                L->ops->recal_batch(L, k);
+        }
+        if ((st = ns_net_forward(net, x, m, &ctx)))
             break;
+    }
+    for (size_t i = 0; i < net->nlayers; i++) {
+        ns_layer *L = &net->layers[i];
+        if (L->ops->recal_end)
+            L->ops->recal_end(L);
     }
 cleanup:
     ns_free(x);
     ns_free(idx);
-    ns_free(old);
     return st;
 }

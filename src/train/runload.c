@@ -10,6 +10,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "normscope/norm.h"
+
 /* The most values a sample may have (3 x 2048 x 2048 and more). */
 #define MAX_SAMPLE (1 << 24)
 

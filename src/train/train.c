@@ -109,7 +109,7 @@ static int weight_layers(const ns_net *net, size_t *idx, char *names, size_t len
     names[0] = '\0';
     for (size_t i = 0; i < net->nlayers; i++) {
         const ns_layer *L = &net->layers[i];
-        if (L->nparam > 0 && !strcmp(L->param[0].name, "weight") && L->param[0].ndim >= 2) {
+        if (L->ops->role == NS_ROLE_DENSE || L->ops->role == NS_ROLE_CONV) {
             idx[n++] = i;
             used += (size_t)snprintf(names + used, used < len ? len - used : 0, "%s%s",
                                      n > 1 ? "," : "", L->name);

@@ -44,4 +44,29 @@ found=$(offenders $files)
 [ -z "$found" ] && ok || bad "HDF5 outside src/io and src/data:
 $found"
 
+
+# src/nn knows no normalization method: it does not include their header.
+nn=$(grep -ln 'normscope/norm\.h' "$ROOT"/src/nn/*.c "$ROOT"/src/nn/*.h 2>/dev/null)
+[ -z "$nn" ] && ok || bad "src/nn includes the normalization header: $nn"
+
+# No decision depends on a layer's kind string: the ops carry a role, an
+# activation function and flags.  A comparison of a ->kind or .kind member
+# with a string is flagged; printing it is not.
+kindcmp() {
+    for f in "$@"; do
+        "$CC" -fpreprocessed -dD -E -P -x c "$f" 2>/dev/null |
+            grep -E 'str(n)?cmp\([^;)]*(->|\.)kind\b|(->|\.)kind *[!=]= *"' | sed "s|^|$f: |"
+    done
+}
+cat > "$T/plant/kind.c" <<'EOF'
+static int f(const ns_layer *L) { return !strcmp(L->ops->kind, "bn"); }
+static int g(const ns_layer *L) { return strcmp(net->layers[i].ops->kind, "relu") == 0; }
+static void h(const ns_layer *L) { printf("%s", L->ops->kind); }
+EOF
+[ "$(kindcmp "$T/plant/kind.c" | wc -l)" -eq 2 ] && ok || bad "the kind check misses a planted comparison: $(kindcmp "$T/plant/kind.c")"
+srcs=$(find -H "$ROOT/src" -type f \( -name '*.c' -o -name '*.h' \) | sort)
+found=$(kindcmp $srcs)
+[ -z "$found" ] && ok || bad "decisions on a layer's kind string:
+$found"
+
 finish test_layering

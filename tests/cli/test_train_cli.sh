@@ -138,6 +138,16 @@ assert cfg(sys.argv[3]) == (0.05, 0, 0.0), cfg(sys.argv[3])
 PYEOF
 run $NS train --help-norm ln
 want 0 "--help-norm ln" && has "$T/stdout" "default gradient clipping: global norm 2" "--help-norm gives the clipping"
+# --help-norm lists each option a method reads from its declaration: its
+# own and the shared ones, with default and range.
+run $NS train --help-norm bkn
+want 0 "--help-norm bkn" && has "$T/stdout" "--bkn-predict group|last" "--help-norm bkn names the choices"
+has "$T/stdout" "78.6%" "--help-norm bkn keeps its numbers"
+has "$T/stdout" "--bkn-samples K" "--help-norm bkn lists --bkn-samples"
+has "$T/stdout" "1..65536)" "--help-norm bkn gives the range"
+has "$T/stdout" "--bn-eps E" "--help-norm bkn lists the shared options it reads"
+run $NS train --help-norm frn
+want 0 "--help-norm frn" && has "$T/stdout" "--frn-relu" "--help-norm frn lists its flag"
 
 # BKN's prediction mode and gradient are recorded in /config and bad values
 # refused; a run written before they were recorded resumes with the old

@@ -2,10 +2,11 @@
  * libFuzzer harness of option parsing: the bytes are an INI text (libinih,
  * as recipes will be read), each key set as the command line sets it:
  * arch, norm and data as strings, optim, schedule and init through their
- * parsers, every other key through the numeric option table
- * (ns_train_opt_find / ns_train_opt_parse, the one /config loading uses);
- * then the whole configuration is checked.  A configuration that passes
- * ns_train_config_check must hold only values the table accepts.
+ * parsers, every other key through the option tables: the training
+ * table's and every method's (ns_train_opt_find / ns_train_opt_parse: a
+ * number, or a choice's name); then the whole configuration is checked.  A
+ * configuration that passes ns_train_config_check must hold only values the
+ * tables accept, the ones /config loading accepts.
  */
 #include "fuzz_util.h"
 
@@ -49,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ini_parse_string(text, on_key, &c);
     if (ns_train_config_check(&c) == NS_OK) {
         char why[256];
-        for (size_t i = 0; i < ns_train_opt_count(); i++) {
-            const ns_train_opt *o = ns_train_opt_at(i);
+        for (size_t i = 0; i < ns_train_setting_count(); i++) {
+            const ns_train_opt *o = ns_train_setting_at(i);
             double v = ns_train_opt_get(o, &c);
             if (!isfinite(v) || ns_train_opt_check(o, v, 0, why, sizeof why) != 0)
                 abort();
