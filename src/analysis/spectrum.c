@@ -43,19 +43,28 @@ size_t ns_spectrum_max_batch(int batch_mode, size_t n)
 
 /* ------------------------------------------------------ layer choice */
 
-/* A dense or conv layer: its first parameter is a weight of two or more
- * dimensions (norm layers, scalars and biases have one or none). */
+/* A dense or conv layer, whose first parameter is its weight. */
 static int has_weight(const ns_layer *L)
 {
-    return L->nparam > 0 && L->param[0].ndim >= 2;
+    return L->ops->role == NS_ROLE_DENSE || L->ops->role == NS_ROLE_CONV;
 }
 
-/* PROVISIONAL until layer roles land */
+/* An activation that changes its input (the identity is left out). */
+static int is_activation(const ns_layer *L)
+{
+    return L->ops->role == NS_ROLE_ACT && L->ops->act != NS_ACT_ID;
+}
+
 static int default_layer(const ns_layer *L)
 {
-    const char *k = L->ops->kind;
-    return has_weight(L) || !strcmp(k, "relu") || !strcmp(k, "lrelu") || !strcmp(k, "tanh") ||
-           !strcmp(k, "erf");
+    return has_weight(L) || is_activation(L);
+}
+
+/* The role a figure needs, as a word in the result file. */
+static const char *role_name(const ns_layer *L)
+{
+    return has_weight(L) ? (L->ops->role == NS_ROLE_DENSE ? "dense" : "conv")
+           : is_activation(L) ? "activation" : ns_layer_is_norm(L) ? "norm" : "other";
 }
 
 /* The next name of a comma-separated list into buf; NULL at the end. */
@@ -326,6 +335,7 @@ static int lstats_write(lstats *s, const ns_spectrum_opts *o, const ns_layer *L,
     if (!st) st = ns_result_attr_double(res, g, "mean_cosine", mean_cos);
     if (!st) st = ns_result_attr_int(res, g, "index", (int64_t)s->li);
     if (!st) st = ns_result_attr_str(res, g, "kind", L->ops->kind);
+    if (!st) st = ns_result_attr_str(res, g, "role", role_name(L));
     if (!st) st = ns_result_attr_int(res, g, "features", (int64_t)F);
     if (!st) st = ns_result_attr_int(res, g, "observations", (int64_t)s->T);
     snprintf(out->name, sizeof out->name, "%s", L->name);

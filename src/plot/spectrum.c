@@ -125,15 +125,10 @@ static void spec_set_release(spec_set *s)
     memset(s, 0, sizeof *s);
 }
 
-/* The activations of the analysis's default choice of layers (spectrum.c);
- * provisional, like that choice, until layers say their role. */
-static int is_activation(const char *kind)
+/* An activation layer, as the analysis's `role` attribute says. */
+static int is_activation(const char *role)
 {
-    static const char *const acts[] = {"relu", "lrelu", "tanh", "erf"};
-    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
-        if (!strcmp(kind, acts[i]))
-            return 1;
-    return 0;
+    return !strcmp(role, "activation");
 }
 
 static int cmp_layer(const void *a, const void *b)
@@ -175,7 +170,10 @@ static int read_layers(ns_hid fid, const char *path, const char *group, spec_lay
             l->index = -1;
         if (ns_h5_get_str(fid, g, "kind", l->kind, sizeof l->kind) != NS_OK)
             l->kind[0] = '\0';
-        l->act = is_activation(l->kind);
+        char role[32];
+        if (ns_h5_get_str(fid, g, "role", role, sizeof role) != NS_OK)
+            role[0] = '\0';
+        l->act = is_activation(role);
     }
     ns_h5_names_free(names, n);
     qsort(L, k, sizeof *L, cmp_layer);

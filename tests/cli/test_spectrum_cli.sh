@@ -39,6 +39,9 @@ for s in steps:
                   "corr_identity_distance", "mean_cosine"):
             assert np.isfinite(L.attrs[a]), (l, a)
         assert 1 <= L.attrs["effective_rank"] <= F + 1e-9
+        role = L.attrs["role"]
+        role = role.decode() if isinstance(role, bytes) else role
+        assert role == ("activation" if l.endswith("relu") else "dense"), (l, role)
         q = L["channel_quantiles"][()]
         assert (np.diff(q, axis=1) >= -1e-12).all()
     w = sorted(g["%d/weights" % s])
