@@ -46,3 +46,4 @@ for m in $("${NS_BIN:?NS_BIN not set}" train --list-norms | awk '{print $1}'); d
 done
 echo
 sh ntk.sh
+sh spectrum.sh

@@ -81,6 +81,9 @@ void ns_spectrum_measures(const double *eval, size_t F, double *cond, double *ef
  * D x D matrix Xhat^T Xhat; the rest are 0).  Needs n >= 2.
  */
 int ns_cosine_gram(const double *X, size_t n, size_t D, double *mean_cos, double *eval);
+/* The Gram eigenvalues alone from rows kept as floats (X is read, not
+ * copied: the products are summed in double, block by block).  n >= 1. */
+int ns_cosine_gram_eig_f(const float *X, size_t n, size_t D, double *eval);
 
 /* ------------------------------------------------------ distributions */
 

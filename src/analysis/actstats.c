@@ -166,56 +166,118 @@ done:
 
 /* ---------------------------------------------------- the sample side */
 
+enum { GRAM_BLOCK = 512 };
+
+/* Eigenvalues of the Gram matrix of the rows of X (n x D, doubles or
+ * floats) scaled by inv[i], on its smaller side, descending into eval (n
+ * values; those beyond min(n, D) are 0).  X is read in blocks of columns
+ * (or rows) converted to double, so no copy of it is made. */
+static int gram_eig(const void *X, int f32, size_t n, size_t D, const double *inv,
+                    double *eval)
+{
+    const double *xd = X;
+    const float *xf = X;
+    int small_n = n <= D;
+    size_t k = small_n ? n : D;
+    double *g = calloc(k * k, sizeof *g);
+    double *blk = malloc(GRAM_BLOCK * (small_n ? n : D) * sizeof *blk);
+    int st = NS_OK;
+    if (!g || !blk) {
+        st = ns_error(NS_ENOMEM, "out of memory for a cosine Gram of %zu samples", n);
+        goto done;
+    }
+    if (small_n) {
+        /* G = sum over column blocks of Xb Xb^T */
+        for (size_t d0 = 0; d0 < D; d0 += GRAM_BLOCK) {
+            size_t w = D - d0 < GRAM_BLOCK ? D - d0 : GRAM_BLOCK;
+            for (size_t i = 0; i < n; i++)
+                for (size_t d = 0; d < w; d++)
+                    blk[i * w + d] = (f32 ? (double)xf[i * D + d0 + d] : xd[i * D + d0 + d]) *
+                                     inv[i];
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n, (int)w, 1.0, blk,
+                        (int)w, 1.0, g, (int)n);
+        }
+    } else {
+        /* M = sum over row blocks of Xb^T Xb: the same nonzero eigenvalues */
+        for (size_t i0 = 0; i0 < n; i0 += GRAM_BLOCK) {
+            size_t r = n - i0 < GRAM_BLOCK ? n - i0 : GRAM_BLOCK;
+            for (size_t i = 0; i < r; i++)
+                for (size_t d = 0; d < D; d++)
+                    blk[i * D + d] = (f32 ? (double)xf[(i0 + i) * D + d]
+                                          : xd[(i0 + i) * D + d]) * inv[i0 + i];
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)D, (int)r, 1.0, blk,
+                        (int)D, 1.0, g, (int)D);
+        }
+    }
+    for (size_t i = 0; i < k; i++)       /* dsyevd reads the upper triangle */
+        for (size_t j = 0; j < i; j++)
+            g[i * k + j] = g[j * k + i];
+    if ((st = ns_eig_sym(g, k, eval)))
+        goto done;
+    for (size_t i = k; i < n; i++)
+        eval[i] = 0;
+done:
+    free(g);
+    free(blk);
+    return st;
+}
+
+/* 1 / ||x_i|| (0 for a zero row) into inv; returns the nonzero rows. */
+static size_t inv_norms(const void *X, int f32, size_t n, size_t D, double *inv)
+{
+    const double *xd = X;
+    const float *xf = X;
+    size_t nz = 0;
+    for (size_t i = 0; i < n; i++) {
+        double q = 0;
+        for (size_t d = 0; d < D; d++) {
+            double v = f32 ? (double)xf[i * D + d] : xd[i * D + d];
+            q += v * v;
+        }
+        inv[i] = q > 0 ? 1 / sqrt(q) : 0;
+        nz += q > 0;
+    }
+    return nz;
+}
+
 int ns_cosine_gram(const double *X, size_t n, size_t D, double *mean_cos, double *eval)
 {
     if (n < 2 || D == 0)
         return ns_error(NS_EINVAL, "a cosine Gram needs two samples or more of at least one "
                         "value (got %zu of %zu)", n, D);
-    size_t k = n < D ? n : D;
-    double *xh = malloc(n * D * sizeof *xh), *s = calloc(D, sizeof *s);
-    double *g = eval ? malloc(k * k * sizeof *g) : NULL;
+    double *inv = malloc(n * sizeof *inv), *s = calloc(D, sizeof *s);
     int st = NS_OK;
-    if (!xh || !s || (eval && !g)) {
+    if (!inv || !s) {
         st = ns_error(NS_ENOMEM, "out of memory for a cosine Gram of %zu samples", n);
         goto done;
     }
-    size_t nz = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double *x = X + i * D;
-        double q = 0;
+    size_t nz = inv_norms(X, 0, n, D, inv);
+    for (size_t i = 0; i < n; i++)
         for (size_t d = 0; d < D; d++)
-            q += x[d] * x[d];
-        double inv = q > 0 ? 1 / sqrt(q) : 0;
-        nz += q > 0;
-        for (size_t d = 0; d < D; d++) {
-            xh[i * D + d] = x[d] * inv;
-            s[d] += xh[i * D + d];
-        }
-    }
+            s[d] += X[i * D + d] * inv[i];
     double ss = 0;
     for (size_t d = 0; d < D; d++)
         ss += s[d] * s[d];
     /* ||sum_i xhat_i||^2 = sum_ij cos_ij = nz + sum_{i != j} cos_ij */
     *mean_cos = (ss - (double)nz) / ((double)n * (double)(n - 1));
-    if (eval) {
-        if (n <= D)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n, (int)D, 1.0, xh,
-                        (int)D, 0.0, g, (int)n);
-        else
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)D, (int)n, 1.0, xh,
-                        (int)D, 0.0, g, (int)D);
-        for (size_t i = 0; i < k; i++)       /* dsyevd reads the upper triangle */
-            for (size_t j = 0; j < i; j++)
-                g[i * k + j] = g[j * k + i];
-        if ((st = ns_eig_sym(g, k, eval)))
-            goto done;
-        for (size_t i = k; i < n; i++)
-            eval[i] = 0;
-    }
+    if (eval)
+        st = gram_eig(X, 0, n, D, inv, eval);
 done:
-    free(xh);
+    free(inv);
     free(s);
-    free(g);
+    return st;
+}
+
+int ns_cosine_gram_eig_f(const float *X, size_t n, size_t D, double *eval)
+{
+    if (n == 0 || D == 0)
+        return ns_error(NS_EINVAL, "a cosine Gram of %zu samples of %zu values", n, D);
+    double *inv = malloc(n * sizeof *inv);
+    if (!inv)
+        return ns_error(NS_ENOMEM, "out of memory for a cosine Gram of %zu samples", n);
+    inv_norms(X, 1, n, D, inv);
+    int st = gram_eig(X, 1, n, D, inv, eval);
+    free(inv);
     return st;
 }
 
@@ -262,19 +324,27 @@ static void select_k(double *v, size_t lo, size_t hi, size_t k)
 
 void ns_quantiles(double *v, size_t n, const double *p, size_t np, double *q)
 {
+    /* With the probabilities ascending, each selection works on what lies
+     * above the previous one. */
+    size_t lo = 0;
+    double last = -1;
     for (size_t t = 0; t < np; t++) {
         double h = (double)(n - 1) * p[t];
         size_t k = (size_t)floor(h);
         if (k > n - 1)
             k = n - 1;
-        select_k(v, 0, n - 1, k);
-        double lo = v[k], hi = lo;
+        if (p[t] < last || k < lo)
+            lo = 0;
+        last = p[t];
+        select_k(v, lo, n - 1, k);
+        double a = v[k], b = a;
         if (k + 1 < n) {
-            hi = v[k + 1];
+            b = v[k + 1];
             for (size_t i = k + 2; i < n; i++)
-                hi = fmin(hi, v[i]);
+                b = fmin(b, v[i]);
         }
-        q[t] = lo + (h - (double)k) * (hi - lo);
+        q[t] = a + (h - (double)k) * (b - a);
+        lo = k;
     }
 }
 

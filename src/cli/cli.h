@@ -19,6 +19,7 @@ int cmd_info(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_meanfield(int argc, char **argv);
 int cmd_ntk(int argc, char **argv);
+int cmd_spectrum(int argc, char **argv);
 
 /* The full command line as one string (for run and result files). */
 const char *ns_cli_cmdline(void);

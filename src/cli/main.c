@@ -234,6 +234,7 @@ static const struct {
     {"eval", cmd_eval, "accuracy and loss of a checkpoint on a data set"},
     {"info", cmd_info, "what a run or result file holds"},
     {"ntk", cmd_ntk, "empirical NTK of checkpoints: spectrum, conditioning, alignment, drift"},
+    {"spectrum", cmd_spectrum, "whitening of activations per layer: covariance spectra, correlation, weight spectra"},
     {"meanfield", cmd_meanfield, "mean-field theory: fixed points, chi_1, depth scales, phase diagram"},
     {"plot", cmd_plot, "figures from run and result files through gnuplot"},
 };

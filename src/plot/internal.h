@@ -67,5 +67,10 @@ int ns_plot_export_ntk_depth(ns_plot_ctx *c);
 int ns_plot_export_phase(ns_plot_ctx *c);
 int ns_plot_export_trajectory(ns_plot_ctx *c);
 int ns_plot_export_dualmap(ns_plot_ctx *c);
+/* Figures of `normscope spectrum` result files (spectrum.c). */
+int ns_plot_export_act_spectrum(ns_plot_ctx *c);
+int ns_plot_export_whitening(ns_plot_ctx *c);
+int ns_plot_export_channels(ns_plot_ctx *c);
+int ns_plot_export_weight_esd(ns_plot_ctx *c);
 
 #endif

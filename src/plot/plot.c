@@ -55,6 +55,17 @@ static const ns_plot_kind kinds[] = {
     {"ntk-depth", "NTK condition number against depth: infinite-width theory (ntk --analytic), "
      "plain and weight mean, with the measured points of the files", "ntk-depth.gp",
      NS_RESULT_FORMAT, 0, ns_plot_export_ntk_depth},
+    {"act-spectrum", "covariance eigenvalues of each layer's activations relative to the "
+     "largest against rank, shallow (dark) to deep (light), a panel per file",
+     "act-spectrum.gp", NS_RESULT_FORMAT, 6, ns_plot_export_act_spectrum},
+    {"whitening", "condition number, effective rank, participation ratio, correlation and "
+     "cosine similarity of the activations against depth, files overlaid", "whitening.gp",
+     NS_RESULT_FORMAT, 10, ns_plot_export_whitening},
+    {"channels", "per-channel box plots of the activations of up to four layers through depth, "
+     "a row per file", "channels.gp", NS_RESULT_FORMAT, 4, ns_plot_export_channels},
+    {"weight-esd", "eigenvalue densities of W^T W of up to six weights through depth with the "
+     "fitted power law, files overlaid", "weight-esd.gp", NS_RESULT_FORMAT, 6,
+     ns_plot_export_weight_esd},
 };
 
 const ns_plot_kind *ns_plot_kinds(size_t *n)
