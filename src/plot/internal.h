@@ -40,6 +40,16 @@ int ns_plot_var_str(ns_plot_ctx *c, const char *name, const char *value);
 /* Appends name=value for a number (integers print without a fraction). */
 int ns_plot_var_num(ns_plot_ctx *c, const char *name, double value);
 
+/* Passes b as the gnuplot string variable name, then frees b; st is
+ * passed through when it is already an error (NS_ENOMEM when b failed). */
+int ns_plot_sb_var(ns_plot_ctx *c, ns_sb *b, const char *name, int st);
+/* The file name part of a path (the path itself when it ends in '/'). */
+const char *ns_plot_base(const char *path);
+/* Makes s fit a gnuplot list: '|' (the label separator) becomes '/',
+ * control characters become spaces, and with space nonzero blanks become
+ * space (for space-separated word lists). */
+void ns_plot_clean(char *s, char space);
+
 /* Opens ctx->datadir/<file> for writing; path (len bytes) receives the name
  * it will have, DIR/<kind>-data/<file>, for messages.  NULL with NS_EWRITE
  * recorded on failure. */

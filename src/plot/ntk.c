@@ -48,33 +48,6 @@
 
 /* ------------------------------------------------------------- strings */
 
-/* Passes b as the gnuplot string variable name and frees it. */
-static int sb_var(ns_plot_ctx *c, ns_sb *b, const char *name, int st)
-{
-    if (!st && b->failed)
-        st = ns_error(NS_ENOMEM, "out of memory (gnuplot variable '%s')", name);
-    if (!st)
-        st = ns_plot_var_str(c, name, ns_sb_str(b));
-    ns_sb_release(b);
-    return st;
-}
-
-static const char *base_of(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s && s[1] ? s + 1 : path;
-}
-
-/* Labels reach gnuplot '|'-separated and words space-separated. */
-static void clean(char *s, char space)
-{
-    for (; *s; s++)
-        if (*s == '|')
-            *s = '/';
-        else if ((unsigned char)*s < 0x20 || (space && *s == ' '))
-            *s = space ? space : ' ';
-}
-
 /* -------------------------------------------------------------- inputs */
 
 typedef struct ntk_file {
@@ -167,7 +140,7 @@ static void run_name(const ns_plot_ctx *c, size_t i, char *buf, size_t len)
     if (*norm && *arch)
         snprintf(buf, len, "%s %s", norm, arch);
     else
-        snprintf(buf, len, "%s", base_of(*src ? src : c->paths[i]));
+        snprintf(buf, len, "%s", ns_plot_base(*src ? src : c->paths[i]));
 }
 
 /* Which of kernel, mode, n and data differ between the files (bit 0..3). */
@@ -251,7 +224,7 @@ static void make_labels(const ns_plot_ctx *c, ntk_set *s)
         for (size_t i = 0; i < c->n; i++)
             if (dup[i])
                 snprintf(tag[i], sizeof tag[i], " [%.100s]",
-                         pass ? c->paths[i] : base_of(c->paths[i]));
+                         pass ? c->paths[i] : ns_plot_base(c->paths[i]));
     }
     for (size_t i = 0; i < c->n; i++) {
         char desc[sizeof s->desc[i]];
@@ -261,8 +234,8 @@ static void make_labels(const ns_plot_ctx *c, ntk_set *s)
             snprintf(s->label[i] + u, NS_PLOT_LABEL_MAX - u, "%s", tag[i]);
             snprintf(s->desc[i], sizeof s->desc[i], "%.90s%.100s, %.120s", name[i], tag[i], desc);
         }
-        clean(s->label[i], 0);
-        clean(s->desc[i], 0);
+        ns_plot_clean(s->label[i], 0);
+        ns_plot_clean(s->desc[i], 0);
     }
     ns_sb_release(&extra);
     free(name);
@@ -302,8 +275,8 @@ static int labels_var(ns_plot_ctx *c, const ntk_set *s)
         ns_sb_appendf(&l, "%s%s", i ? "|" : "", s->label[i]);
         ns_sb_appendf(&d, "%s%s", i ? "|" : "", s->desc[i]);
     }
-    int st = sb_var(c, &l, "labels", NS_OK);
-    st = sb_var(c, &d, "descs", st);
+    int st = ns_plot_sb_var(c, &l, "labels", NS_OK);
+    st = ns_plot_sb_var(c, &d, "descs", st);
     if (!st)
         st = ns_plot_var_num(c, "nfiles", (double)c->n);
     return st;
@@ -377,7 +350,7 @@ static int notes_var(ns_plot_ctx *c, ns_sb *note, size_t n, const char *name, in
         ns_sb_release(&note[i]);
     }
     free(note);
-    return sb_var(c, &all, name, st);
+    return ns_plot_sb_var(c, &all, name, st);
 }
 
 int ns_plot_export_ntk_spectrum(ns_plot_ctx *c)
@@ -460,8 +433,8 @@ int ns_plot_export_ntk_spectrum(ns_plot_ctx *c)
         }
     }
     st = notes_var(c, note, s.n, "notes", st);
-    st = sb_var(c, &nsteps, "nsteps", st);
-    st = sb_var(c, &names, "stepnames", st);
+    st = ns_plot_sb_var(c, &nsteps, "nsteps", st);
+    st = ns_plot_sb_var(c, &names, "stepnames", st);
     if (!st) st = ns_plot_var_num(c, "maxrank", (double)maxrank);
     if (!st) st = ns_plot_var_num(c, "evlo", isfinite(lo) ? lo : 1e-6);
     if (!st) st = ns_plot_var_num(c, "evhi", hi > 0 ? hi : 1);
@@ -546,8 +519,8 @@ int ns_plot_export_ntk_training(ns_plot_ctx *c)
         free(dp);
         free(ds);
     }
-    st = sb_var(c, &condok, "condok", st);
-    st = sb_var(c, &nodrift, "nodrift", st);
+    st = ns_plot_sb_var(c, &condok, "condok", st);
+    st = ns_plot_sb_var(c, &nodrift, "nodrift", st);
     if (!st) st = ns_plot_var_num(c, "multi", (double)multi);
     if (!st) st = ns_plot_var_num(c, "maxstep", maxstep);
     if (!st) st = ns_plot_var_num(c, "ndrift", (double)ndrift);
@@ -631,7 +604,7 @@ int ns_plot_export_ntk_layers(ns_plot_ctx *c)
         char *save = NULL;
         for (char *w = strtok_r(lnames, ",", &save); w && have < nlay;
              w = strtok_r(NULL, ",", &save), have++) {
-            clean(w, '_');
+            ns_plot_clean(w, '_');
             ns_sb_appendf(&names, "%s%s", names.len ? " " : "", w);
         }
         for (; have < nlay; have++)
@@ -655,10 +628,10 @@ int ns_plot_export_ntk_layers(ns_plot_ctx *c)
         }
         free(one);
     }
-    st = sb_var(c, &nl, "nlayers", st);
-    st = sb_var(c, &names, "layernames", st);
-    st = sb_var(c, &nst, "nsteps", st);
-    st = sb_var(c, &first, "firststeps", st);
+    st = ns_plot_sb_var(c, &nl, "nlayers", st);
+    st = ns_plot_sb_var(c, &names, "layernames", st);
+    st = ns_plot_sb_var(c, &nst, "nsteps", st);
+    st = ns_plot_sb_var(c, &first, "firststeps", st);
     st = notes_var(c, note, s.n, "notes", st);
     if (!st) st = ns_plot_var_num(c, "maxstep", maxstep);
     if (!st) st = ns_plot_var_num(c, "sharelo", isfinite(lo) ? lo : 1e-3);

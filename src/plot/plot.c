@@ -97,6 +97,31 @@ static int vars_status(const ns_plot_ctx *c)
                                      "variables)", c->vars.len) : NS_OK;
 }
 
+int ns_plot_sb_var(ns_plot_ctx *c, ns_sb *b, const char *name, int st)
+{
+    if (!st && b->failed)
+        st = ns_error(NS_ENOMEM, "out of memory (gnuplot variable '%s')", name);
+    if (!st)
+        st = ns_plot_var_str(c, name, ns_sb_str(b));
+    ns_sb_release(b);
+    return st;
+}
+
+const char *ns_plot_base(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s && s[1] ? s + 1 : path;
+}
+
+void ns_plot_clean(char *s, char space)
+{
+    for (; *s; s++)
+        if (*s == '|')
+            *s = '/';
+        else if ((unsigned char)*s < 0x20 || (space && *s == ' '))
+            *s = space ? space : ' ';
+}
+
 /* Variable names are identifiers chosen by the code, never by the user. */
 static int var_name_ok(const char *name)
 {

@@ -61,33 +61,6 @@
 
 /* ------------------------------------------------------------- strings */
 
-/* Passes b as the gnuplot string variable name and frees it. */
-static int sb_var(ns_plot_ctx *c, ns_sb *b, const char *name, int st)
-{
-    if (!st && b->failed)
-        st = ns_error(NS_ENOMEM, "out of memory (gnuplot variable '%s')", name);
-    if (!st)
-        st = ns_plot_var_str(c, name, ns_sb_str(b));
-    ns_sb_release(b);
-    return st;
-}
-
-static const char *base_of(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s && s[1] ? s + 1 : path;
-}
-
-/* Labels reach gnuplot '|'-separated, layer names space-separated. */
-static void clean(char *s, char space)
-{
-    for (; *s; s++)
-        if (*s == '|')
-            *s = '/';
-        else if ((unsigned char)*s < 0x20 || (space && *s == ' '))
-            *s = space ? space : ' ';
-}
-
 /* -------------------------------------------------------------- inputs */
 
 /* One group of the last checkpoint: a layer's statistics or a weight's
@@ -245,7 +218,7 @@ static void run_name(const ns_plot_ctx *c, size_t i, char *buf, size_t len)
     if (*norm && *arch)
         snprintf(buf, len, "%s %s", norm, arch);
     else
-        snprintf(buf, len, "%s", base_of(*src ? src : c->paths[i]));
+        snprintf(buf, len, "%s", ns_plot_base(*src ? src : c->paths[i]));
 }
 
 /* What tells results of the same run apart: string attributes of /spectrum
@@ -354,15 +327,15 @@ static void make_labels(const ns_plot_ctx *c, spec_set *s)
         for (size_t i = 0; i < c->n; i++)
             if (dup[i])
                 snprintf(tag[i], sizeof tag[i], " [%.100s]",
-                         pass ? c->paths[i] : base_of(c->paths[i]));
+                         pass ? c->paths[i] : ns_plot_base(c->paths[i]));
     }
     for (size_t i = 0; i < c->n; i++) {
         size_t u = strlen(s->label[i]);
         if (tag && u < NS_PLOT_LABEL_MAX)
             snprintf(s->label[i] + u, NS_PLOT_LABEL_MAX - u, "%s", tag[i]);
-        clean(s->label[i], 0);
+        ns_plot_clean(s->label[i], 0);
     }
-    clean(s->subtitle, 0);
+    ns_plot_clean(s->subtitle, 0);
     free(tag);
     free(dup);
 }
@@ -396,7 +369,7 @@ static int labels_var(ns_plot_ctx *c, const spec_set *s)
     ns_sb l = NS_SB_INIT;
     for (size_t i = 0; i < s->n; i++)
         ns_sb_appendf(&l, "%s%s", i ? "|" : "", s->label[i]);
-    int st = sb_var(c, &l, "labels", NS_OK);
+    int st = ns_plot_sb_var(c, &l, "labels", NS_OK);
     if (!st)
         st = ns_plot_var_str(c, "subtitle", s->subtitle);
     if (!st)
@@ -415,7 +388,7 @@ static int notes_var(ns_plot_ctx *c, ns_sb *note, size_t n, const char *name, in
         ns_sb_release(&note[i]);
     }
     free(note);
-    return sb_var(c, &all, name, st);
+    return ns_plot_sb_var(c, &all, name, st);
 }
 
 /* "/spectrum/<step>/<layer>/<name>" or, for a weight,
@@ -569,7 +542,7 @@ int ns_plot_export_act_spectrum(ns_plot_ctx *c)
             free(ev);
             char nm[64];
             snprintf(nm, sizeof nm, "%s", f->lay[j].name);
-            clean(nm, '_');
+            ns_plot_clean(nm, '_');
             ns_sb_appendf(&names, "%s%s", names.len ? " " : "", nm);
             blocks++;
         }
@@ -578,8 +551,8 @@ int ns_plot_export_act_spectrum(ns_plot_ctx *c)
         st = st ? st : cl;
     }
     st = notes_var(c, note, s.n, "notes", st);
-    st = sb_var(c, &nl, "nlayers", st);
-    st = sb_var(c, &names, "layernames", st);
+    st = ns_plot_sb_var(c, &nl, "nlayers", st);
+    st = ns_plot_sb_var(c, &names, "layernames", st);
     if (!st) st = ns_plot_var_num(c, "maxrank", (double)maxrank);
     if (!st) st = ns_plot_var_num(c, "rello", isfinite(rlo) && rlo < 1 ? rlo : 0.1);
     has_free(has, s.n);
@@ -661,11 +634,11 @@ int ns_plot_export_whitening(ns_plot_ctx *c)
     for (size_t j = 0; same && j < s.f[0].nlay; j++) {
         char nm[64];
         snprintf(nm, sizeof nm, "%s", s.f[0].lay[j].name);
-        clean(nm, '_');
+        ns_plot_clean(nm, '_');
         ns_sb_appendf(&ticks, "%s%s %lld", j ? " " : "", nm,
                       (long long)(s.f[0].lay[j].index >= 0 ? s.f[0].lay[j].index : (int64_t)j));
     }
-    st = sb_var(c, &ticks, "ticks", st);
+    st = ns_plot_sb_var(c, &ticks, "ticks", st);
     st = notes_var(c, note, s.n, "notes", st);
     if (!st) st = ns_plot_var_num(c, "maxindex", maxidx);
     if (!st) st = ns_plot_var_num(c, "condlo", isfinite(clo) ? clo : 1);
@@ -751,7 +724,7 @@ int ns_plot_export_channels(ns_plot_ctx *c)
             char t[160];
             snprintf(t, sizeof t, "%s: %s%zu of %zu channels", l->name,
                      show < F ? "first " : "", show, F);
-            clean(t, 0);
+            ns_plot_clean(t, 0);
             ns_sb_appendf(&titles, "%s%s", titles.len ? "|" : "", t);
             drawn++;
         }
@@ -762,8 +735,8 @@ int ns_plot_export_channels(ns_plot_ctx *c)
         maxsel = drawn > maxsel ? drawn : maxsel;
     }
     st = notes_var(c, note, s.n, "notes", st);
-    st = sb_var(c, &nsel, "nsel", st);
-    st = sb_var(c, &titles, "titles", st);
+    st = ns_plot_sb_var(c, &nsel, "nsel", st);
+    st = ns_plot_sb_var(c, &titles, "titles", st);
     if (!st) st = ns_plot_var_num(c, "maxsel", (double)maxsel);
     has_free(has, s.n);
     spec_set_release(&s);
@@ -947,7 +920,7 @@ int ns_plot_export_weight_esd(ns_plot_ctx *c)
             if (ncand[i]) {
                 const spec_layer *l = &s.f[i].w[pick[i][p]];
                 snprintf(name[i], sizeof name[i], "%s", l->name);
-                clean(name[i], 0);
+                ns_plot_clean(name[i], 0);
                 lpath(g, sizeof g, &s.f[i], l, 1, NS_SPEC_SINGULAR);
                 if ((st = read_esd(c->fids[i], g, &ev[i], &nev[i])))
                     break;
@@ -995,11 +968,11 @@ int ns_plot_export_weight_esd(ns_plot_ctx *c)
     }
     if (note)
         st = notes_var(c, note, nf, "notes", st);
-    st = sb_var(c, &titles, "titles", st);
-    st = sb_var(c, &alphas, "alphas", st);
-    st = sb_var(c, &xmins, "xmins", st);
-    st = sb_var(c, &hasw, "hasw", st);
-    st = sb_var(c, &ranges, "xranges", st);
+    st = ns_plot_sb_var(c, &titles, "titles", st);
+    st = ns_plot_sb_var(c, &alphas, "alphas", st);
+    st = ns_plot_sb_var(c, &xmins, "xmins", st);
+    st = ns_plot_sb_var(c, &hasw, "hasw", st);
+    st = ns_plot_sb_var(c, &ranges, "xranges", st);
     if (!st)
         st = ns_plot_var_num(c, "npanels", (double)P);
     for (size_t i = 0; ev && i < nf; i++)
