@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -250,6 +251,10 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    /* A file-size limit (ulimit -f) makes a write fail with EFBIG, which the
+     * writers report like a full disk, instead of killing the process and
+     * leaving its temporary file behind. */
+    signal(SIGXFSZ, SIG_IGN);
     size_t used = 0;
     for (int i = 0; i < argc && used < sizeof cmdline - 1; i++)
         used += (size_t)snprintf(cmdline + used, sizeof cmdline - used, "%s%s",

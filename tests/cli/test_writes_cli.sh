@@ -222,4 +222,16 @@ want 0 "train to a target with a stale temporary"
 has "$T/stderr" "$note" "train's note"
 grep -q "tmp-$$" "$T/stderr" && bad "a live process's temporary called stale" || ok
 
+# A file-size limit (ulimit -f) fails the write like a full disk: one line,
+# exit 1, no output and no temporary left (the signal it raises is ignored).
+$NS train --arch mlp:16x1 --norm bn --steps 2 --train-n 256 --test-n 64 -o "$T/small.h5" --quiet >/dev/null 2>&1
+for c in "spectrum $T/small.h5 --n 64" "ntk $T/small.h5 --n 16 --ckpt last"; do
+    rm -f "$T"/lim.h5*
+    # shellcheck disable=SC2086
+    (ulimit -f 16; $NS $c -o "$T/lim.h5" --quiet >/dev/null 2>"$T/stderr"); rc=$?
+    if [ "$rc" = 1 ] && one_line && grep -q "cannot write '$T/lim.h5'" "$T/stderr" &&
+       ! ls "$T"/lim.h5* >/dev/null 2>&1; then ok
+    else bad "${c%% *} under ulimit -f: exit $rc, $(cat "$T/stderr"), left: $(ls "$T"/lim.h5* 2>/dev/null)"; fi
+done
+
 finish test_writes_cli
